@@ -1,0 +1,90 @@
+"""Which client class drives a reported driver, and whether the client may import it.
+
+An exporter names a client class (an import path) for each driver. Importing a module
+runs its code, so the path is checked against an allow-list of glob patterns **before**
+anything is imported: an exporter cannot make a client run code it did not agree to.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+# Client classes of the original jumpstarter that this package provides under another path.
+LEGACY_CLIENT_CLASSES = {
+    "jumpstarter_driver_composite.client.CompositeClient": "jumpstarter.client.CompositeClient",
+}
+
+# The clients that ship with jumpstarter-core are always allowed: installing it was consent.
+_BUILTIN_PATTERNS = ("jumpstarter.client.*",)
+
+
+@dataclass(frozen=True)
+class ClientClassPolicy:
+    """The client classes a connection may import: glob patterns over their import paths.
+
+    ``unsafe=True`` allows any class (``JMP_DRIVERS_ALLOW=UNSAFE``).
+    """
+
+    allow: tuple[str, ...] = ()
+    unsafe: bool = False
+
+    @classmethod
+    def exactly(cls, paths: Iterable[str]) -> ClientClassPolicy:
+        """Allow exactly these class paths (glob characters in them are not special)."""
+        return cls(allow=tuple(_escape(path) for path in paths))
+
+    def allows(self, path: str) -> bool:
+        return self.unsafe or any(fnmatchcase(path, pattern) for pattern in (*_BUILTIN_PATTERNS, *self.allow))
+
+
+@dataclass(frozen=True)
+class UnavailableClass:
+    """Why a client class cannot be used, and how to fix it."""
+
+    path: str
+    reason: str
+    fix: str
+
+
+def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type | UnavailableClass:
+    """Import the client class at `path` if the policy allows it."""
+    from jumpstarter.client.base import DriverClient
+
+    if not path:
+        return UnavailableClass("", "the exporter did not name a client class", "upgrade the exporter")
+    path = LEGACY_CLIENT_CLASSES.get(path, path)
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name or not all(path.split(".")):
+        return UnavailableClass(
+            path, "it is not an import path of the form package.module.Class", "fix the driver's client()"
+        )
+    if not policy.allows(path):
+        return UnavailableClass(
+            path,
+            "it is not in the allowed client packages",
+            f"allow it if you trust it, e.g. JMP_DRIVERS_ALLOW='{module_name.split('.')[0]}.*'",
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is not None and module_name.startswith(error.name):
+            package = module_name.split(".")[0]
+            return UnavailableClass(path, "it is not installed", f"pip install {package.replace('_', '-')}")
+        return UnavailableClass(path, f"importing it failed: {error}", "fix the client package's installation")
+    except Exception as error:
+        return UnavailableClass(path, f"importing it failed: {type(error).__name__}: {error}", "fix the client package")
+    client_class = getattr(module, class_name, None)
+    if client_class is None:
+        return UnavailableClass(
+            path, f"{module_name} has no {class_name}", "install the client package version that matches the exporter's"
+        )
+    if not (isinstance(client_class, type) and issubclass(client_class, DriverClient)):
+        return UnavailableClass(path, "it is not a DriverClient subclass", "fix the driver's client()")
+    return client_class
+
+
+def _escape(path: str) -> str:
+    return "".join(f"[{char}]" if char in "*?[" else char for char in path)

@@ -1,0 +1,314 @@
+"""`Connection`: the calls of a client to one exporter session.
+
+Every `DriverClient` of a tree shares one Connection. It holds two gRPC channels to the
+session: a blocking one, used directly by the calling thread for `call` and
+`streamingcall` (the fastest path from synchronous code: no hop through the event loop),
+and an asyncio one, used by the async twins, byte streams, resources and logs on the
+connection's event loop.
+
+It also decides how values travel: typed values (ints, bytes, keyword arguments...) when
+the session advertises the ``typed-values`` capability, JSON values otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import grpc
+from anyio.from_thread import BlockingPortal
+from google.protobuf import empty_pb2
+
+from jumpstarter.client.errors import error_from_rpc, error_from_status
+from jumpstarter.client.resources import local_endpoint
+from jumpstarter.common.exceptions import DriverConnectionError, DriverInvalidArgument
+from jumpstarter.common.grpc import CAPABILITY_TYPED_VALUES, LEGACY_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES
+from jumpstarter.common.streams import (
+    REQUEST_METADATA_KEY,
+    RESOURCE_METADATA_KEY,
+    DriverStreamRequest,
+    ResourceStreamRequest,
+)
+from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill_typed
+from jumpstarter.exporter.logs import CLIENT_RELAY_LOGGER_PREFIX
+from jumpstarter.streams.frames import FrameStream
+from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+_LOG_SOURCES = {
+    common_pb2.LOG_SOURCE_DRIVER: "driver",
+    common_pb2.LOG_SOURCE_BEFORE_LEASE_HOOK: "before_lease_hook",
+    common_pb2.LOG_SOURCE_AFTER_LEASE_HOOK: "after_lease_hook",
+    common_pb2.LOG_SOURCE_SYSTEM: "system",
+}
+
+
+class Connection:
+    """One client connection to an exporter session."""
+
+    def __init__(
+        self,
+        *,
+        channel: grpc.aio.Channel,
+        sync_channel: grpc.Channel,
+        portal: BlockingPortal,
+        report: jumpstarter_pb2.GetReportResponse,
+    ) -> None:
+        self.channel = channel
+        self.sync_channel = sync_channel
+        self.portal = portal
+        self.report = report
+        self.typed = CAPABILITY_TYPED_VALUES in report.capabilities
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
+        self._router = router_pb2_grpc.RouterServiceStub(channel)
+        self._sync_stub = jumpstarter_pb2_grpc.ExporterServiceStub(sync_channel)
+        # Resources opened but not yet passed to a call (by uuid): leaving a resource block
+        # waits for the driver's last bytes only if some call received the handle.
+        self._unused_resources: set[str] = set()
+
+    # -- encoding --------------------------------------------------------------------
+
+    def _request(self, message_type: Any, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        request = message_type(uuid=uuid, method=method)
+        if self._unused_resources:
+            self._mark_used_resources(args, kwargs)
+        try:
+            if self.typed:
+                typed_args = request.typed_args
+                typed_args.SetInParent()
+                for value in args:
+                    fill_typed(typed_args.args.add(), value)
+                for key, value in kwargs.items():
+                    fill_typed(typed_args.kwargs[key], value)
+            elif kwargs:
+                raise ValueError(
+                    "keyword arguments need an exporter that supports typed values; this one (such as "
+                    f"jumpstarter 0.9.0) takes positional arguments only: pass {', '.join(kwargs)} by position"
+                )
+            else:
+                for value in args:
+                    fill_json(request.args.add(), value)
+        except (TypeError, ValueError) as error:
+            raise DriverInvalidArgument(f"{method}(): {error}") from None
+        limit = MAX_MESSAGE_BYTES if self.typed else LEGACY_MAX_MESSAGE_BYTES
+        if request.ByteSize() > limit:
+            raise DriverInvalidArgument(
+                f"{method}(): the arguments take {request.ByteSize() >> 20} MiB, over the {limit >> 20} MiB a call "
+                "to this exporter may carry; send bulk data with client.resource() or a byte stream"
+            )
+        return request
+
+    def _mark_used_resources(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        for value in (*args, *kwargs.values()):
+            if type(value) is dict and value.get("kind") == "client_stream":
+                self._unused_resources.discard(value.get("uuid"))
+
+    @staticmethod
+    def _result(response: jumpstarter_pb2.DriverCallResponse) -> Any:
+        if response.HasField("typed_result"):
+            return decode_typed(response.typed_result)
+        return decode_json(response.result)
+
+    def _check_blocking_allowed(self, what: str) -> None:
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError(
+                f"{what} blocks, and this thread runs the client's event loop: "
+                "in async code use the *_async twin (await client.call_async(...))"
+            )
+
+    def _check_loop(self, what: str) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise RuntimeError(
+                f"{what} must run on the event loop the client was connected on; "
+                "from other threads use the blocking API or client.portal.call()"
+            )
+
+    # -- driver calls ----------------------------------------------------------------
+
+    def call(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self._check_blocking_allowed("call()")
+        request = self._request(jumpstarter_pb2.DriverCallRequest, uuid, method, args, kwargs)
+        try:
+            response = self._sync_stub.DriverCall(request)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, method) from None
+        return self._result(response)
+
+    async def call_async(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self._check_loop("call_async()")
+        request = self._request(jumpstarter_pb2.DriverCallRequest, uuid, method, args, kwargs)
+        try:
+            response = await self._stub.DriverCall(request)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, method) from None
+        return self._result(response)
+
+    def streamingcall(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
+        """The items of a streaming call; leaving the loop early cancels the driver's generator."""
+        self._check_blocking_allowed("streamingcall()")
+        request = self._request(jumpstarter_pb2.StreamingDriverCallRequest, uuid, method, args, kwargs)
+        call = self._sync_stub.StreamingDriverCall(request)
+        try:
+            for response in call:
+                if response.typed_results:
+                    for item in response.typed_results:
+                        yield decode_typed(item)
+                else:
+                    yield decode_json(response.result)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, method) from None
+        finally:
+            call.cancel()
+
+    async def streamingcall_async(
+        self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        self._check_loop("streamingcall_async()")
+        request = self._request(jumpstarter_pb2.StreamingDriverCallRequest, uuid, method, args, kwargs)
+        call = self._stub.StreamingDriverCall(request)
+        try:
+            async for response in call:
+                if response.typed_results:
+                    for item in response.typed_results:
+                        yield decode_typed(item)
+                else:
+                    yield decode_json(response.result)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, method) from None
+        finally:
+            call.cancel()
+
+    # -- byte streams and resources --------------------------------------------------
+
+    async def _open_router_stream(self, request_json: str, what: str) -> tuple[Any, dict[str, str]]:
+        """Start a RouterService.Stream call; return it with the session's initial metadata."""
+        self._check_loop(what)
+        call = self._router.Stream(metadata=((REQUEST_METADATA_KEY, request_json),))
+        try:
+            metadata = dict(await call.initial_metadata() or ())
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, what) from None
+        if call.done():
+            code = await call.code()
+            if code != grpc.StatusCode.OK:
+                raise error_from_status(code, await call.details(), await call.trailing_metadata(), what)
+        return call, metadata
+
+    @asynccontextmanager
+    async def stream_async(self, uuid: str, method: str) -> AsyncIterator[FrameStream]:
+        call, _ = await self._open_router_stream(DriverStreamRequest(uuid=uuid, method=method).to_json(), method)  # type: ignore[arg-type]
+        stream = FrameStream(call, client_side=True)
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+    @asynccontextmanager
+    async def resource_async(
+        self, uuid: str, source: Any, content_encoding: str | None
+    ) -> AsyncIterator[dict[str, Any]]:
+        async with local_endpoint(source) as local:
+            request = ResourceStreamRequest(uuid=uuid, content_encoding=content_encoding)  # type: ignore[arg-type]
+            call, metadata = await self._open_router_stream(request.to_json(), "resource")
+            async with FrameStream(call, client_side=True) as remote:
+                try:
+                    handle = json.loads(metadata[RESOURCE_METADATA_KEY])
+                    resource_uuid = handle["uuid"]
+                except (KeyError, TypeError, ValueError):
+                    raise DriverConnectionError("the exporter opened a resource without a valid handle") from None
+                self._unused_resources.add(resource_uuid)
+                try:
+                    async with anyio.create_task_group() as tasks:
+                        tasks.start_soon(_upload, local, remote)
+                        downloaded = anyio.Event()
+                        tasks.start_soon(_download, remote, local, downloaded)
+                        try:
+                            yield handle
+                        except BaseException:
+                            tasks.cancel_scope.cancel()
+                            raise
+                        if resource_uuid not in self._unused_resources:
+                            # The driver is done with the resource once the call that used it
+                            # returned, but its last bytes may still be on the way.
+                            await downloaded.wait()
+                        tasks.cancel_scope.cancel()
+                finally:
+                    self._unused_resources.discard(resource_uuid)
+
+    # -- logs ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def log_stream_async(self) -> AsyncIterator[None]:
+        """Re-log the exporter's records locally (loggers ``jumpstarter.remote.<source>``) while open."""
+        self._check_loop("log_stream_async()")
+        call = self._stub.LogStream(empty_pb2.Empty())
+        try:
+            # The exporter sends its initial metadata once this stream receives every record.
+            await call.initial_metadata()
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, "LogStream") from None
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_relay_logs, call)
+            try:
+                yield
+            finally:
+                call.cancel()
+                tasks.cancel_scope.cancel()
+
+    async def aclose(self) -> None:
+        self.sync_channel.close()
+        await self.channel.close()
+
+
+async def _upload(local: Any, remote: FrameStream) -> None:
+    try:
+        if local.readable:
+            while True:
+                try:
+                    chunk = await local.receive()
+                except anyio.EndOfStream:
+                    break
+                await remote.send(chunk)
+        await remote.send_eof()
+    except anyio.BrokenResourceError:
+        pass  # the driver stopped reading: it has what it wanted
+
+
+async def _download(remote: FrameStream, local: Any, done: anyio.Event) -> None:
+    try:
+        while True:
+            try:
+                chunk = await remote.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                break
+            if not local.writable:
+                raise DriverInvalidArgument("the driver sent data back, but the resource given to it is read-only")
+            await local.send(chunk)
+    finally:
+        done.set()
+
+
+async def _relay_logs(call: Any) -> None:
+    try:
+        async for record in call:
+            source = _LOG_SOURCES.get(record.source, "system") if record.HasField("source") else "system"
+            level = logging.getLevelName(record.severity or "INFO")
+            logging.getLogger(f"{CLIENT_RELAY_LOGGER_PREFIX}.{source}").log(
+                level if isinstance(level, int) else logging.INFO, record.message
+            )
+    except grpc.RpcError as error:
+        if error.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNIMPLEMENTED):  # type: ignore[attr-defined]
+            logger.warning("the exporter's log stream ended: %s", error.details())  # type: ignore[attr-defined]

@@ -1,0 +1,85 @@
+"""Building the tree of driver clients from an exporter's report."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import ExitStack
+from uuid import UUID
+
+from jumpstarter.client.base import DriverClient, StubDriverClient
+from jumpstarter.client.classes import ClientClassPolicy, UnavailableClass, resolve_client_class
+from jumpstarter.client.connection import Connection
+from jumpstarter.common.exceptions import DriverConnectionError
+
+logger = logging.getLogger(__name__)
+
+CLIENT_LABEL = "jumpstarter.dev/client"
+NAME_LABEL = "jumpstarter.dev/name"
+
+
+def build_client_tree(connection: Connection, stack: ExitStack, policy: ClientClassPolicy) -> DriverClient:
+    """One client per reported driver, wired into the same tree; return the root.
+
+    The report lists the tree depth-first with parents first. A uuid may appear more than
+    once (an alias reports its target), so entries are told apart by position.
+    """
+    reports = list(connection.report.reports)
+    if not reports:
+        raise DriverConnectionError("the exporter reported no drivers")
+    parent_of: list[int | None] = []
+    last_position: dict[str, int] = {}
+    for position, entry in enumerate(reports):
+        if entry.HasField("parent_uuid") and entry.parent_uuid:
+            if entry.parent_uuid not in last_position:
+                raise DriverConnectionError(
+                    f"the exporter's report lists driver {entry.uuid} before its parent {entry.parent_uuid}"
+                )
+            parent_of.append(last_position[entry.parent_uuid])
+        else:
+            parent_of.append(None)
+        last_position[entry.uuid] = position
+    roots = [position for position, parent in enumerate(parent_of) if parent is None]
+    if len(roots) != 1:
+        raise DriverConnectionError(f"the exporter's report has {len(roots)} root drivers instead of one")
+
+    children: dict[int, dict[str, DriverClient]] = {position: {} for position in range(len(reports))}
+    clients: dict[int, DriverClient] = {}
+    # Children come after their parent, so building from the end builds every child first.
+    for position in reversed(range(len(reports))):
+        entry = reports[position]
+        client = _make_client(entry, connection, stack.enter_context(ExitStack()), children[position], policy)
+        clients[position] = client
+        parent = parent_of[position]
+        if parent is not None:
+            name = entry.labels.get(NAME_LABEL) or f"driver{position}"
+            children[parent] = {name: client, **children[parent]}
+    return clients[roots[0]]
+
+
+def _make_client(
+    entry: object,
+    connection: Connection,
+    stack: ExitStack,
+    children: dict[str, DriverClient],
+    policy: ClientClassPolicy,
+) -> DriverClient:
+    labels = dict(entry.labels)  # type: ignore[attr-defined]
+    fields = {
+        "uuid": UUID(entry.uuid),  # type: ignore[attr-defined]
+        "labels": labels,
+        "channel": connection.channel,
+        "portal": connection.portal,
+        "stack": stack,
+        "children": children,
+        "description": entry.description or None,  # type: ignore[attr-defined]
+        "methods_description": dict(entry.methods_description),  # type: ignore[attr-defined]
+        "connection": connection,
+    }
+    client_class = resolve_client_class(labels.get(CLIENT_LABEL), policy)
+    if isinstance(client_class, UnavailableClass):
+        if not os.environ.get("_JMP_SUPPRESS_DRIVER_WARNINGS"):
+            name = labels.get(NAME_LABEL, "root")
+            logger.warning("driver %r cannot be used: %s (%s)", name, client_class.reason, client_class.path)
+        return StubDriverClient(unavailable=client_class, **fields)
+    return client_class(**fields)

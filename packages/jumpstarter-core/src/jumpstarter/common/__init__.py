@@ -1,0 +1,1 @@
+"""Pieces shared by the driver (exporter) side and the client side."""

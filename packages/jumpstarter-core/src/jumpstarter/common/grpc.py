@@ -1,0 +1,29 @@
+"""gRPC settings shared by exporters and clients."""
+
+from __future__ import annotations
+
+# One call's arguments or result may be this large. The original jumpstarter keeps gRPC's
+# 4 MiB default; bulk data belongs in byte streams or resources either way.
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+
+# What a peer of the original jumpstarter 0.9.0 accepts in one message.
+LEGACY_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+SERVER_OPTIONS = [
+    *CHANNEL_OPTIONS,
+    # Clients of the original implementation ping every 20 s even when idle.
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+# Optional protocol features, advertised in GetReportResponse.capabilities.
+CAPABILITY_TYPED_VALUES = "typed-values"
+
+# Trailing metadata with which an exporter marks errors raised by a driver (value: the
+# exception's class name), so that a client can tell them from transport failures.
+ERROR_CLASS_METADATA_KEY = "jumpstarter-error"

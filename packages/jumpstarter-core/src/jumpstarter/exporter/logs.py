@@ -1,0 +1,105 @@
+"""Log records of an exporter, delivered to every LogStream consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from jumpstarter.driver.base import DRIVER_LOGGER_PREFIX
+from jumpstarter.streams.channel import ThreadChannel
+from jumpstarter.v1 import common_pb2, jumpstarter_pb2
+
+# Records a consumer may fall behind by before records are dropped (and it is told so).
+CONSUMER_BACKLOG = 1024
+
+# Where a client re-logs the records it receives. A client and an exporter can share one
+# process (serve()); records from these loggers are never sent back to the client.
+CLIENT_RELAY_LOGGER_PREFIX = "jumpstarter.remote"
+
+
+def source_of(record: logging.LogRecord) -> int:
+    if record.name == DRIVER_LOGGER_PREFIX or record.name.startswith(DRIVER_LOGGER_PREFIX + "."):
+        return common_pb2.LOG_SOURCE_DRIVER
+    return common_pb2.LOG_SOURCE_SYSTEM
+
+
+class _Consumer:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.channel: ThreadChannel[jumpstarter_pb2.LogStreamResponse] = ThreadChannel(loop, CONSUMER_BACKLOG)
+        self.dropped = 0
+
+    def deliver(self, message: jumpstarter_pb2.LogStreamResponse) -> None:
+        if self.dropped:
+            notice = jumpstarter_pb2.LogStreamResponse(
+                severity="WARNING",
+                message=f"{self.dropped} log records were dropped because this client read them too slowly",
+                source=common_pb2.LOG_SOURCE_SYSTEM,
+            )
+            if not self.channel.try_put(notice):
+                self.dropped += 1
+                return
+            self.dropped = 0
+        if not self.channel.try_put(message):
+            self.dropped += 1
+
+
+class LogBroadcast(logging.Handler):
+    """A logging handler that hands every record to every open consumer.
+
+    Installed on the root logger while a session runs, so records from drivers
+    (``self.logger``), from the libraries they use and from the exporter itself are all
+    delivered. Emitting never blocks: a consumer that falls behind loses records and gets
+    a notice saying how many.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._consumers: list[_Consumer] = []
+        self._consumers_lock = threading.Lock()
+        self._formatter = logging.Formatter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(CLIENT_RELAY_LOGGER_PREFIX):
+            return
+        with self._consumers_lock:
+            consumers = list(self._consumers)
+        if not consumers:
+            return
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + self._formatter.formatException(record.exc_info)
+            message = jumpstarter_pb2.LogStreamResponse(
+                severity=record.levelname, message=text, source=source_of(record)
+            )
+            message.timestamp.FromNanoseconds(int(record.created * 1e9))
+        except Exception:
+            self.handleError(record)
+            return
+        for consumer in consumers:
+            consumer.deliver(message)
+
+    @contextmanager
+    def consume(self) -> Iterator[ThreadChannel[jumpstarter_pb2.LogStreamResponse]]:
+        """A channel of the records emitted from now until the context exits."""
+        consumer = _Consumer(asyncio.get_running_loop())
+        with self._consumers_lock:
+            self._consumers.append(consumer)
+        try:
+            yield consumer.channel
+        finally:
+            with self._consumers_lock:
+                self._consumers.remove(consumer)
+            consumer.channel.abort()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        root = logging.getLogger()
+        root.addHandler(self)
+        try:
+            yield
+        finally:
+            root.removeHandler(self)

@@ -1,0 +1,344 @@
+"""`Session`: one driver tree served over the jumpstarter.v1 protocol.
+
+A session implements ExporterService (reports, calls, logs, status) and RouterService
+(byte streams and resources) for the drivers of one tree. It owns the worker threads
+that run blocking driver code and the log handler that feeds LogStream.
+
+    async with Session(root) as session:
+        async with session.serve_unix() as path:
+            ...  # clients connect to unix://path
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, NoReturn
+from uuid import UUID, uuid4
+
+import anyio
+import grpc
+from google.protobuf import empty_pb2
+
+from jumpstarter.common.grpc import CAPABILITY_TYPED_VALUES, ERROR_CLASS_METADATA_KEY, SERVER_OPTIONS
+from jumpstarter.common.streams import (
+    ACCEPT_ENCODING_METADATA_KEY,
+    REQUEST_METADATA_KEY,
+    RESOURCE_METADATA_KEY,
+    DriverStreamRequest,
+    parse_stream_request,
+)
+from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill_typed
+from jumpstarter.driver.base import Driver
+from jumpstarter.driver.decorators import CallKind
+from jumpstarter.exporter.dispatch import WorkerThreads, bind_arguments, call_unary, iterate_streaming, lookup
+from jumpstarter.exporter.errors import StatusError, status_code_for, status_details_for
+from jumpstarter.exporter.logs import LogBroadcast
+from jumpstarter.exporter.resources import create_client_resource, release_unused_resources
+from jumpstarter.streams.copy import splice
+from jumpstarter.streams.encoding import supported_encodings
+from jumpstarter.streams.frames import FrameStream
+from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+CLIENT_LABEL = "jumpstarter.dev/client"
+NAME_LABEL = "jumpstarter.dev/name"
+
+# A batch of streamed items is sent once it reaches this many encoded bytes.
+_BATCH_BYTES = 1 << 20
+_BATCH_ITEMS = 1024
+
+
+def walk(
+    driver: Driver, parent: Driver | None = None, name: str | None = None
+) -> Iterator[tuple[Driver, Driver | None, str | None]]:
+    """A driver tree depth-first, parents first, as (driver, parent, name in parent)."""
+    yield driver, parent, name
+    for child_name, child in driver.children.items():
+        yield from walk(child, driver, child_name)
+
+
+def report(driver: Driver, parent: Driver | None, name: str | None) -> jumpstarter_pb2.DriverInstanceReport:
+    labels = {**driver.labels, **driver.extra_labels(), CLIENT_LABEL: driver.client()}
+    if name is not None:
+        labels[NAME_LABEL] = name
+    entry = jumpstarter_pb2.DriverInstanceReport(
+        uuid=str(driver.uuid), labels=labels, methods_description=driver.methods_description
+    )
+    if parent is not None:
+        entry.parent_uuid = str(parent.uuid)
+    if driver.description:
+        entry.description = driver.description
+    return entry
+
+
+class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.RouterServiceServicer):
+    """Serves one driver tree: its calls, byte streams, resources, logs and status."""
+
+    def __init__(
+        self,
+        root: Driver,
+        *,
+        labels: dict[str, str] | None = None,
+        status: int = common_pb2.EXPORTER_STATUS_LEASE_READY,
+    ) -> None:
+        self.uuid = uuid4()
+        self.root = root
+        self.labels = dict(labels or {})
+        self._drivers: dict[UUID, Driver] = {}
+        for driver, _, _ in walk(root):
+            if self._drivers.setdefault(driver.uuid, driver) is not driver:
+                raise ValueError(f"two drivers of the tree share the uuid {driver.uuid}")
+        self._workers = WorkerThreads()
+        self._logs = LogBroadcast()
+        self._status = status
+        self._status_message = ""
+        self._status_version = 0
+        self._previous_status: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Session:
+        self._log_handler = self._logs.installed()
+        self._log_handler.__enter__()
+        try:
+            await self._workers.run(self.root.reset)
+        except BaseException:
+            self._log_handler.__exit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            with anyio.CancelScope(shield=True):
+                # Driver code still running finishes before the drivers are closed.
+                await self._workers.aclose()
+                try:
+                    await anyio.to_thread.run_sync(self.root.close)
+                except Exception:
+                    logger.exception("closing the drivers failed")
+        finally:
+            self._log_handler.__exit__(None, None, None)
+
+    @asynccontextmanager
+    async def serve_unix(self) -> AsyncIterator[str]:
+        """Serve on a Unix socket in a new private (0700) directory; yield the socket's path."""
+        with _private_socket_path() as path:
+            server = self.grpc_server()
+            server.add_insecure_port(f"unix://{path}")
+            await server.start()
+            try:
+                yield path
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await server.stop(grace=None)
+
+    def grpc_server(self, interceptors: list[Any] | None = None) -> grpc.aio.Server:
+        """A gRPC server with this session's services, for the caller to add ports to."""
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(self, server)
+        router_pb2_grpc.add_RouterServiceServicer_to_server(self, server)
+        return server
+
+    def update_status(self, status: int, message: str = "") -> None:
+        self._previous_status, self._status = self._status, status
+        self._status_message = message
+        self._status_version += 1
+
+    # -- ExporterService -------------------------------------------------------------
+
+    async def GetReport(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> Any:
+        return jumpstarter_pb2.GetReportResponse(
+            uuid=str(self.uuid),
+            labels=self.labels,
+            reports=[report(driver, parent, name) for driver, parent, name in walk(self.root)],
+            capabilities=[CAPABILITY_TYPED_VALUES],
+        )
+
+    async def DriverCall(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        driver = None
+        try:
+            driver = self._driver(request.uuid)
+            method = lookup(driver, request.method, CallKind.UNARY)
+            typed, args, kwargs = _decode_arguments(request)
+            bound_args, bound_kwargs = bind_arguments(method, driver, args, kwargs)
+            try:
+                result = await call_unary(method, driver, bound_args, bound_kwargs, self._workers)
+            finally:
+                await release_unused_resources(driver, [*args, *kwargs.values()])
+            response = jumpstarter_pb2.DriverCallResponse()
+            _encode_result(response.typed_result if typed else response.result, result, typed, method.name)
+            return response
+        except Exception as error:
+            await _abort(context, driver, request.method, error)
+
+    async def StreamingDriverCall(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+        driver = None
+        try:
+            driver = self._driver(request.uuid)
+            method = lookup(driver, request.method, CallKind.STREAMING)
+            typed, args, kwargs = _decode_arguments(request)
+            bound_args, bound_kwargs = bind_arguments(method, driver, args, kwargs)
+            async with iterate_streaming(method, driver, bound_args, bound_kwargs, self._workers) as items:
+                while True:
+                    try:
+                        batch = await items.aget_batch(_BATCH_ITEMS)
+                    except anyio.EndOfStream:
+                        break
+                    if typed:
+                        await _write_typed_batch(context, batch, method.name)
+                    else:
+                        for item in batch:
+                            response = jumpstarter_pb2.StreamingDriverCallResponse()
+                            _encode_result(response.result, item, False, method.name)
+                            await context.write(response)
+        except Exception as error:
+            await _abort(context, driver, request.method, error)
+
+    async def LogStream(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> None:
+        with self._logs.consume() as records:
+            # Initial metadata tells the client that it receives every record from now on.
+            await context.send_initial_metadata(())
+            while True:
+                for record in await records.aget_batch():
+                    await context.write(record)
+
+    async def Reset(self, request: Any, context: grpc.aio.ServicerContext) -> NoReturn:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Reset is not implemented by this exporter")
+        raise AssertionError("unreachable")
+
+    async def GetStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        response = jumpstarter_pb2.GetStatusResponse(
+            status=self._status, message=self._status_message, status_version=self._status_version
+        )
+        if self._previous_status is not None:
+            response.previous_status = self._previous_status
+        return response
+
+    async def EndSession(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return jumpstarter_pb2.EndSessionResponse(success=False, message="this session has no lease to end")
+
+    # -- RouterService ---------------------------------------------------------------
+
+    async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        driver = None
+        name = "stream"
+        try:
+            metadata = {key: value for key, value in context.invocation_metadata() or ()}
+            try:
+                request = parse_stream_request(metadata.get(REQUEST_METADATA_KEY))
+            except ValueError as error:
+                raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
+            driver = self._driver(str(request.uuid))
+            frames = FrameStream(context, client_side=False)
+            if isinstance(request, DriverStreamRequest):
+                name = request.method
+                method = lookup(driver, request.method, CallKind.STREAM)
+                async with method.function(driver) as stream:
+                    await context.send_initial_metadata(())
+                    await _splice_with_client(frames, stream)
+            else:
+                name = "resource"
+                handle, stream = create_client_resource(driver, request.content_encoding)
+                accepted = request.content_encoding if request.content_encoding in supported_encodings() else ""
+                try:
+                    await context.send_initial_metadata(
+                        (
+                            (RESOURCE_METADATA_KEY, json.dumps(handle.to_dict())),
+                            (ACCEPT_ENCODING_METADATA_KEY, accepted),
+                        )
+                    )
+                    async with stream:
+                        await _splice_with_client(frames, stream)
+                finally:
+                    driver.resources.pop(handle.uuid, None)
+        except Exception as error:
+            await _abort(context, driver, name, error)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _driver(self, uuid: str) -> Driver:
+        try:
+            return self._drivers[UUID(uuid)]
+        except (ValueError, KeyError):
+            raise StatusError(
+                grpc.StatusCode.NOT_FOUND,
+                f"no driver with uuid {uuid!r} in this session; reconnect to get the current driver tree",
+            ) from None
+
+
+def _decode_arguments(request: Any) -> tuple[bool, list[Any], dict[str, Any]]:
+    """(typed, args, kwargs) of a DriverCallRequest or StreamingDriverCallRequest."""
+    if request.HasField("typed_args"):
+        typed_args = request.typed_args
+        return (
+            True,
+            [decode_typed(value) for value in typed_args.args],
+            {key: decode_typed(value) for key, value in typed_args.kwargs.items()},
+        )
+    return False, [decode_json(value) for value in request.args], {}
+
+
+def _encode_result(message: Any, value: Any, typed: bool, method: str) -> None:
+    try:
+        fill_typed(message, value) if typed else fill_json(message, value)
+    except (TypeError, ValueError) as error:
+        raise StatusError(
+            grpc.StatusCode.UNKNOWN, f"{method}() returned a value that cannot be sent: {error}"
+        ) from None
+
+
+async def _write_typed_batch(context: grpc.aio.ServicerContext, items: list[Any], method: str) -> None:
+    response = jumpstarter_pb2.StreamingDriverCallResponse()
+    size = 0
+    for item in items:
+        message = response.typed_results.add()
+        _encode_result(message, item, True, method)
+        size += message.ByteSize()
+        if size >= _BATCH_BYTES:
+            await context.write(response)
+            response = jumpstarter_pb2.StreamingDriverCallResponse()
+            size = 0
+    if response.typed_results:
+        await context.write(response)
+
+
+async def _splice_with_client(frames: FrameStream, stream: Any) -> None:
+    """Copy between the client's frames and a driver-side stream until both directions end."""
+    try:
+        await splice(frames, stream)
+    except BaseExceptionGroup as group:
+        # A client that went away is an ordinary end; report anything else.
+        rest = group.split((anyio.BrokenResourceError, anyio.ClosedResourceError))[1]
+        if rest is not None:
+            raise rest.exceptions[0] from None
+
+
+async def _abort(context: grpc.aio.ServicerContext, driver: Driver | None, method: str, error: Exception) -> NoReturn:
+    code = status_code_for(error)
+    if not isinstance(error, StatusError):
+        context.set_trailing_metadata(((ERROR_CLASS_METADATA_KEY, type(error).__name__),))
+        if code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
+            where = f"{type(driver).__name__}.{method}()" if driver is not None else method
+            logger.warning("%s raised %s: %s", where, type(error).__name__, error, exc_info=error)
+    await context.abort(code, status_details_for(error))
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def _private_socket_path() -> Iterator[str]:
+    """A socket path in a new directory that only this user can enter, removed afterwards."""
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    directory = tempfile.mkdtemp(
+        prefix="jumpstarter-", dir=runtime_dir if runtime_dir and os.path.isdir(runtime_dir) else None
+    )
+    try:
+        yield os.path.join(directory, "session.sock")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Byte streams: the frame protocol over gRPC, copying, compression, thread bridges."""

@@ -1,0 +1,111 @@
+"""Compressed byte streams (the ``x_jmp_content_encoding`` of resources)."""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import zlib
+from typing import Any
+
+import anyio
+from anyio import EndOfStream
+from anyio.abc import ByteStream
+
+# Chunks larger than this are (de)compressed in a worker thread to keep the event loop free.
+_THREAD_THRESHOLD = 64 * 1024
+
+
+def supported_encodings() -> set[str]:
+    encodings = {"gzip", "xz", "bz2"}
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        encodings.add("zstd")
+    return encodings
+
+
+def _zstandard() -> Any:
+    try:
+        import zstandard
+    except ImportError:
+        raise ValueError(
+            "zstd needs the 'zstandard' package on the exporter: pip install 'jumpstarter-core[zstd]'"
+        ) from None
+    return zstandard
+
+
+def _decompressor(encoding: str) -> Any:
+    match encoding:
+        case "gzip":
+            return zlib.decompressobj(wbits=47)  # a gzip or a zlib header
+        case "xz":
+            return lzma.LZMADecompressor()
+        case "bz2":
+            return bz2.BZ2Decompressor()
+        case "zstd":
+            return _zstandard().ZstdDecompressor().decompressobj()
+    raise ValueError(f"unknown content encoding {encoding!r}")
+
+
+def _compressor(encoding: str) -> Any:
+    match encoding:
+        case "gzip":
+            return zlib.compressobj(wbits=31)
+        case "xz":
+            return lzma.LZMACompressor()
+        case "bz2":
+            return bz2.BZ2Compressor()
+        case "zstd":
+            return _zstandard().ZstdCompressor().compressobj()
+    raise ValueError(f"unknown content encoding {encoding!r}")
+
+
+async def _run(function: Any, data: bytes) -> bytes:
+    if len(data) > _THREAD_THRESHOLD:
+        return await anyio.to_thread.run_sync(function, data)
+    return function(data)
+
+
+class EncodedStream(ByteStream):
+    """Wraps a stream of compressed bytes: receives decompressed bytes, compresses what it sends."""
+
+    def __init__(self, stream: Any, encoding: str) -> None:
+        self._stream = stream
+        self._decompressor = _decompressor(encoding)
+        self._compressor = _compressor(encoding)
+        self._leftover = b""
+        self._received_eof = False
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        while not self._leftover:
+            if self._received_eof:
+                raise EndOfStream
+            try:
+                chunk = await self._stream.receive()
+            except EndOfStream:
+                self._received_eof = True
+                flush = getattr(self._decompressor, "flush", None)
+                self._leftover = flush() if flush is not None else b""
+                continue
+            try:
+                self._leftover = await _run(self._decompressor.decompress, chunk)
+            except (zlib.error, lzma.LZMAError, OSError, EOFError) as error:
+                raise ValueError(f"the data is not valid for its declared content encoding: {error}") from None
+        chunk, self._leftover = self._leftover[:max_bytes], self._leftover[max_bytes:]
+        return chunk
+
+    async def send(self, item: bytes) -> None:
+        data = await _run(self._compressor.compress, bytes(item))
+        if data:
+            await self._stream.send(data)
+
+    async def send_eof(self) -> None:
+        data = self._compressor.flush()
+        if data:
+            await self._stream.send(data)
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()

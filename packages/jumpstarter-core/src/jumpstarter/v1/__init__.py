@@ -1,0 +1,1 @@
+"""Generated code of the jumpstarter.v1 protocol: do not edit."""

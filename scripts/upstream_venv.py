@@ -1,0 +1,93 @@
+"""A virtual environment with the original jumpstarter 0.9.0, used as a test and benchmark peer.
+
+The original and this project share the import name `jumpstarter`, so the original lives
+in its own environment (by default `.cache/upstream-0.9.0` at the repository root) and is
+only ever run as a separate process. Creating it needs the package index; when the index
+cannot be reached, `UpstreamUnavailable` says so and callers skip.
+
+    uv run python scripts/upstream_venv.py     # create it (or check it), print its python
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LOCATION = ROOT / ".cache" / "upstream-0.9.0"
+PACKAGES = [
+    "jumpstarter==0.9.0",
+    "jumpstarter-protocol==0.9.0",
+    "jumpstarter-driver-composite==0.9.0",
+    "jumpstarter-driver-power==0.9.0",
+    "jumpstarter-driver-network==0.9.0",
+]
+
+
+class UpstreamUnavailable(RuntimeError):
+    """The original jumpstarter could not be installed because the package index is unreachable."""
+
+
+def _uv() -> str | None:
+    return os.environ.get("UV") or shutil.which("uv")
+
+
+def _index_reachable() -> bool:
+    index = os.environ.get("UV_INDEX_URL") or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
+    url = urlparse(index)
+    try:
+        with socket.create_connection((url.hostname or "pypi.org", url.port or 443), timeout=10):
+            return True
+    except OSError:
+        return False
+
+
+def _python(location: Path) -> Path:
+    return location / "bin" / "python"
+
+
+def _is_ready(location: Path) -> bool:
+    python = _python(location)
+    if not python.exists():
+        return False
+    check = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; assert m.version('jumpstarter') == '0.9.0'"],
+        capture_output=True,
+    )
+    return check.returncode == 0
+
+
+def ensure_upstream_venv(location: Path = DEFAULT_LOCATION) -> Path:
+    """Create (once) the environment with the original 0.9.0 packages; return its python."""
+    if _is_ready(location):
+        return _python(location)
+    uv = _uv()
+    shutil.rmtree(location, ignore_errors=True)
+    location.parent.mkdir(parents=True, exist_ok=True)
+    if uv:
+        commands = [
+            [uv, "venv", "--quiet", "--python", sys.executable, str(location)],
+            [uv, "pip", "install", "--quiet", "--python", str(_python(location)), *PACKAGES],
+        ]
+    else:
+        commands = [
+            [sys.executable, "-m", "venv", str(location)],
+            [str(_python(location)), "-m", "pip", "install", "--quiet", *PACKAGES],
+        ]
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            shutil.rmtree(location, ignore_errors=True)
+            if not _index_reachable():
+                raise UpstreamUnavailable("the package index cannot be reached to install jumpstarter==0.9.0")
+            raise RuntimeError(f"installing jumpstarter==0.9.0 failed:\n{result.stderr}")
+    return _python(location)
+
+
+if __name__ == "__main__":
+    print(ensure_upstream_venv())
