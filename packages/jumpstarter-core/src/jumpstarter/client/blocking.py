@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 
+from jumpstarter.common.tasks import background_tasks
 from jumpstarter.streams.channel import ThreadChannel
 
 # Bytes buffered per direction between the calling thread and the event loop.
@@ -67,23 +68,18 @@ async def blocking_stream(stream: Any) -> AsyncIterator[BlockingStream]:
     loop = asyncio.get_running_loop()
     outgoing: ThreadChannel[bytes] = ThreadChannel(loop, BUFFER_BYTES, len)
     incoming: ThreadChannel[bytes] = ThreadChannel(loop, BUFFER_BYTES, len)
-    async with anyio.create_task_group() as tasks:
-        sending = anyio.Event()
-        tasks.start_soon(_pump_out, outgoing, stream, sending)
-        tasks.start_soon(_pump_in, stream, incoming)
-        try:
+    try:
+        async with background_tasks() as tasks:
+            sent = anyio.Event()
+            tasks.start_soon(_pump_out, outgoing, stream, sent)
+            tasks.start_soon(_pump_in, stream, incoming)
             yield BlockingStream(outgoing, incoming)
-        except BaseException:
-            tasks.cancel_scope.cancel()
-            raise
-        else:
-            # Deliver what the caller sent before closing.
+            # Leaving normally: deliver what the caller sent before closing.
             outgoing.finish()
-            await sending.wait()
-            tasks.cancel_scope.cancel()
-        finally:
-            outgoing.abort()
-            incoming.abort()
+            await sent.wait()
+    finally:
+        outgoing.abort()
+        incoming.abort()
 
 
 async def _pump_out(outgoing: ThreadChannel[bytes], stream: Any, done: anyio.Event) -> None:

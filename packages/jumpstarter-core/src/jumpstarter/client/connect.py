@@ -33,15 +33,18 @@ async def connect_unix_async(
     channel = grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
     sync_channel = grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
     try:
-        try:
-            report = await jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetReport(empty_pb2.Empty())
-        except grpc.RpcError as error:
-            raise DriverConnectionError(f"cannot reach the exporter at {path}: {error.details()}") from None  # type: ignore[attr-defined]
-        connection = Connection(channel=channel, sync_channel=sync_channel, portal=portal, report=report)
-        yield build_client_tree(connection, stack, policy)
-    finally:
+        report = await jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetReport(empty_pb2.Empty())
+    except BaseException as error:
         sync_channel.close()
         await channel.close()
+        if isinstance(error, grpc.RpcError):
+            raise DriverConnectionError(f"cannot reach the exporter at {path}: {error.details()}") from None  # type: ignore[attr-defined]
+        raise
+    connection = Connection(address=path, channel=channel, sync_channel=sync_channel, portal=portal, report=report)
+    try:
+        yield build_client_tree(connection, stack, policy)
+    finally:
+        await connection.aclose()
 
 
 OpenClient = Callable[[BlockingPortal, ExitStack], AbstractAsyncContextManager[DriverClient]]

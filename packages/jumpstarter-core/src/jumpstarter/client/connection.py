@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,17 +31,23 @@ from jumpstarter.client.resources import local_endpoint
 from jumpstarter.common.exceptions import DriverConnectionError, DriverInvalidArgument
 from jumpstarter.common.grpc import CAPABILITY_TYPED_VALUES, LEGACY_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES
 from jumpstarter.common.streams import (
+    EOF_ACK_METADATA_KEY,
     REQUEST_METADATA_KEY,
     RESOURCE_METADATA_KEY,
     DriverStreamRequest,
     ResourceStreamRequest,
 )
+from jumpstarter.common.tasks import background_tasks
 from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill_typed
 from jumpstarter.exporter.logs import CLIENT_RELAY_LOGGER_PREFIX
 from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 
 logger = logging.getLogger(__name__)
+
+# How long a resource download from an original 0.9.0 exporter may stall before the client
+# stops waiting for its end (such exporters do not end resources their driver never opened).
+LEGACY_RESOURCE_IDLE_SECONDS = 2.0
 
 _LOG_SOURCES = {
     common_pb2.LOG_SOURCE_DRIVER: "driver",
@@ -56,11 +63,13 @@ class Connection:
     def __init__(
         self,
         *,
+        address: str,
         channel: grpc.aio.Channel,
         sync_channel: grpc.Channel,
         portal: BlockingPortal,
         report: jumpstarter_pb2.GetReportResponse,
     ) -> None:
+        self.address = address
         self.channel = channel
         self.sync_channel = sync_channel
         self.portal = portal
@@ -74,6 +83,8 @@ class Connection:
         # Resources opened but not yet passed to a call (by uuid): leaving a resource block
         # waits for the driver's last bytes only if some call received the handle.
         self._unused_resources: set[str] = set()
+        # Streaming calls in progress, cancelled when the connection closes.
+        self._active_calls: weakref.WeakSet[Any] = weakref.WeakSet()
 
     # -- encoding --------------------------------------------------------------------
 
@@ -88,7 +99,8 @@ class Connection:
                 for value in args:
                     fill_typed(typed_args.args.add(), value)
                 for key, value in kwargs.items():
-                    fill_typed(typed_args.kwargs[key], value)
+                    keyword = typed_args.kwargs.add(name=key)
+                    fill_typed(keyword.value, value)
             elif kwargs:
                 raise ValueError(
                     "keyword arguments need an exporter that supports typed values; this one (such as "
@@ -161,6 +173,7 @@ class Connection:
         self._check_blocking_allowed("streamingcall()")
         request = self._request(jumpstarter_pb2.StreamingDriverCallRequest, uuid, method, args, kwargs)
         call = self._sync_stub.StreamingDriverCall(request)
+        self._active_calls.add(call)
         try:
             for response in call:
                 if response.typed_results:
@@ -179,6 +192,7 @@ class Connection:
         self._check_loop("streamingcall_async()")
         request = self._request(jumpstarter_pb2.StreamingDriverCallRequest, uuid, method, args, kwargs)
         call = self._stub.StreamingDriverCall(request)
+        self._active_calls.add(call)
         try:
             async for response in call:
                 if response.typed_results:
@@ -193,10 +207,12 @@ class Connection:
 
     # -- byte streams and resources --------------------------------------------------
 
-    async def _open_router_stream(self, request_json: str, what: str) -> tuple[Any, dict[str, str]]:
+    async def _open_router_stream(
+        self, request_json: str, what: str, *extra_metadata: tuple[str, str]
+    ) -> tuple[Any, dict[str, str]]:
         """Start a RouterService.Stream call; return it with the session's initial metadata."""
         self._check_loop(what)
-        call = self._router.Stream(metadata=((REQUEST_METADATA_KEY, request_json),))
+        call = self._router.Stream(metadata=((REQUEST_METADATA_KEY, request_json), *extra_metadata))
         try:
             metadata = dict(await call.initial_metadata() or ())
         except grpc.RpcError as error:
@@ -209,10 +225,18 @@ class Connection:
 
     @asynccontextmanager
     async def stream_async(self, uuid: str, method: str) -> AsyncIterator[FrameStream]:
-        call, _ = await self._open_router_stream(DriverStreamRequest(uuid=uuid, method=method).to_json(), method)  # type: ignore[arg-type]
+        """Open a driver byte stream. Leaving normally delivers what was sent before closing."""
+        request = DriverStreamRequest(uuid=uuid, method=method).to_json()  # type: ignore[arg-type]
+        # Our exporters (those with typed values) acknowledge the end of stream, see FrameStream.
+        acknowledged = self.typed
+        ack_request = ((EOF_ACK_METADATA_KEY, "1"),) if acknowledged else ()
+        call, _ = await self._open_router_stream(request, method, *ack_request)
         stream = FrameStream(call, client_side=True)
         try:
             yield stream
+            if acknowledged:
+                await stream.send_eof()
+                await stream.drain_until_acknowledged()
         finally:
             await stream.aclose()
 
@@ -231,20 +255,20 @@ class Connection:
                     raise DriverConnectionError("the exporter opened a resource without a valid handle") from None
                 self._unused_resources.add(resource_uuid)
                 try:
-                    async with anyio.create_task_group() as tasks:
+                    async with background_tasks() as tasks:
                         tasks.start_soon(_upload, local, remote)
-                        downloaded = anyio.Event()
-                        tasks.start_soon(_download, remote, local, downloaded)
-                        try:
-                            yield handle
-                        except BaseException:
-                            tasks.cancel_scope.cancel()
-                            raise
+                        download = _Download()
+                        tasks.start_soon(download.run, remote, local)
+                        yield handle
                         if resource_uuid not in self._unused_resources:
                             # The driver is done with the resource once the call that used it
                             # returned, but its last bytes may still be on the way.
-                            await downloaded.wait()
-                        tasks.cancel_scope.cancel()
+                            if self.typed:
+                                await download.done.wait()
+                            elif local.writable:
+                                # Exporters of the original never end a resource their driver did not
+                                # open: wait while bytes keep coming.
+                                await download.wait_until_idle(LEGACY_RESOURCE_IDLE_SECONDS)
                 finally:
                     self._unused_resources.discard(resource_uuid)
 
@@ -260,15 +284,16 @@ class Connection:
             await call.initial_metadata()
         except grpc.RpcError as error:
             raise error_from_rpc(error, "LogStream") from None
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_relay_logs, call)
-            try:
+        try:
+            async with background_tasks() as tasks:
+                tasks.start_soon(_relay_logs, call)
                 yield
-            finally:
-                call.cancel()
-                tasks.cancel_scope.cancel()
+        finally:
+            call.cancel()
 
     async def aclose(self) -> None:
+        for call in list(self._active_calls):
+            call.cancel()
         self.sync_channel.close()
         await self.channel.close()
 
@@ -287,18 +312,35 @@ async def _upload(local: Any, remote: FrameStream) -> None:
         pass  # the driver stopped reading: it has what it wanted
 
 
-async def _download(remote: FrameStream, local: Any, done: anyio.Event) -> None:
-    try:
-        while True:
-            try:
-                chunk = await remote.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                break
-            if not local.writable:
-                raise DriverInvalidArgument("the driver sent data back, but the resource given to it is read-only")
-            await local.send(chunk)
-    finally:
-        done.set()
+class _Download:
+    """Copies what the driver sends over a resource into the local end."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self._last_activity = anyio.current_time()
+
+    async def run(self, remote: FrameStream, local: Any) -> None:
+        try:
+            while True:
+                try:
+                    chunk = await remote.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+                self._last_activity = anyio.current_time()
+                if not local.writable:
+                    raise DriverInvalidArgument("the driver sent data back, but the resource given to it is read-only")
+                await local.send(chunk)
+        finally:
+            self.done.set()
+
+    async def wait_until_idle(self, idle_seconds: float) -> None:
+        """Wait for the end of the download, or until no bytes came for `idle_seconds`."""
+        while not self.done.is_set():
+            remaining = self._last_activity + idle_seconds - anyio.current_time()
+            if remaining <= 0:
+                return
+            with anyio.move_on_after(remaining):
+                await self.done.wait()
 
 
 async def _relay_logs(call: Any) -> None:

@@ -45,8 +45,8 @@ def error_from_status(
             )
     error = _CLASSES.get(code, DriverError)(message)
     error.add_note(
-        f"raised by driver method {method!r}"
-        + (f" as {raised_as}" if raised_as else "")
+        f"in a call of {method!r}"
+        + (f" where the driver raised {raised_as}" if raised_as else "")
         + f" (gRPC status {code.name})"
     )
     return error

@@ -19,6 +19,8 @@ from uuid import UUID
 REQUEST_METADATA_KEY = "request"
 RESOURCE_METADATA_KEY = "resource"
 ACCEPT_ENCODING_METADATA_KEY = "x_jmp_accept_encoding"
+# A client that sends this (value "1") gets a PING frame once its end of stream reached the driver.
+EOF_ACK_METADATA_KEY = "jumpstarter-eof-ack"
 
 CONTENT_ENCODINGS = ("gzip", "xz", "bz2", "zstd")
 

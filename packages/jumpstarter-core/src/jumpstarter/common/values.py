@@ -24,6 +24,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from enum import Enum
+from pathlib import PurePath
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -50,6 +51,8 @@ def simplify(value: Any) -> Any:
         return bytes(value)
     if isinstance(value, (tuple, set, frozenset)):
         return list(value)
+    if isinstance(value, PurePath):
+        return str(value)
     if hasattr(value, "__pydantic_serializer__") and hasattr(value, "model_dump"):
         return value.model_dump(mode="python", by_alias=True)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

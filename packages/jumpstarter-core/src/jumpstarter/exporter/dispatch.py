@@ -24,7 +24,9 @@ from typing import Any
 
 import anyio
 import grpc
+from google.protobuf.message import Message
 
+from jumpstarter.common.tasks import background_tasks
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.decorators import CallKind, ExportedMethod, exported_methods
 from jumpstarter.exporter.errors import StatusError
@@ -32,8 +34,10 @@ from jumpstarter.streams.channel import ThreadChannel
 
 logger = logging.getLogger(__name__)
 
-# Items a generator may run ahead of a slow client, per streaming call.
-STREAMING_BACKLOG = 256
+# Encoded bytes a generator may run ahead of a slow client, per streaming call.
+STREAMING_BACKLOG_BYTES = 2 << 20
+# Each encoded item also costs memory beyond its bytes: count this much more per item.
+_ITEM_OVERHEAD = 64
 
 
 def lookup(driver: Driver, name: str, kind: CallKind) -> ExportedMethod:
@@ -185,28 +189,35 @@ async def call_unary(
 
 @asynccontextmanager
 async def iterate_streaming(
-    method: ExportedMethod, driver: Driver, args: tuple[Any, ...], kwargs: dict[str, Any], workers: WorkerThreads
-) -> AsyncIterator[ThreadChannel[Any]]:
-    """Run a generator method; yield a channel of its items.
+    method: ExportedMethod,
+    driver: Driver,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    workers: WorkerThreads,
+    encode: Callable[[Any], Message],
+) -> AsyncIterator[ThreadChannel[Message]]:
+    """Run a generator method; yield a channel of its items, each already encoded with `encode`.
 
-    The generator runs ahead of the consumer by at most STREAMING_BACKLOG items, so the
-    consumer can send what is ready in batches. On exit the generator is closed promptly
-    (its `finally` blocks run): an async generator at its current await, a sync generator
-    (which runs in a worker thread) as soon as its current item is produced.
+    The generator runs ahead of the consumer by at most STREAMING_BACKLOG_BYTES of encoded
+    items, so the consumer can send what is ready in batches while memory stays bounded.
+    A sync generator's items are encoded in its worker thread, off the event loop.
+    On exit the generator is closed promptly (its `finally` blocks run): an async generator
+    at its current await, a sync generator as soon as its current item is produced.
     """
-    channel: ThreadChannel[Any] = ThreadChannel(asyncio.get_running_loop(), STREAMING_BACKLOG)
+    channel: ThreadChannel[Message] = ThreadChannel(
+        asyncio.get_running_loop(), STREAMING_BACKLOG_BYTES, lambda message: message.ByteSize() + _ITEM_OVERHEAD
+    )
     if method.is_async:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_produce_async, method.function(driver, *args, **kwargs), channel)
-            try:
+        try:
+            async with background_tasks() as tasks:
+                tasks.start_soon(_produce_async, method.function(driver, *args, **kwargs), channel, encode)
                 yield channel
-            finally:
-                channel.abort()
-                tasks.cancel_scope.cancel()
+        finally:
+            channel.abort()
     else:
         # Calling a generator function runs none of its code, so this is safe on the loop.
         generator = method.function(driver, *args, **kwargs)
-        producer = workers.start(_produce_sync, generator, channel)
+        producer = workers.start(_produce_sync, generator, channel, encode)
         try:
             yield channel
         finally:
@@ -216,11 +227,11 @@ async def iterate_streaming(
             producer.add_done_callback(_log_producer_failure)
 
 
-async def _produce_async(generator: Any, channel: ThreadChannel[Any]) -> None:
+async def _produce_async(generator: Any, channel: ThreadChannel[Message], encode: Callable[[Any], Message]) -> None:
     error = None
     try:
         async for item in generator:
-            await channel.aput(item)
+            await channel.aput(encode(item))
     except anyio.BrokenResourceError:  # the consumer went away
         pass
     except Exception as exception:
@@ -233,11 +244,11 @@ async def _produce_async(generator: Any, channel: ThreadChannel[Any]) -> None:
             channel.finish(error)
 
 
-def _produce_sync(generator: Iterator[Any], channel: ThreadChannel[Any]) -> None:
+def _produce_sync(generator: Iterator[Any], channel: ThreadChannel[Message], encode: Callable[[Any], Message]) -> None:
     error = None
     try:
         for item in generator:
-            channel.put(item)
+            channel.put(encode(item))
     except anyio.BrokenResourceError:  # the consumer went away
         pass
     except Exception as exception:

@@ -20,6 +20,7 @@ from anyio.streams.stapled import StapledObjectStream
 
 from jumpstarter.common.streams import ClientStreamResource, PresignedRequestResource, parse_resource_handle
 from jumpstarter.driver.base import Driver
+from jumpstarter.exporter.presigned import open_presigned
 from jumpstarter.streams.encoding import EncodedStream
 
 # Chunks buffered per direction between the session and the driver.
@@ -41,10 +42,9 @@ def create_client_resource(
 async def open_resource(driver: Driver, handle: Any) -> AsyncIterator[Any]:
     resource = parse_resource_handle(handle)
     if isinstance(resource, PresignedRequestResource):
-        raise NotImplementedError(
-            f"{type(driver).__name__} cannot fetch {resource.method} {resource.url.split('?')[0]}: "
-            "presigned HTTP resources are not supported by this exporter; pass a local file instead"
-        )
+        async with open_presigned(resource) as stream:
+            yield stream
+        return
     stream = driver.resources.pop(resource.uuid, None)
     if stream is None:
         raise ValueError(
@@ -55,16 +55,19 @@ async def open_resource(driver: Driver, handle: Any) -> AsyncIterator[Any]:
         yield EncodedStream(stream, resource.content_encoding) if resource.content_encoding else stream
 
 
-async def release_unused_resources(driver: Driver, values: Iterable[Any]) -> None:
-    """Close the resources that a finished call received as arguments but never opened."""
-    if not driver.resources:
-        return
+async def release_unused_resources(drivers: Iterable[Driver], values: Iterable[Any]) -> None:
+    """Close the resources that a finished call received as arguments but never opened.
+
+    They are looked for on every driver of the session: a handle passed to the wrong
+    driver is spent too, so that the client does not wait for it.
+    """
     for value in values:
         if isinstance(value, dict) and value.get("kind") == "client_stream":
             try:
                 resource = parse_resource_handle(value)
             except ValueError:
                 continue
-            stream = driver.resources.pop(resource.uuid, None)
-            if stream is not None:
-                await stream.aclose()
+            for driver in drivers:
+                stream = driver.resources.pop(resource.uuid, None)
+                if stream is not None:
+                    await stream.aclose()

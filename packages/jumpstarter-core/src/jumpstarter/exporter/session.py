@@ -16,8 +16,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from typing import Any, NoReturn
 from uuid import UUID, uuid4
 
@@ -25,9 +26,15 @@ import anyio
 import grpc
 from google.protobuf import empty_pb2
 
-from jumpstarter.common.grpc import CAPABILITY_TYPED_VALUES, ERROR_CLASS_METADATA_KEY, SERVER_OPTIONS
+from jumpstarter.common.grpc import (
+    CAPABILITY_TYPED_VALUES,
+    ERROR_CLASS_METADATA_KEY,
+    LEGACY_MAX_MESSAGE_BYTES,
+    SERVER_OPTIONS,
+)
 from jumpstarter.common.streams import (
     ACCEPT_ENCODING_METADATA_KEY,
+    EOF_ACK_METADATA_KEY,
     REQUEST_METADATA_KEY,
     RESOURCE_METADATA_KEY,
     DriverStreamRequest,
@@ -41,14 +48,16 @@ from jumpstarter.exporter.errors import StatusError, status_code_for, status_det
 from jumpstarter.exporter.logs import LogBroadcast
 from jumpstarter.exporter.resources import create_client_resource, release_unused_resources
 from jumpstarter.streams.copy import splice
-from jumpstarter.streams.encoding import supported_encodings
 from jumpstarter.streams.frames import FrameStream
-from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
+from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc, values_pb2
 
 logger = logging.getLogger(__name__)
 
 CLIENT_LABEL = "jumpstarter.dev/client"
 NAME_LABEL = "jumpstarter.dev/name"
+
+# How long stopping a server waits for the calls in progress.
+STOP_GRACE_SECONDS = 1.0
 
 # A batch of streamed items is sent once it reaches this many encoded bytes.
 _BATCH_BYTES = 1 << 20
@@ -137,7 +146,9 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
                 yield path
             finally:
                 with anyio.CancelScope(shield=True):
-                    await server.stop(grace=None)
+                    # A grace period lets clients see a clean shutdown rather than an error;
+                    # calls still running after it are cancelled.
+                    await server.stop(grace=STOP_GRACE_SECONDS)
 
     def grpc_server(self, interceptors: list[Any] | None = None) -> grpc.aio.Server:
         """A gRPC server with this session's services, for the caller to add ports to."""
@@ -171,9 +182,11 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
             try:
                 result = await call_unary(method, driver, bound_args, bound_kwargs, self._workers)
             finally:
-                await release_unused_resources(driver, [*args, *kwargs.values()])
+                await release_unused_resources(self._drivers.values(), [*args, *kwargs.values()])
             response = jumpstarter_pb2.DriverCallResponse()
             _encode_result(response.typed_result if typed else response.result, result, typed, method.name)
+            if not typed:
+                _check_legacy_size(response, method.name)
             return response
         except Exception as error:
             await _abort(context, driver, request.method, error)
@@ -185,18 +198,18 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
             method = lookup(driver, request.method, CallKind.STREAMING)
             typed, args, kwargs = _decode_arguments(request)
             bound_args, bound_kwargs = bind_arguments(method, driver, args, kwargs)
-            async with iterate_streaming(method, driver, bound_args, bound_kwargs, self._workers) as items:
+            encode = partial(_encode_item, typed=typed, method=method.name)
+            streaming = iterate_streaming(method, driver, bound_args, bound_kwargs, self._workers, encode)
+            async with streaming as items:
                 while True:
                     try:
                         batch = await items.aget_batch(_BATCH_ITEMS)
                     except anyio.EndOfStream:
                         break
                     if typed:
-                        await _write_typed_batch(context, batch, method.name)
+                        await _write_typed_batch(context, batch)
                     else:
-                        for item in batch:
-                            response = jumpstarter_pb2.StreamingDriverCallResponse()
-                            _encode_result(response.result, item, False, method.name)
+                        for response in batch:
                             await context.write(response)
         except Exception as error:
             await _abort(context, driver, request.method, error)
@@ -229,35 +242,21 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
     async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         driver = None
         name = "stream"
+        metadata = {key: value for key, value in context.invocation_metadata() or ()}
         try:
-            metadata = {key: value for key, value in context.invocation_metadata() or ()}
-            try:
-                request = parse_stream_request(metadata.get(REQUEST_METADATA_KEY))
-            except ValueError as error:
-                raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
-            driver = self._driver(str(request.uuid))
-            frames = FrameStream(context, client_side=False)
-            if isinstance(request, DriverStreamRequest):
-                name = request.method
-                method = lookup(driver, request.method, CallKind.STREAM)
-                async with method.function(driver) as stream:
-                    await context.send_initial_metadata(())
-                    await _splice_with_client(frames, stream)
-            else:
-                name = "resource"
-                handle, stream = create_client_resource(driver, request.content_encoding)
-                accepted = request.content_encoding if request.content_encoding in supported_encodings() else ""
+            async with FrameStream(context, client_side=False) as frames:
                 try:
-                    await context.send_initial_metadata(
-                        (
-                            (RESOURCE_METADATA_KEY, json.dumps(handle.to_dict())),
-                            (ACCEPT_ENCODING_METADATA_KEY, accepted),
-                        )
-                    )
-                    async with stream:
-                        await _splice_with_client(frames, stream)
-                finally:
-                    driver.resources.pop(handle.uuid, None)
+                    request = parse_stream_request(metadata.get(REQUEST_METADATA_KEY))
+                except ValueError as error:
+                    raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
+                driver = self._driver(str(request.uuid))
+                if isinstance(request, DriverStreamRequest):
+                    name = request.method
+                    acknowledge = metadata.get(EOF_ACK_METADATA_KEY) == "1"
+                    await _serve_driver_stream(context, frames, driver, request.method, acknowledge)
+                else:
+                    name = "resource"
+                    await _serve_resource_stream(context, frames, driver, request.content_encoding)
         except Exception as error:
             await _abort(context, driver, name, error)
 
@@ -273,6 +272,31 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
             ) from None
 
 
+async def _serve_driver_stream(
+    context: grpc.aio.ServicerContext, frames: FrameStream, driver: Driver, name: str, acknowledge: bool
+) -> None:
+    method = lookup(driver, name, CallKind.STREAM)
+    async with method.function(driver) as stream:
+        await context.send_initial_metadata(())
+        await _splice_with_client(frames, stream, frames.acknowledge_eof if acknowledge else None)
+
+
+async def _serve_resource_stream(
+    context: grpc.aio.ServicerContext, frames: FrameStream, driver: Driver, content_encoding: str | None
+) -> None:
+    handle, stream = create_client_resource(driver, content_encoding)
+    # Every encoding a request may name is supported; "no encoding" travels as "" (as in 0.9.0).
+    accepted = content_encoding or ""
+    try:
+        await context.send_initial_metadata(
+            ((RESOURCE_METADATA_KEY, json.dumps(handle.to_dict())), (ACCEPT_ENCODING_METADATA_KEY, accepted))
+        )
+        async with stream:
+            await _splice_with_client(frames, stream)
+    finally:
+        driver.resources.pop(handle.uuid, None)
+
+
 def _decode_arguments(request: Any) -> tuple[bool, list[Any], dict[str, Any]]:
     """(typed, args, kwargs) of a DriverCallRequest or StreamingDriverCallRequest."""
     if request.HasField("typed_args"):
@@ -280,7 +304,7 @@ def _decode_arguments(request: Any) -> tuple[bool, list[Any], dict[str, Any]]:
         return (
             True,
             [decode_typed(value) for value in typed_args.args],
-            {key: decode_typed(value) for key, value in typed_args.kwargs.items()},
+            {keyword.name: decode_typed(keyword.value) for keyword in typed_args.kwargs},
         )
     return False, [decode_json(value) for value in request.args], {}
 
@@ -294,25 +318,51 @@ def _encode_result(message: Any, value: Any, typed: bool, method: str) -> None:
         ) from None
 
 
-async def _write_typed_batch(context: grpc.aio.ServicerContext, items: list[Any], method: str) -> None:
+def _encode_item(item: Any, *, typed: bool, method: str) -> Any:
+    """One streamed item: a TypedValue to batch, or a whole JSON response for older clients."""
+    if typed:
+        message = values_pb2.TypedValue()
+        _encode_result(message, item, True, method)
+        return message
+    response = jumpstarter_pb2.StreamingDriverCallResponse()
+    _encode_result(response.result, item, False, method)
+    _check_legacy_size(response, method)
+    return response
+
+
+def _check_legacy_size(response: Any, method: str) -> None:
+    """Refuse a result a JSON-only client (such as jumpstarter 0.9.0) could not receive."""
+    size = response.ByteSize()
+    if size > LEGACY_MAX_MESSAGE_BYTES:
+        raise StatusError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{method}() returned {size / 2**20:.1f} MiB, over the 4 MiB this client accepts in one message; "
+            "return bulk data through a resource or a byte stream",
+        )
+
+
+async def _write_typed_batch(context: grpc.aio.ServicerContext, items: list[Any]) -> None:
+    """Send items in as few responses as the message size allows."""
     response = jumpstarter_pb2.StreamingDriverCallResponse()
     size = 0
     for item in items:
-        message = response.typed_results.add()
-        _encode_result(message, item, True, method)
-        size += message.ByteSize()
-        if size >= _BATCH_BYTES:
+        item_size = item.ByteSize()
+        if size and size + item_size > _BATCH_BYTES:
             await context.write(response)
             response = jumpstarter_pb2.StreamingDriverCallResponse()
             size = 0
-    if response.typed_results:
+        response.typed_results.append(item)
+        size += item_size
+    if size or response.typed_results:
         await context.write(response)
 
 
-async def _splice_with_client(frames: FrameStream, stream: Any) -> None:
+async def _splice_with_client(
+    frames: FrameStream, stream: Any, after_client_eof: Callable[[], Awaitable[None]] | None = None
+) -> None:
     """Copy between the client's frames and a driver-side stream until both directions end."""
     try:
-        await splice(frames, stream)
+        await splice(frames, stream, after_client_eof)
     except BaseExceptionGroup as group:
         # A client that went away is an ordinary end; report anything else.
         rest = group.split((anyio.BrokenResourceError, anyio.ClosedResourceError))[1]

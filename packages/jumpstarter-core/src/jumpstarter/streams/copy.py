@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 from anyio import EndOfStream
 
 
-async def copy_stream(source: Any, sink: Any) -> None:
+async def copy_stream(source: Any, sink: Any, after_eof: Callable[[], Awaitable[None]] | None = None) -> None:
     """Copy chunks from `source` to `sink` until `source` ends, then half-close `sink`.
 
     Works with anyio byte streams and object streams of bytes. Errors propagate.
+    `after_eof` runs once the end of stream has been passed on.
     """
     while True:
         try:
@@ -20,14 +22,17 @@ async def copy_stream(source: Any, sink: Any) -> None:
             break
         await sink.send(chunk)
     await sink.send_eof()
+    if after_eof is not None:
+        await after_eof()
 
 
-async def splice(a: Any, b: Any) -> None:
+async def splice(a: Any, b: Any, after_a_eof: Callable[[], Awaitable[None]] | None = None) -> None:
     """Copy both ways between `a` and `b` until both directions have ended.
 
     Each direction ends on its own (a half-close reaches the other side as end of stream);
-    an error in either direction cancels the other and propagates.
+    an error in either direction cancels the other and propagates. `after_a_eof` runs once
+    the end of `a` has been passed on to `b`.
     """
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(copy_stream, a, b)
+        tasks.start_soon(copy_stream, a, b, after_a_eof)
         tasks.start_soon(copy_stream, b, a)

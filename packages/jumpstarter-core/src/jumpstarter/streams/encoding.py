@@ -15,25 +15,12 @@ from anyio.abc import ByteStream
 _THREAD_THRESHOLD = 64 * 1024
 
 
-def supported_encodings() -> set[str]:
-    encodings = {"gzip", "xz", "bz2"}
+def _zstd() -> Any:
     try:
-        import zstandard  # noqa: F401
+        from compression import zstd  # Python 3.14 and later
     except ImportError:
-        pass
-    else:
-        encodings.add("zstd")
-    return encodings
-
-
-def _zstandard() -> Any:
-    try:
-        import zstandard
-    except ImportError:
-        raise ValueError(
-            "zstd needs the 'zstandard' package on the exporter: pip install 'jumpstarter-core[zstd]'"
-        ) from None
-    return zstandard
+        from backports import zstd  # the same module for older versions
+    return zstd
 
 
 def _decompressor(encoding: str) -> Any:
@@ -45,7 +32,7 @@ def _decompressor(encoding: str) -> Any:
         case "bz2":
             return bz2.BZ2Decompressor()
         case "zstd":
-            return _zstandard().ZstdDecompressor().decompressobj()
+            return _zstd().ZstdDecompressor()
     raise ValueError(f"unknown content encoding {encoding!r}")
 
 
@@ -58,7 +45,7 @@ def _compressor(encoding: str) -> Any:
         case "bz2":
             return bz2.BZ2Compressor()
         case "zstd":
-            return _zstandard().ZstdCompressor().compressobj()
+            return _zstd().ZstdCompressor()
     raise ValueError(f"unknown content encoding {encoding!r}")
 
 
@@ -91,7 +78,7 @@ class EncodedStream(ByteStream):
                 continue
             try:
                 self._leftover = await _run(self._decompressor.decompress, chunk)
-            except (zlib.error, lzma.LZMAError, OSError, EOFError) as error:
+            except (zlib.error, lzma.LZMAError, OSError, EOFError, _zstd().ZstdError) as error:
                 raise ValueError(f"the data is not valid for its declared content encoding: {error}") from None
         chunk, self._leftover = self._leftover[:max_bytes], self._leftover[max_bytes:]
         return chunk

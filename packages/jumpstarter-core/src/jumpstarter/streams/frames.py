@@ -3,13 +3,21 @@
 Each direction carries DATA frames and ends with a GOAWAY frame (a half-close), so one
 side can finish sending and still receive. Both ends of the call use the same class: the
 client with a `grpc.aio.StreamStreamCall`, the exporter with the servicer context.
+
+Closing a stream cancels the call, and a cancelled call drops what the exporter has not
+read yet. So that closing never loses data, a client may ask (request metadata
+``jumpstarter-eof-ack: 1``) for a PING frame once the exporter has handed everything up to
+the client's GOAWAY to the driver, and wait for it before cancelling
+(`drain_until_acknowledged`). Peers that do not know this never ask, and ignore PINGs.
 """
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from typing import Any
 
+import anyio
 import grpc
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 from anyio.abc import ByteStream
@@ -22,8 +30,11 @@ MAX_FRAME = 1 << 20
 
 _DATA = router_pb2.FRAME_TYPE_DATA
 _GOAWAY = router_pb2.FRAME_TYPE_GOAWAY
+_PING = router_pb2.FRAME_TYPE_PING
 _RST_STREAM = router_pb2.FRAME_TYPE_RST_STREAM
-_RPC_ERRORS = (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError)
+# Any failure to read or write the call means the stream is broken (gRPC raises several
+# exception types, some of them internal, once the peer is gone).
+_RPC_ERRORS = (Exception,)
 
 
 class FrameStream(ByteStream):
@@ -37,6 +48,23 @@ class FrameStream(ByteStream):
         self._received_eof = False
         self._sent_eof = False
         self._closed = False
+        # The call takes one write at a time; an acknowledgement may come from another task.
+        self._writing = anyio.Lock()
+        # A read in progress. Cancelling a gRPC read cancels the whole call, so a receive()
+        # that is cancelled leaves its read running for the next receive() instead.
+        self._pending_read: asyncio.Future[Any] | None = None
+
+    async def _read(self) -> Any:
+        if self._pending_read is None:
+            self._pending_read = asyncio.ensure_future(self._call.read())
+        pending = self._pending_read
+        try:
+            frame = await asyncio.shield(pending)
+        except _RPC_ERRORS as error:
+            self._pending_read = None
+            raise BrokenResourceError(_describe(error)) from error
+        self._pending_read = None
+        return frame
 
     async def receive(self, max_bytes: int = MAX_FRAME) -> bytes:
         if self._leftover:
@@ -45,10 +73,7 @@ class FrameStream(ByteStream):
         while not self._received_eof:
             if self._closed:
                 raise ClosedResourceError
-            try:
-                frame = await self._call.read()
-            except _RPC_ERRORS as error:
-                raise BrokenResourceError(_describe(error)) from error
+            frame = await self._read()
             if frame is grpc.aio.EOF:
                 break
             if frame.frame_type == _DATA:
@@ -70,8 +95,12 @@ class FrameStream(ByteStream):
             raise ClosedResourceError
         view = memoryview(item)
         for offset in range(0, len(view), MAX_FRAME):
+            await self._write(self._frame(payload=bytes(view[offset : offset + MAX_FRAME])))
+
+    async def _write(self, frame: Any) -> None:
+        async with self._writing:
             try:
-                await self._call.write(self._frame(payload=bytes(view[offset : offset + MAX_FRAME])))
+                await self._call.write(frame)
             except _RPC_ERRORS as error:
                 raise BrokenResourceError(_describe(error)) from error
 
@@ -80,18 +109,42 @@ class FrameStream(ByteStream):
             return
         self._sent_eof = True
         try:
-            await self._call.write(self._frame(frame_type=_GOAWAY))
+            await self._write(self._frame(frame_type=_GOAWAY))
             if self._client_side:
                 await self._call.done_writing()
-        except _RPC_ERRORS:
+        except (BrokenResourceError, *_RPC_ERRORS):
             pass  # the call already ended: the peer sees the end of the stream either way
+
+    async def acknowledge_eof(self) -> None:
+        """Exporter side: tell the client that everything it sent has reached the driver."""
+        with suppress(BrokenResourceError):  # a client that is gone waits for nothing
+            await self._write(self._frame(frame_type=_PING))
+
+    async def drain_until_acknowledged(self) -> None:
+        """Client side, after send_eof(): discard what arrives until the exporter acknowledges
+        the end of stream, or ends the call."""
+        while True:
+            try:
+                frame = await self._read()
+            except BrokenResourceError:
+                return
+            if frame is grpc.aio.EOF or frame.frame_type == _PING:
+                return
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._pending_read is not None:
+            self._pending_read.cancel()
+            self._pending_read.add_done_callback(_consume_outcome)
         if self._client_side and not self._call.done():
             self._call.cancel()
+
+
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _describe(error: BaseException) -> str:

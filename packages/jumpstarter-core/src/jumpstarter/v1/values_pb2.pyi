@@ -51,15 +51,16 @@ class TypedMapEntry(_message.Message):
 
 class TypedArguments(_message.Message):
     __slots__ = ("args", "kwargs")
-    class KwargsEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: TypedValue
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[TypedValue, _Mapping]] = ...) -> None: ...
     ARGS_FIELD_NUMBER: _ClassVar[int]
     KWARGS_FIELD_NUMBER: _ClassVar[int]
     args: _containers.RepeatedCompositeFieldContainer[TypedValue]
-    kwargs: _containers.MessageMap[str, TypedValue]
-    def __init__(self, args: _Optional[_Iterable[_Union[TypedValue, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, TypedValue]] = ...) -> None: ...
+    kwargs: _containers.RepeatedCompositeFieldContainer[KeywordArgument]
+    def __init__(self, args: _Optional[_Iterable[_Union[TypedValue, _Mapping]]] = ..., kwargs: _Optional[_Iterable[_Union[KeywordArgument, _Mapping]]] = ...) -> None: ...
+
+class KeywordArgument(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: TypedValue
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[_Union[TypedValue, _Mapping]] = ...) -> None: ...
