@@ -1,6 +1,6 @@
 """The main job: serve mock lab drivers and drive them from a client session.
 
-    uv run python examples/demo.py
+uv run python examples/demo.py
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
 import anyio
@@ -12,7 +13,7 @@ import pytest
 from anyio import EndOfStream, create_memory_object_stream
 from anyio.streams.stapled import StapledObjectStream
 
-from jumpstarter.client import DriverClient, DriverError
+from jumpstarter.client import BlockingStream, DriverClient, DriverError, blocking, connection
 from jumpstarter.common.utils import serve
 from jumpstarter.driver import Driver, exportstream
 
@@ -23,6 +24,7 @@ class Streams(Driver):
 
     received: list[bytes] = field(default_factory=list)
     closed: threading.Event = field(default_factory=threading.Event)
+    firehose_sent: int = 0
 
     @classmethod
     def client(cls) -> str:
@@ -70,6 +72,28 @@ class Streams(Driver):
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(collect)
             yield StapledObjectStream(to_driver_send, to_client_receive)
+
+    @exportstream
+    async def sink_that_never_reads(self) -> AsyncIterator[StapledObjectStream[bytes]]:
+        send, receive = create_memory_object_stream[bytes](4)
+        async with StapledObjectStream(send, receive) as stream:
+            yield stream  # nothing ever receives what the client sends
+
+    @exportstream
+    async def firehose(self) -> AsyncIterator[StapledObjectStream[bytes]]:
+        """Sends 64 KiB chunks as fast as the client takes them, counting what it sent."""
+        to_client_send, to_client_receive = create_memory_object_stream[bytes](4)
+        to_driver_send, _ = create_memory_object_stream[bytes](4)
+
+        async def produce() -> None:
+            while True:
+                await to_client_send.send(b"f" * 65536)
+                self.firehose_sent += 65536
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(produce)
+            yield StapledObjectStream(to_driver_send, to_client_receive)
+            tasks.cancel_scope.cancel()
 
     @exportstream
     async def broken(self) -> AsyncIterator[object]:
@@ -135,6 +159,39 @@ def test_data_sent_before_closing_is_delivered(client: DriverClient, driver: Str
     with client.stream("greeter") as stream:
         stream.send(b"x" * 3_000_000)
     assert sum(len(chunk) for chunk in driver.received) == 3_000_000
+
+
+def test_a_driver_that_does_not_read_holds_back_the_sender(
+    client: DriverClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in (blocking, connection):
+        monkeypatch.setattr(module, "STREAM_LINGER_SECONDS", 0.5)
+    accepted = 0
+
+    def send_forever(stream: BlockingStream) -> None:
+        nonlocal accepted
+        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            while accepted < 1 << 30:
+                stream.send(b"s" * 65536)
+                accepted += 65536
+
+    with client.stream("sink_that_never_reads") as stream:
+        sender = threading.Thread(target=send_forever, args=(stream,))
+        sender.start()
+        time.sleep(1)
+        # Buffered: the client's send buffer, the transport's windows and the driver's queue.
+        assert accepted < 64 * 2**20, f"{accepted >> 20} MiB accepted by a driver that reads nothing"
+        assert sender.is_alive(), "the sender should be blocked"
+    # Leaving gave up on what the driver would never take, after the linger time.
+    sender.join(10)
+    assert not sender.is_alive()
+
+
+def test_a_client_that_does_not_read_holds_back_the_driver(client: DriverClient, driver: Streams) -> None:
+    with client.stream("firehose") as stream:
+        assert len(stream.receive()) > 0
+        time.sleep(1)
+        assert driver.firehose_sent < 64 * 2**20, f"the driver ran ahead by {driver.firehose_sent >> 20} MiB"
 
 
 def test_a_failing_device_ends_the_stream_with_its_error(client: DriverClient) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 
-from jumpstarter.common.tasks import background_tasks
+from jumpstarter.client.connection import STREAM_LINGER_SECONDS
+from jumpstarter.common.tasks import Progress, background_tasks
 from jumpstarter.streams.channel import ThreadChannel
+from jumpstarter.streams.frames import MAX_FRAME
 
 # Bytes buffered per direction between the calling thread and the event loop.
 BUFFER_BYTES = 4 << 20
@@ -28,8 +30,7 @@ class BlockingStream:
     def __init__(self, outgoing: ThreadChannel[bytes], incoming: ThreadChannel[bytes]) -> None:
         self._outgoing = outgoing
         self._incoming = incoming
-        self._chunk = b""
-        self._offset = 0
+        self._received: deque[bytes] = deque()
         self._sent_eof = False
 
     def send(self, data: bytes) -> None:
@@ -44,13 +45,14 @@ class BlockingStream:
         self._sent_eof = True
         self._outgoing.finish()
 
-    def receive(self, max_bytes: int = 65536) -> bytes:
-        """At most `max_bytes` of data from the driver; raises EndOfStream when it has sent all."""
-        if self._offset >= len(self._chunk):
-            self._chunk = b"".join(self._incoming.get_batch())
-            self._offset = 0
-        chunk = self._chunk[self._offset : self._offset + max_bytes]
-        self._offset += len(chunk)
+    def receive(self, max_bytes: int = MAX_FRAME) -> bytes:
+        """Data from the driver, at most `max_bytes`; raises EndOfStream when it has sent all."""
+        if not self._received:
+            self._received.extend(self._incoming.get_batch())
+        chunk = self._received.popleft()
+        if len(chunk) > max_bytes:
+            self._received.appendleft(chunk[max_bytes:])
+            chunk = chunk[:max_bytes]
         return chunk
 
     def __iter__(self) -> Iterator[bytes]:
@@ -70,19 +72,20 @@ async def blocking_stream(stream: Any) -> AsyncIterator[BlockingStream]:
     incoming: ThreadChannel[bytes] = ThreadChannel(loop, BUFFER_BYTES, len)
     try:
         async with background_tasks() as tasks:
-            sent = anyio.Event()
-            tasks.start_soon(_pump_out, outgoing, stream, sent)
+            sending = Progress()
+            tasks.start_soon(_pump_out, outgoing, stream, sending)
             tasks.start_soon(_pump_in, stream, incoming)
             yield BlockingStream(outgoing, incoming)
-            # Leaving normally: deliver what the caller sent before closing.
+            # Leaving normally: deliver what the caller sent before closing, unless the driver
+            # stopped taking it.
             outgoing.finish()
-            await sent.wait()
+            await sending.wait(STREAM_LINGER_SECONDS)
     finally:
         outgoing.abort()
         incoming.abort()
 
 
-async def _pump_out(outgoing: ThreadChannel[bytes], stream: Any, done: anyio.Event) -> None:
+async def _pump_out(outgoing: ThreadChannel[bytes], stream: Any, progress: Progress) -> None:
     try:
         while True:
             try:
@@ -91,11 +94,27 @@ async def _pump_out(outgoing: ThreadChannel[bytes], stream: Any, done: anyio.Eve
                 await stream.send_eof()
                 return
             # Coalesce what queued up while the last send was in flight: fewer, larger frames.
-            await stream.send(batch[0] if len(batch) == 1 else b"".join(batch))
+            for frame in _frames(batch):
+                await stream.send(frame)
+                progress.advanced()
     except (BrokenResourceError, ClosedResourceError):
         outgoing.abort()  # the next send() in the thread fails
     finally:
-        done.set()
+        progress.finish()
+
+
+def _frames(chunks: list[bytes]) -> Iterator[bytes]:
+    """The chunks joined into pieces of up to MAX_FRAME bytes (larger chunks stay whole)."""
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if pending and size + len(chunk) > MAX_FRAME:
+            yield pending[0] if len(pending) == 1 else b"".join(pending)
+            pending, size = [], 0
+        pending.append(chunk)
+        size += len(chunk)
+    if pending:
+        yield pending[0] if len(pending) == 1 else b"".join(pending)
 
 
 async def _pump_in(stream: Any, incoming: ThreadChannel[bytes]) -> None:

@@ -37,13 +37,17 @@ from jumpstarter.common.streams import (
     DriverStreamRequest,
     ResourceStreamRequest,
 )
-from jumpstarter.common.tasks import background_tasks
+from jumpstarter.common.tasks import Progress, background_tasks
 from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill_typed
 from jumpstarter.exporter.logs import CLIENT_RELAY_LOGGER_PREFIX
 from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 
 logger = logging.getLogger(__name__)
+
+# How long closing a byte stream waits, at most, for a driver that does not take what was sent
+# (like a socket's linger time): a driver that reads gets everything well before.
+STREAM_LINGER_SECONDS = 5.0
 
 # How long a resource download from an original 0.9.0 exporter may stall before the client
 # stops waiting for its end (such exporters do not end resources their driver never opened).
@@ -235,8 +239,10 @@ class Connection:
         try:
             yield stream
             if acknowledged:
-                await stream.send_eof()
-                await stream.drain_until_acknowledged()
+                # Everything sent is on its way; wait (a little, if the driver is stuck) until it arrived.
+                with anyio.move_on_after(STREAM_LINGER_SECONDS):
+                    await stream.send_eof()
+                    await stream.drain_until_acknowledged()
         finally:
             await stream.aclose()
 
@@ -257,18 +263,18 @@ class Connection:
                 try:
                     async with background_tasks() as tasks:
                         tasks.start_soon(_upload, local, remote)
-                        download = _Download()
-                        tasks.start_soon(download.run, remote, local)
+                        download = Progress()
+                        tasks.start_soon(_download, remote, local, download)
                         yield handle
                         if resource_uuid not in self._unused_resources:
                             # The driver is done with the resource once the call that used it
                             # returned, but its last bytes may still be on the way.
                             if self.typed:
-                                await download.done.wait()
+                                await download.finished.wait()
                             elif local.writable:
                                 # Exporters of the original never end a resource their driver did not
                                 # open: wait while bytes keep coming.
-                                await download.wait_until_idle(LEGACY_RESOURCE_IDLE_SECONDS)
+                                await download.wait(LEGACY_RESOURCE_IDLE_SECONDS)
                 finally:
                     self._unused_resources.discard(resource_uuid)
 
@@ -312,35 +318,20 @@ async def _upload(local: Any, remote: FrameStream) -> None:
         pass  # the driver stopped reading: it has what it wanted
 
 
-class _Download:
-    """Copies what the driver sends over a resource into the local end."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self._last_activity = anyio.current_time()
-
-    async def run(self, remote: FrameStream, local: Any) -> None:
-        try:
-            while True:
-                try:
-                    chunk = await remote.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    break
-                self._last_activity = anyio.current_time()
-                if not local.writable:
-                    raise DriverInvalidArgument("the driver sent data back, but the resource given to it is read-only")
-                await local.send(chunk)
-        finally:
-            self.done.set()
-
-    async def wait_until_idle(self, idle_seconds: float) -> None:
-        """Wait for the end of the download, or until no bytes came for `idle_seconds`."""
-        while not self.done.is_set():
-            remaining = self._last_activity + idle_seconds - anyio.current_time()
-            if remaining <= 0:
-                return
-            with anyio.move_on_after(remaining):
-                await self.done.wait()
+async def _download(remote: FrameStream, local: Any, progress: Progress) -> None:
+    """Copy what the driver sends over a resource into the local end."""
+    try:
+        while True:
+            try:
+                chunk = await remote.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                break
+            progress.advanced()
+            if not local.writable:
+                raise DriverInvalidArgument("the driver sent data back, but the resource given to it is read-only")
+            await local.send(chunk)
+    finally:
+        progress.finish()
 
 
 async def _relay_logs(call: Any) -> None:

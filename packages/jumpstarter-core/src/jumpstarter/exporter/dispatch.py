@@ -10,14 +10,12 @@ with a pydantic model or dataclass gets an instance of it.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import difflib
 import functools
 import inspect
 import logging
 import typing
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +28,7 @@ from jumpstarter.common.tasks import background_tasks
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.decorators import CallKind, ExportedMethod, exported_methods
 from jumpstarter.exporter.errors import StatusError
+from jumpstarter.exporter.workers import WorkerThreads
 from jumpstarter.streams.channel import ThreadChannel
 
 logger = logging.getLogger(__name__)
@@ -153,30 +152,6 @@ def _validate(method: ExportedMethod, name: str, validate: Callable[[Any], Any],
 
 
 # -- running driver code ---------------------------------------------------------------
-
-
-class WorkerThreads:
-    """The threads that run a session's blocking driver code, so it never runs on the event loop."""
-
-    def __init__(self, max_workers: int = 64) -> None:
-        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="jumpstarter-driver")
-
-    async def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        # The executor is used directly rather than through anyio.to_thread: on the hot path of
-        # every sync driver call it costs about a third less per call (see benchmarks/).
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-        return await loop.run_in_executor(self._executor, functools.partial(context.run, function, *args, **kwargs))
-
-    def start(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run `function` in a worker thread without waiting for it."""
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-        return loop.run_in_executor(self._executor, functools.partial(context.run, function, *args))
-
-    async def aclose(self) -> None:
-        """Wait for the driver code still running, then stop the threads."""
-        await anyio.to_thread.run_sync(self._executor.shutdown)
 
 
 async def call_unary(

@@ -127,8 +127,17 @@ def _upload(resource: PresignedRequestResource, channel: ThreadChannel[bytes], s
 
     connection, target = _connect(resource.url)
     try:
-        connection.request("PUT", target, body=body(), headers=resource.headers, encode_chunked=True)
-        response = connection.getresponse()
+        try:
+            connection.request("PUT", target, body=body(), headers=resource.headers, encode_chunked=True)
+        except OSError as error:
+            # A server that refuses the upload answers and closes before reading the body:
+            # its answer says more than the broken pipe.
+            try:
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException):
+                raise error from None
+        else:
+            response = connection.getresponse()
         if response.status >= 300:
             stream.error = _failure("PUT", resource.url, response)
     except (OSError, http.client.HTTPException) as error:

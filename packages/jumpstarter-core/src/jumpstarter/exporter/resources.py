@@ -20,7 +20,6 @@ from anyio.streams.stapled import StapledObjectStream
 
 from jumpstarter.common.streams import ClientStreamResource, PresignedRequestResource, parse_resource_handle
 from jumpstarter.driver.base import Driver
-from jumpstarter.exporter.presigned import open_presigned
 from jumpstarter.streams.encoding import EncodedStream
 
 # Chunks buffered per direction between the session and the driver.
@@ -42,6 +41,8 @@ def create_client_resource(
 async def open_resource(driver: Driver, handle: Any) -> AsyncIterator[Any]:
     resource = parse_resource_handle(handle)
     if isinstance(resource, PresignedRequestResource):
+        from jumpstarter.exporter.presigned import open_presigned  # an HTTP client: loaded when needed
+
         async with open_presigned(resource) as stream:
             yield stream
         return

@@ -43,10 +43,11 @@ from jumpstarter.common.streams import (
 from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill_typed
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.decorators import CallKind
-from jumpstarter.exporter.dispatch import WorkerThreads, bind_arguments, call_unary, iterate_streaming, lookup
+from jumpstarter.exporter.dispatch import bind_arguments, call_unary, iterate_streaming, lookup
 from jumpstarter.exporter.errors import StatusError, status_code_for, status_details_for
 from jumpstarter.exporter.logs import LogBroadcast
 from jumpstarter.exporter.resources import create_client_resource, release_unused_resources
+from jumpstarter.exporter.workers import WorkerThreads
 from jumpstarter.streams.copy import splice
 from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc, values_pb2
@@ -60,7 +61,7 @@ NAME_LABEL = "jumpstarter.dev/name"
 STOP_GRACE_SECONDS = 1.0
 
 # A batch of streamed items is sent once it reaches this many encoded bytes.
-_BATCH_BYTES = 1 << 20
+_BATCH_BYTES = 1 << 19
 _BATCH_ITEMS = 1024
 
 
@@ -104,6 +105,8 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
         for driver, _, _ in walk(root):
             if self._drivers.setdefault(driver.uuid, driver) is not driver:
                 raise ValueError(f"two drivers of the tree share the uuid {driver.uuid}")
+        # Calls name drivers by their uuid's text, almost always in the canonical form.
+        self._drivers_by_text = {str(uuid): driver for uuid, driver in self._drivers.items()}
         self._workers = WorkerThreads()
         self._logs = LogBroadcast()
         self._status = status
@@ -263,8 +266,11 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
     # -- helpers ---------------------------------------------------------------------
 
     def _driver(self, uuid: str) -> Driver:
+        driver = self._drivers_by_text.get(uuid)
+        if driver is not None:
+            return driver
         try:
-            return self._drivers[UUID(uuid)]
+            return self._drivers[UUID(uuid)]  # another spelling of a uuid, such as upper case
         except (ValueError, KeyError):
             raise StatusError(
                 grpc.StatusCode.NOT_FOUND,

@@ -26,7 +26,7 @@ from jumpstarter.v1 import router_pb2
 
 # Larger writes are split into frames of this size; it stays under the 4 MiB message
 # limit of older peers.
-MAX_FRAME = 1 << 20
+MAX_FRAME = 1 << 19
 
 _DATA = router_pb2.FRAME_TYPE_DATA
 _GOAWAY = router_pb2.FRAME_TYPE_GOAWAY
@@ -63,6 +63,12 @@ class FrameStream(ByteStream):
         except _RPC_ERRORS as error:
             self._pending_read = None
             raise BrokenResourceError(_describe(error)) from error
+        except asyncio.CancelledError:
+            if not pending.done():
+                raise  # this task is cancelled; the read goes on for the next receive()
+            # gRPC ends the reads of a cancelled call this way: the stream is over.
+            self._pending_read = None
+            raise BrokenResourceError("the stream was cancelled") from None
         self._pending_read = None
         return frame
 
@@ -93,6 +99,10 @@ class FrameStream(ByteStream):
     async def send(self, item: bytes) -> None:
         if self._closed or self._sent_eof:
             raise ClosedResourceError
+        if len(item) <= MAX_FRAME:
+            if item:  # an empty DATA frame would only be noise
+                await self._write(self._frame(payload=bytes(item)))
+            return
         view = memoryview(item)
         for offset in range(0, len(view), MAX_FRAME):
             await self._write(self._frame(payload=bytes(view[offset : offset + MAX_FRAME])))
@@ -103,6 +113,12 @@ class FrameStream(ByteStream):
                 await self._call.write(frame)
             except _RPC_ERRORS as error:
                 raise BrokenResourceError(_describe(error)) from error
+            except asyncio.CancelledError:
+                if not self._call.cancelled():
+                    raise
+                # A write to a cancelled call: the stream is over (a cancellation of this
+                # task, if that is what happened, is delivered again at its next await).
+                raise BrokenResourceError("the stream was cancelled") from None
 
     async def send_eof(self) -> None:
         if self._sent_eof or self._closed:

@@ -1,0 +1,269 @@
+"""Benchmark this project against the original jumpstarter 0.9.0, side by side.
+
+    uv run python benchmarks/run.py                   # both; JSON, then a markdown table
+    uv run python benchmarks/run.py --json out.json   # also write the JSON to a file
+    uv run python benchmarks/run.py --only ours       # one side only
+    uv run python benchmarks/run.py --scale 0.1       # a quick check with fewer iterations
+
+`bench_core.py` is run once under this project's python (the one running this script: the
+workspace venv) and once under the original's, which lives in its own virtual environment
+(`scripts/upstream_venv.py`) because both implementations use the import name `jumpstarter`.
+The two runs are sequential, never concurrent, so that they do not compete for the CPUs.
+
+In the table, **ratio = ours / original** for every figure: for times (µs, ms) lower is
+better, for rates (items/s, MB/s, calls/s) higher is better. Targets are written on that
+ratio, e.g. "<= 0.5x" for a time (ours takes at most half the original's) and ">= 25x"
+for a rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().with_name("bench_core.py")
+# One side takes about 20 s (ours) or 35 s (the original) on a 2-core machine; a hung run is stopped here.
+SIDE_TIMEOUT = 240.0
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    figure: str  # the "figure" name bench_core.py emits
+    key: str  # the value within it
+    unit: str
+    lower_is_better: bool
+    target: float | None = None  # on the ratio ours/original: a maximum for times, a minimum for rates
+
+
+ROWS = [
+    Row("unary `ping` (sync), cross-process, median", "unary_ping_cross_process", "median_us", "µs", True, 0.5),
+    Row("unary `ping` (sync), cross-process, p99", "unary_ping_cross_process", "p99_us", "µs", True),
+    Row("unary `aping` (async), cross-process, median", "unary_aping_cross_process", "median_us", "µs", True, 0.5),
+    Row("unary `aping` (async), cross-process, p99", "unary_aping_cross_process", "p99_us", "µs", True),
+    Row("unary `ping` (sync), in-process serve(), median", "unary_ping_in_process", "median_us", "µs", True),
+    Row("unary `ping` (sync), in-process serve(), p99", "unary_ping_in_process", "p99_us", "µs", True),
+    Row("unary `aping` (async), in-process serve(), median", "unary_aping_in_process", "median_us", "µs", True),
+    Row("unary `aping` (async), in-process serve(), p99", "unary_aping_in_process", "p99_us", "µs", True),
+    Row("1 MiB `echo` call, cross-process, median", "call_1mib_cross_process", "median_ms", "ms", True, 0.4),
+    Row("streamingcall `count` (sync gen.)", "streaming_count_cross_process", "items_per_s", "items/s", False, 25),
+    Row("streamingcall `acount` (async gen.)", "streaming_acount_cross_process", "items_per_s", "items/s", False, 25),
+    Row("exportstream echo, 64 KiB chunks", "exportstream_cross_process", "mb_per_s", "MB/s", False, 3),
+    Row("`ping` from 8 threads, one client", "threads8_ping_cross_process", "calls_per_s", "calls/s", False, 2),
+    Row("import driver + client + common.utils + exporter", "import_serve_and_call", "median_ms", "ms", True, 0.3),
+    Row("import jumpstarter.driver", "import_driver", "median_ms", "ms", True),
+    Row("serve() start-up, to a ready client", "serve_startup", "startup_median_ms", "ms", True),
+    Row("serve() teardown", "serve_startup", "teardown_median_ms", "ms", True),
+    Row("bare gRPC round trip (no jumpstarter), median", "bare_grpc_unary", "median_us", "µs", True),
+    Row("bare gRPC round trip (no jumpstarter), p99", "bare_grpc_unary", "p99_us", "µs", True),
+    Row("bare gRPC 1 MiB echo (no jumpstarter), median", "bare_grpc_1mib", "median_ms", "ms", True),
+]
+
+
+# -- running one side -------------------------------------------------------------------
+
+
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    """Stop the benchmark and its exporter: they run in their own process group, led by `process`.
+
+    Waits until the whole group is gone, not just its leader: on SIGTERM the exporter first
+    stops its server and removes its socket.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + 5.0
+        try:
+            os.killpg(process.pid, sig)
+            while time.monotonic() < deadline:
+                process.poll()  # reap the leader: a zombie still counts as a member of the group
+                os.killpg(process.pid, 0)  # raises ProcessLookupError once no member is left
+                time.sleep(0.05)
+        except ProcessLookupError:
+            return
+
+
+def run_side(python: str, expected: str, scale: float) -> dict[str, Any]:
+    """Run bench_core.py under `python`; return its figures (those it got to, if it failed)."""
+    print(f"== {expected}: {python} {BENCH.name}", file=sys.stderr, flush=True)
+    # A new session (process group), so that a timeout or Ctrl-C here stops the exporter
+    # process too. stderr passes through: it shows progress.
+    process = subprocess.Popen(
+        [python, str(BENCH), "--scale", str(scale)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    error = None
+    try:
+        stdout, _ = process.communicate(timeout=SIDE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _stop_group(process)
+        stdout, _ = process.communicate()
+        error = f"timed out after {SIDE_TIMEOUT:.0f} s"
+    finally:
+        if process.poll() is None:  # interrupted (Ctrl-C): leave nothing running
+            _stop_group(process)
+    side: dict[str, Any] = {"figures": {}}
+    done = False
+    for line in stdout.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # not ours: a stray print
+        if "figure" in record:
+            side["figures"][record.pop("figure")] = record
+        elif record.get("done"):
+            done = True
+            side.update((key, value) for key, value in record.items() if key != "done")
+        else:
+            side.update(record)
+    if error is None and not done:
+        error = f"bench_core.py exited with code {process.returncode} before it finished"
+        if "implementation" not in side:
+            error += f" (can {python} import jumpstarter? run this script with `uv run python`)"
+    if error is None and side.get("implementation") != expected:
+        error = f"{python} runs the {side.get('implementation')!r} implementation, not {expected!r}"
+    if error:
+        side["error"] = error
+        print(f"== {expected}: {error}", file=sys.stderr, flush=True)
+    return side
+
+
+def original_python() -> tuple[str | None, str | None]:
+    """The python of the original's environment, or None and the reason it is unavailable."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from upstream_venv import UpstreamUnavailable, ensure_upstream_venv
+
+    try:
+        return str(ensure_upstream_venv()), None
+    except UpstreamUnavailable as error:
+        return None, f"the original jumpstarter 0.9.0 cannot be installed: {error}"
+    except RuntimeError as error:
+        return None, f"installing the original jumpstarter 0.9.0 failed: {error}"
+
+
+# -- comparing --------------------------------------------------------------------------
+
+
+def _value(side: dict[str, Any] | None, row: Row) -> float | None:
+    if side is None:
+        return None
+    value = side["figures"].get(row.figure, {}).get(row.key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def compare(ours: dict[str, Any] | None, original: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows = []
+    for row in ROWS:
+        mine, theirs = _value(ours, row), _value(original, row)
+        ratio = mine / theirs if mine is not None and theirs else None
+        passed = None
+        if row.target is not None and ratio is not None:
+            passed = ratio <= row.target if row.lower_is_better else ratio >= row.target
+        rows.append(
+            {
+                "figure": row.label,
+                "unit": row.unit,
+                "ours": mine,
+                "original": theirs,
+                "ratio": None if ratio is None else round(ratio, 3),
+                "target": None if row.target is None else ("<= " if row.lower_is_better else ">= ") + f"{row.target}x",
+                "pass": passed,
+            }
+        )
+    return rows
+
+
+def _format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if value >= 100:
+        text = f"{value:,.0f}"
+    elif value >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}"
+
+
+def _format_ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "—"
+    return f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| figure | ours | original 0.9.0 | ratio (ours/original) | target | pass |",
+        "|---|--:|--:|--:|--:|:-:|",
+    ]
+    for row in rows:
+        verdict = {True: "pass", False: "**FAIL**", None: ""}[row["pass"]]
+        lines.append(
+            f"| {row['figure']} | {_format_value(row['ours'], row['unit'])} "
+            f"| {_format_value(row['original'], row['unit'])} | {_format_ratio(row['ratio'])} "
+            f"| {row['target'] or ''} | {verdict} |"
+        )
+    judged = [row["pass"] for row in rows if row["pass"] is not None]
+    lines.append("")
+    lines.append(
+        "ratio = ours / original: lower is better for times (µs, ms), higher for rates (items/s, MB/s, calls/s)."
+    )
+    if judged:
+        lines.append(f"Targets met: {sum(judged)} of {len(judged)}.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", metavar="FILE", type=Path, help="also write the combined JSON to FILE")
+    parser.add_argument("--only", choices=("ours", "original"), help="run one implementation only")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply the iteration counts (e.g. 0.1 for a quick check)"
+    )
+    args = parser.parse_args()
+
+    result: dict[str, Any] = {"ratio": "ours / original", "ours": None, "original": None}
+    if args.only != "original":
+        # This script is run with the workspace venv's python (uv run python), which has this project.
+        result["ours"] = run_side(sys.executable, "ours", args.scale)
+    if args.only != "ours":
+        python, unavailable = original_python()
+        if python is None:
+            print(f"== original: {unavailable}; benchmarking ours alone", file=sys.stderr, flush=True)
+            result["original_unavailable"] = unavailable
+        else:
+            result["original"] = run_side(python, "original", args.scale)
+    result["comparison"] = compare(result["ours"], result["original"])
+
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print()
+    if "original_unavailable" in result:
+        print(f"> {result['original_unavailable']}: only this project was measured.\n")
+    print(table(result["comparison"]))
+    for name in ("ours", "original"):
+        side = result[name]
+        if side is not None:
+            print(
+                f"{name}: {side.get('seconds', '?')} s, load average (1 min) {side.get('loadavg_start', '?')} "
+                f"at start, {side.get('loadavg_end', '?')} at end, {side.get('cpus', '?')} CPUs"
+                + (f"; ERROR: {side['error']}" if "error" in side else "")
+            )
+    failed = any(side and "error" in side for side in (result["ours"], result["original"]))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
