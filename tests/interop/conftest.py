@@ -41,6 +41,10 @@ class PeerFailed(AssertionError):
     """A peer script exited badly or did not answer in time; carries what it printed."""
 
 
+# The tests and the peer scripts share interop_shared.py, which lives next to this file.
+sys.path.insert(0, str(Path(__file__).parent))
+
+
 @pytest.fixture(scope="session")
 def upstream_python() -> Path:
     """The python of the virtual environment holding jumpstarter==0.9.0 (created once)."""

@@ -15,12 +15,10 @@ from __future__ import annotations
 import bz2
 import dataclasses
 import gzip
-import hashlib
 import inspect
 import json
 import logging
 import lzma
-import random
 import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -34,6 +32,7 @@ import grpc
 from anyio.abc import ObjectStream
 from backports import zstd
 from google.protobuf import empty_pb2
+from interop_shared import payload, sha256
 from jumpstarter_protocol import jumpstarter_pb2
 from jumpstarter_protocol.jumpstarter.v1 import common_pb2
 from peer_io import describe_error, send, take_stdout
@@ -96,15 +95,6 @@ COMPRESS = {
     "bz2": bz2.compress,
     "zstd": zstd.compress,
 }
-
-
-def payload(size: int) -> bytes:
-    """Deterministic pseudo-random bytes (random, so that reordered chunks are noticed)."""
-    return random.Random(size).randbytes(size)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def argument(value: Any) -> Any:

@@ -12,7 +12,6 @@ serves until its stdin is closed.
 from __future__ import annotations
 
 import hashlib
-import random
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import ObjectStream
+from interop_shared import DigestStream, payload
 from jumpstarter_driver_composite.driver import Composite, Proxy
 from jumpstarter_driver_network.driver import EchoNetwork
 from jumpstarter_driver_power.driver import MockPower
@@ -38,38 +37,6 @@ EXCEPTIONS: dict[str, type[Exception]] = {
     "ConnectionError": ConnectionError,
     "RuntimeError": RuntimeError,
 }
-
-
-def payload(size: int) -> bytes:
-    """Deterministic pseudo-random bytes; the tests compute the same."""
-    return random.Random(size).randbytes(size)
-
-
-class DigestStream(ObjectStream[bytes]):
-    """Reads the client's bytes; only after the client's EOF answers "<size> <sha256>", then ends."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.hash = hashlib.sha256()
-        self.client_done = anyio.Event()
-        self.answered = False
-
-    async def send(self, item: bytes) -> None:
-        self.size += len(item)
-        self.hash.update(item)
-
-    async def send_eof(self) -> None:
-        self.client_done.set()
-
-    async def receive(self) -> bytes:
-        await self.client_done.wait()
-        if self.answered:
-            raise anyio.EndOfStream
-        self.answered = True
-        return f"{self.size} {self.hash.hexdigest()}".encode()
-
-    async def aclose(self) -> None:
-        self.client_done.set()
 
 
 class SparseStream(DigestStream):

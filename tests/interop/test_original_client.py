@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -25,8 +24,8 @@ from uuid import UUID
 import anyio
 import anyio.lowlevel
 import pytest
-from anyio.abc import ObjectStream
 from anyio.streams.stapled import StapledObjectStream
+from interop_shared import DigestStream, payload, sha256, typed
 
 from jumpstarter.common.exceptions import ExporterNotReady
 from jumpstarter.driver import Composite, Driver, export, exportstream
@@ -40,24 +39,6 @@ DRIVER_CLIENT = "jumpstarter.client.DriverClient"
 ORIGINAL_CLIENT_CLASS = "jumpstarter.client.base.DriverClient"
 ORIGINAL_STUB_CLASS = "jumpstarter.client.base.StubDriverClient"
 COMPOSITE_CLIENT = "jumpstarter_driver_composite.client.CompositeClient"
-
-
-def payload(size: int) -> bytes:
-    """The same deterministic bytes peer_client.py generates for a size."""
-    return random.Random(size).randbytes(size)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def typed(value: Any) -> Any:
-    """`value` with the type of every scalar spelled out, so that 5 and 5.0 compare different."""
-    if isinstance(value, dict):
-        return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [typed(item) for item in value]
-    return (type(value).__name__, value)
 
 
 def sample(name: str) -> dict[str, str]:
@@ -277,33 +258,6 @@ class Failing(Driver):
     def fail_after_sync(self, items: int, kind: str) -> Iterator[int]:
         yield from range(items)
         raise EXCEPTIONS[kind](f"stopped after {items}")
-
-
-class DigestStream(ObjectStream[bytes]):
-    """Reads the client's bytes; only after the client's EOF answers "<size> <sha256>", then ends."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.hash = hashlib.sha256()
-        self.client_done = anyio.Event()
-        self.answered = False
-
-    async def send(self, item: bytes) -> None:
-        self.size += len(item)
-        self.hash.update(item)
-
-    async def send_eof(self) -> None:
-        self.client_done.set()
-
-    async def receive(self) -> bytes:
-        await self.client_done.wait()
-        if self.answered:
-            raise anyio.EndOfStream
-        self.answered = True
-        return f"{self.size} {self.hash.hexdigest()}".encode()
-
-    async def aclose(self) -> None:
-        self.client_done.set()
 
 
 class BannerStream(DigestStream):

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import io
 import logging
 import lzma
-import random
 import time
 import zlib
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from uuid import UUID, uuid4
 
 import anyio
 import pytest
+from interop_shared import payload, sha256, typed
 
 from jumpstarter.client import (
     BlockingStream,
@@ -46,24 +45,6 @@ from jumpstarter.client.connection import LEGACY_RESOURCE_IDLE_SECONDS
 pytestmark = pytest.mark.interop
 
 CHUNK = 64 * 1024
-
-
-def payload(size: int) -> bytes:
-    """The same deterministic bytes peer_server.py generates for a size."""
-    return random.Random(size).randbytes(size)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def typed(value: Any) -> Any:
-    """`value` with the type of every scalar spelled out, so that 5 and 5.0 compare different."""
-    if isinstance(value, dict):
-        return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [typed(item) for item in value]
-    return (type(value).__name__, value)
 
 
 def plain(client: DriverClient) -> DriverClient:

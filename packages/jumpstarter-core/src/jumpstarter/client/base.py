@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 
 from jumpstarter.client.blocking import BlockingStream, blocking_stream
 from jumpstarter.common.exceptions import DriverClientUnavailable
+from jumpstarter.common.protocol import NAME_LABEL
 
 if TYPE_CHECKING:
     import grpc
@@ -57,7 +58,7 @@ class DriverClient:
     @property
     def name(self) -> str:
         """The driver's name in its parent (empty for the root)."""
-        return self.labels.get("jumpstarter.dev/name", "")
+        return self.labels.get(NAME_LABEL, "")
 
     # -- calls -----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.connection import Connection
 from jumpstarter.client.tree import build_client_tree
 from jumpstarter.common.exceptions import DriverConnectionError
-from jumpstarter.common.grpc import CHANNEL_OPTIONS
+from jumpstarter.common.protocol import CHANNEL_OPTIONS
 from jumpstarter.v1 import jumpstarter_pb2_grpc
 
 

@@ -29,7 +29,12 @@ from google.protobuf import empty_pb2
 from jumpstarter.client.errors import error_from_rpc, error_from_status
 from jumpstarter.client.resources import local_endpoint
 from jumpstarter.common.exceptions import DriverConnectionError, DriverInvalidArgument
-from jumpstarter.common.grpc import CAPABILITY_TYPED_VALUES, LEGACY_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES
+from jumpstarter.common.protocol import (
+    CAPABILITY_TYPED_VALUES,
+    CLIENT_RELAY_LOGGER_PREFIX,
+    LEGACY_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
+)
 from jumpstarter.common.streams import (
     EOF_ACK_METADATA_KEY,
     REQUEST_METADATA_KEY,
@@ -39,7 +44,6 @@ from jumpstarter.common.streams import (
 )
 from jumpstarter.common.tasks import Progress, background_tasks
 from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill_typed
-from jumpstarter.exporter.logs import CLIENT_RELAY_LOGGER_PREFIX
 from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 

@@ -14,7 +14,7 @@ from jumpstarter.common.exceptions import (
     DriverTimeout,
     ExporterNotReady,
 )
-from jumpstarter.common.grpc import ERROR_CLASS_METADATA_KEY, MAX_MESSAGE_BYTES
+from jumpstarter.common.protocol import ERROR_CLASS_METADATA_KEY, MAX_MESSAGE_BYTES
 
 _CLASSES: dict[grpc.StatusCode, type[DriverError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: ExporterNotReady,

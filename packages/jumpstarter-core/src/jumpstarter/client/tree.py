@@ -11,11 +11,9 @@ from jumpstarter.client.base import DriverClient, StubDriverClient
 from jumpstarter.client.classes import ClientClassPolicy, UnavailableClass, resolve_client_class
 from jumpstarter.client.connection import Connection
 from jumpstarter.common.exceptions import DriverConnectionError
+from jumpstarter.common.protocol import CLIENT_LABEL, NAME_LABEL
 
 logger = logging.getLogger(__name__)
-
-CLIENT_LABEL = "jumpstarter.dev/client"
-NAME_LABEL = "jumpstarter.dev/name"
 
 
 def build_client_tree(connection: Connection, stack: ExitStack, policy: ClientClassPolicy) -> DriverClient:

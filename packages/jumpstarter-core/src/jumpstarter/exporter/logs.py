@@ -8,16 +8,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from jumpstarter.common.protocol import CLIENT_RELAY_LOGGER_PREFIX
 from jumpstarter.driver.base import DRIVER_LOGGER_PREFIX
 from jumpstarter.streams.channel import ThreadChannel
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2
 
 # Records a consumer may fall behind by before records are dropped (and it is told so).
 CONSUMER_BACKLOG = 1024
-
-# Where a client re-logs the records it receives. A client and an exporter can share one
-# process (serve()); records from these loggers are never sent back to the client.
-CLIENT_RELAY_LOGGER_PREFIX = "jumpstarter.remote"
 
 
 def source_of(record: logging.LogRecord) -> int:
@@ -95,11 +92,8 @@ class LogBroadcast(logging.Handler):
                 self._consumers.remove(consumer)
             consumer.channel.abort()
 
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        root = logging.getLogger()
-        root.addHandler(self)
-        try:
-            yield
-        finally:
-            root.removeHandler(self)
+    def install(self) -> None:
+        logging.getLogger().addHandler(self)
+
+    def uninstall(self) -> None:
+        logging.getLogger().removeHandler(self)

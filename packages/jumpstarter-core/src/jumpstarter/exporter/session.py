@@ -26,10 +26,12 @@ import anyio
 import grpc
 from google.protobuf import empty_pb2
 
-from jumpstarter.common.grpc import (
+from jumpstarter.common.protocol import (
     CAPABILITY_TYPED_VALUES,
+    CLIENT_LABEL,
     ERROR_CLASS_METADATA_KEY,
     LEGACY_MAX_MESSAGE_BYTES,
+    NAME_LABEL,
     SERVER_OPTIONS,
 )
 from jumpstarter.common.streams import (
@@ -53,9 +55,6 @@ from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc, values_pb2
 
 logger = logging.getLogger(__name__)
-
-CLIENT_LABEL = "jumpstarter.dev/client"
-NAME_LABEL = "jumpstarter.dev/name"
 
 # How long stopping a server waits for the calls in progress.
 STOP_GRACE_SECONDS = 1.0
@@ -117,12 +116,11 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
     # -- lifecycle -------------------------------------------------------------------
 
     async def __aenter__(self) -> Session:
-        self._log_handler = self._logs.installed()
-        self._log_handler.__enter__()
+        self._logs.install()
         try:
             await self._workers.run(self.root.reset)
         except BaseException:
-            self._log_handler.__exit__(None, None, None)
+            self._logs.uninstall()
             raise
         return self
 
@@ -136,7 +134,7 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
                 except Exception:
                     logger.exception("closing the drivers failed")
         finally:
-            self._log_handler.__exit__(None, None, None)
+            self._logs.uninstall()
 
     @asynccontextmanager
     async def serve_unix(self) -> AsyncIterator[str]:
@@ -359,7 +357,7 @@ async def _write_typed_batch(context: grpc.aio.ServicerContext, items: list[Any]
             size = 0
         response.typed_results.append(item)
         size += item_size
-    if size or response.typed_results:
+    if response.typed_results:
         await context.write(response)
 
 

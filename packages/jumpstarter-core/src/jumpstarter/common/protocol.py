@@ -1,4 +1,4 @@
-"""gRPC settings shared by exporters and clients."""
+"""Conventions of the jumpstarter.v1 protocol shared by exporters and clients: limits, options, names."""
 
 from __future__ import annotations
 
@@ -21,9 +21,18 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
 ]
 
+# Reserved labels of driver reports: the client class of every driver, the name of every child.
+CLIENT_LABEL = "jumpstarter.dev/client"
+NAME_LABEL = "jumpstarter.dev/name"
+
 # Optional protocol features, advertised in GetReportResponse.capabilities.
 CAPABILITY_TYPED_VALUES = "typed-values"
 
 # Trailing metadata with which an exporter marks errors raised by a driver (value: the
 # exception's class name), so that a client can tell them from transport failures.
 ERROR_CLASS_METADATA_KEY = "jumpstarter-error"
+
+# Where a client re-logs the records it receives over LogStream (`jumpstarter.remote.<source>`).
+# A client and an exporter may share one process (serve()): the exporter never sends records
+# from these loggers back.
+CLIENT_RELAY_LOGGER_PREFIX = "jumpstarter.remote"
