@@ -184,11 +184,7 @@ class Connection:
         self._active_calls.add(call)
         try:
             for response in call:
-                if response.typed_results:
-                    for item in response.typed_results:
-                        yield decode_typed(item)
-                else:
-                    yield decode_json(response.result)
+                yield from _items(response)
         except grpc.RpcError as error:
             raise error_from_rpc(error, method) from None
         finally:
@@ -203,11 +199,8 @@ class Connection:
         self._active_calls.add(call)
         try:
             async for response in call:
-                if response.typed_results:
-                    for item in response.typed_results:
-                        yield decode_typed(item)
-                else:
-                    yield decode_json(response.result)
+                for item in _items(response):
+                    yield item
         except grpc.RpcError as error:
             raise error_from_rpc(error, method) from None
         finally:
@@ -234,7 +227,7 @@ class Connection:
     @asynccontextmanager
     async def stream_async(self, uuid: str, method: str) -> AsyncIterator[FrameStream]:
         """Open a driver byte stream. Leaving normally delivers what was sent before closing."""
-        request = DriverStreamRequest(uuid=uuid, method=method).to_json()  # type: ignore[arg-type]
+        request = DriverStreamRequest(uuid=uuid, method=method).to_json()
         # Our exporters (those with typed values) acknowledge the end of stream, see FrameStream.
         acknowledged = self.typed
         ack_request = ((EOF_ACK_METADATA_KEY, "1"),) if acknowledged else ()
@@ -255,7 +248,7 @@ class Connection:
         self, uuid: str, source: Any, content_encoding: str | None
     ) -> AsyncIterator[dict[str, Any]]:
         async with local_endpoint(source) as local:
-            request = ResourceStreamRequest(uuid=uuid, content_encoding=content_encoding)  # type: ignore[arg-type]
+            request = ResourceStreamRequest(uuid=uuid, content_encoding=content_encoding)
             call, metadata = await self._open_router_stream(request.to_json(), "resource")
             async with FrameStream(call, client_side=True) as remote:
                 try:
@@ -306,6 +299,13 @@ class Connection:
             call.cancel()
         self.sync_channel.close()
         await self.channel.close()
+
+
+def _items(response: jumpstarter_pb2.StreamingDriverCallResponse) -> list[Any]:
+    """The items of one streaming response: a batch of typed values, or one JSON value."""
+    if response.typed_results:
+        return [decode_typed(item) for item in response.typed_results]
+    return [decode_json(response.result)]
 
 
 async def _upload(local: Any, remote: FrameStream) -> None:

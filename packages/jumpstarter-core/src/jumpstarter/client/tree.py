@@ -70,8 +70,8 @@ def _make_client(
         "portal": connection.portal,
         "stack": stack,
         "children": children,
-        "description": entry.description or None,  # type: ignore[attr-defined]
-        "methods_description": dict(entry.methods_description),  # type: ignore[attr-defined]
+        "description": entry.description or None,
+        "methods_description": dict(entry.methods_description),
         "connection": connection,
     }
     client_class = resolve_client_class(labels.get(CLIENT_LABEL), policy)

@@ -27,7 +27,7 @@ CONTENT_ENCODINGS = ("gzip", "xz", "bz2", "zstd")
 
 @dataclass(frozen=True)
 class DriverStreamRequest:
-    uuid: UUID
+    uuid: UUID | str
     method: str
 
     def to_json(self) -> str:
@@ -36,7 +36,7 @@ class DriverStreamRequest:
 
 @dataclass(frozen=True)
 class ResourceStreamRequest:
-    uuid: UUID
+    uuid: UUID | str
     content_encoding: str | None = None
 
     def to_json(self) -> str:
