@@ -7,12 +7,14 @@ import gzip
 import hashlib
 import io
 import lzma
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from anyio.streams.stapled import StapledObjectStream
 
 from jumpstarter.client import DriverClient, DriverInvalidArgument
 from jumpstarter.common.utils import serve
@@ -101,6 +103,30 @@ def test_upload_a_file_by_path_and_by_object(client: DriverClient, tmp_path: Pat
 def test_upload_an_iterable(client: DriverClient) -> None:
     with client.resource(iter([b"ab", b"", b"cd"])) as handle:
         assert client.call("flash", handle) == sha256(b"abcd")
+    with client.resource(chunk for chunk in (b"gen", b"erator")) as handle:
+        assert client.call("flash", handle) == sha256(b"generator")
+
+
+def test_upload_an_async_iterable(client: DriverClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"as"
+        yield b"ync"
+
+    with client.resource(chunks()) as handle:
+        assert client.call("flash", handle) == sha256(b"async")
+
+
+def test_an_anyio_stream_both_ways(client: DriverClient, driver: Flasher) -> None:
+    to_driver_send, to_driver_receive = anyio.create_memory_object_stream[bytes](10)
+    from_driver_send, from_driver_receive = anyio.create_memory_object_stream[bytes](10)
+    to_driver_send.send_nowait(b"image")
+    to_driver_send.close()
+    with client.resource(StapledObjectStream(from_driver_send, to_driver_receive)) as handle:
+        assert client.call("flash", handle) == sha256(b"image")
+    driver.stored = b"stored"
+    with client.resource(StapledObjectStream(from_driver_send, to_driver_receive)) as handle:
+        client.call("dump", handle)
+    assert from_driver_receive.receive_nowait() == b"stored"
 
 
 def test_download_into_a_file(client: DriverClient, driver: Flasher, tmp_path: Path) -> None:

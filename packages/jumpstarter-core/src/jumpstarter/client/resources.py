@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 from anyio import EndOfStream
+from anyio.abc import ByteReceiveStream, ByteSendStream, ObjectReceiveStream, ObjectSendStream
 
 CHUNK_SIZE = 1 << 20
 
@@ -81,13 +82,18 @@ class _Iterable(LocalEndpoint):
         return bytes(item)
 
 
+_RECEIVE_STREAMS = (ByteReceiveStream, ObjectReceiveStream)
+_SEND_STREAMS = (ByteSendStream, ObjectSendStream)
+_ANYIO_STREAMS = (*_RECEIVE_STREAMS, *_SEND_STREAMS)
+
+
 class _Stream(LocalEndpoint):
     """An anyio stream, used as it is."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
-        self.readable = hasattr(stream, "receive")
-        self.writable = hasattr(stream, "send")
+        self.readable = isinstance(stream, _RECEIVE_STREAMS)
+        self.writable = isinstance(stream, _SEND_STREAMS)
 
     async def receive(self) -> bytes:
         return await self._stream.receive()
@@ -123,7 +129,7 @@ async def local_endpoint(source: Any) -> AsyncIterator[LocalEndpoint]:
         if isinstance(source, io.TextIOBase):
             raise TypeError("a resource needs a binary file: open it with 'rb' or 'wb'")
         yield _File(source)
-    elif hasattr(source, "receive") or hasattr(source, "send"):
+    elif isinstance(source, _ANYIO_STREAMS):
         yield _Stream(source)
     elif isinstance(source, (Iterable, AsyncIterable)):
         yield _Iterable(source)
