@@ -380,15 +380,15 @@ def stream_throughput(client: Any, chunks: int, chunk: int) -> dict[str, Any]:
     }
 
 
-def threaded_rate(client: Any, threads: int, calls_per_thread: int) -> dict[str, Any]:
-    """Calls per second of `ping` from `threads` threads sharing one client."""
+def threaded_rate(client: Any, method: str, threads: int, calls_per_thread: int) -> dict[str, Any]:
+    """Calls per second of `method` from `threads` threads sharing one client."""
     # The barrier keeps thread start-up out of the timing: all threads begin calling together.
     barrier = threading.Barrier(threads + 1)
 
     def work() -> None:
         barrier.wait()
         for _ in range(calls_per_thread):
-            client.call("ping")
+            client.call(method)
 
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(work) for _ in range(threads)]
@@ -530,12 +530,17 @@ def run(scale: float) -> None:
                 items = calibrated_items(client, method, seconds=2.0 * scale, maximum=200_000)
             measure(f"streaming_{method}_cross_process", lambda m=method, i=items: streaming_rate(client, m, i))
         measure("exportstream_cross_process", lambda: stream_throughput(client, chunks=n(4096), chunk=64 << 10))
-        measure("threads8_ping_cross_process", lambda: threaded_rate(client, threads=8, calls_per_thread=n(1000)))
+        for method in ("ping", "aping"):
+            measure(
+                f"threads8_{method}_cross_process",
+                lambda m=method: threaded_rate(client, m, threads=8, calls_per_thread=n(1000)),
+            )
 
     if IMPL is _Ours:  # the floor is the same under either implementation: measured once
         with bare_client() as client:
             measure("bare_grpc_unary", lambda: unary_latency(client, "ping", n(5000), warmup=n(500)))
             measure("bare_grpc_1mib", lambda: large_call(client, calls=n(50)))
+            measure("bare_grpc_threads8", lambda: threaded_rate(client, "ping", threads=8, calls_per_thread=n(1000)))
 
     emit(
         {"done": True, "seconds": round(time.perf_counter() - started, 1), "loadavg_end": round(os.getloadavg()[0], 2)}

@@ -58,7 +58,10 @@ ROWS = [
     Row("streamingcall `count` (sync gen.)", "streaming_count_cross_process", "items_per_s", "items/s", False, 25),
     Row("streamingcall `acount` (async gen.)", "streaming_acount_cross_process", "items_per_s", "items/s", False, 25),
     Row("exportstream echo, 64 KiB chunks", "exportstream_cross_process", "mb_per_s", "MB/s", False, 3),
-    Row("`ping` from 8 threads, one client", "threads8_ping_cross_process", "calls_per_s", "calls/s", False, 2),
+    Row("`ping` (sync) from 8 threads, one client", "threads8_ping_cross_process", "calls_per_s", "calls/s", False, 2),
+    Row(
+        "`aping` (async) from 8 threads, one client", "threads8_aping_cross_process", "calls_per_s", "calls/s", False, 2
+    ),
     Row("import driver + client + common.utils + exporter", "import_serve_and_call", "median_ms", "ms", True, 0.3),
     Row("import jumpstarter.driver", "import_driver", "median_ms", "ms", True),
     Row("serve() start-up, to a ready client", "serve_startup", "startup_median_ms", "ms", True),
@@ -66,6 +69,7 @@ ROWS = [
     Row("bare gRPC round trip (no jumpstarter), median", "bare_grpc_unary", "median_us", "µs", True),
     Row("bare gRPC round trip (no jumpstarter), p99", "bare_grpc_unary", "p99_us", "µs", True),
     Row("bare gRPC 1 MiB echo (no jumpstarter), median", "bare_grpc_1mib", "median_ms", "ms", True),
+    Row("bare gRPC, 8 threads (no jumpstarter)", "bare_grpc_threads8", "calls_per_s", "calls/s", False),
 ]
 
 
