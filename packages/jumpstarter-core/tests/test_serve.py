@@ -36,11 +36,9 @@ class Board(Driver):
 
     def reset(self) -> None:
         self.events.append(f"reset in {threading.current_thread().name}")
-        super().reset()
 
     def close(self) -> None:
         self.events.append("close")
-        super().close()
 
     @export
     def ping(self) -> str:
@@ -80,7 +78,27 @@ def test_a_failing_close_does_not_keep_siblings_open(caplog: pytest.LogCaptureFi
     with serve(Composite(children={"fragile": fragile, "sibling": sibling})):
         pass
     assert fragile.events[-1] == "close" and sibling.events[-1] == "close"
-    assert "closing child driver 'fragile' failed" in caplog.text
+    assert "closing Fragile driver 'fragile' failed" in caplog.text
+
+
+def test_every_driver_is_reset_parents_first_and_closed_children_first_once() -> None:
+    order: list[str] = []
+
+    @dataclass(kw_only=True)
+    class Recorder(Board):
+        name: str
+
+        def reset(self) -> None:
+            order.append(f"reset {self.name}")
+
+        def close(self) -> None:
+            order.append(f"close {self.name}")
+
+    shared = Recorder(name="shared")
+    root = Recorder(name="root", children={"a": Recorder(name="a", children={"s": shared}), "alias": shared})
+    with serve(root):
+        assert order == ["reset root", "reset a", "reset shared"]
+    assert order[3:] == ["close shared", "close a", "close root"]
 
 
 def test_the_socket_is_private_and_removed() -> None:

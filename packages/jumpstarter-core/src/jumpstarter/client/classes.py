@@ -3,14 +3,27 @@
 An exporter names a client class (an import path) for each driver. Importing a module
 runs its code, so the path is checked against an allow-list of glob patterns **before**
 anything is imported: an exporter cannot make a client run code it did not agree to.
+
+The default allow-list (`ClientClassPolicy.default`) is the union of:
+
+- the packages of the installed distributions that register drivers (entry points in the
+  ``jumpstarter.drivers`` group): installing a driver package is consent to its clients;
+- ``drivers.allow`` of the client configuration;
+- ``JMP_DRIVERS_ALLOW``, comma-separated glob patterns.
+
+``UNSAFE`` in ``JMP_DRIVERS_ALLOW``, ``JMP_DRIVERS_UNSAFE=true`` or ``drivers.unsafe: true``
+allow any class.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+
+from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JMP_DRIVERS_UNSAFE
 
 # Client classes of the original jumpstarter that this package provides under another path.
 LEGACY_CLIENT_CLASSES = {
@@ -30,6 +43,26 @@ class ClientClassPolicy:
 
     allow: tuple[str, ...] = ()
     unsafe: bool = False
+
+    @classmethod
+    def default(cls, allow: Iterable[str] = (), unsafe: bool = False) -> ClientClassPolicy:
+        """The installed driver packages, the client configuration and the environment, plus `allow`."""
+        from jumpstarter.config.client import load_client_config
+        from jumpstarter.registry import installed_drivers
+
+        config = load_client_config()
+        patterns = {f"{driver.value.split(':')[0].split('.')[0]}.*" for driver in installed_drivers()}
+        patterns.update(config.drivers.allow)
+        patterns.update(allow)
+        environment = [item.strip() for item in os.environ.get(JMP_DRIVERS_ALLOW, "").split(",") if item.strip()]
+        unsafe = (
+            unsafe
+            or config.drivers.unsafe
+            or "UNSAFE" in environment
+            or os.environ.get(JMP_DRIVERS_UNSAFE, "").lower() in ("1", "true", "yes")
+        )
+        patterns.update(item for item in environment if item != "UNSAFE")
+        return cls(allow=tuple(sorted(patterns)), unsafe=unsafe)
 
     @classmethod
     def exactly(cls, paths: Iterable[str]) -> ClientClassPolicy:
@@ -65,7 +98,8 @@ def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type | 
         return UnavailableClass(
             path,
             "it is not in the allowed client packages",
-            f"allow it if you trust it, e.g. JMP_DRIVERS_ALLOW='{module_name.split('.')[0]}.*'",
+            f"install the driver package that provides it, or allow it if you trust the exporter: "
+            f"JMP_DRIVERS_ALLOW='{module_name.split('.')[0]}.*' or drivers.allow in the client configuration",
         )
     try:
         module = importlib.import_module(module_name)

@@ -81,7 +81,7 @@ async def async_client(open_client: OpenClient) -> AsyncIterator[DriverClient]:
 
 
 def _opener(path: str, allow: Iterable[str], unsafe: bool) -> OpenClient:
-    policy = ClientClassPolicy(allow=tuple(allow), unsafe=unsafe)
+    policy = ClientClassPolicy.default(allow, unsafe)
     return lambda portal, stack: connect_unix_async(path, portal=portal, stack=stack, policy=policy)
 
 
@@ -89,9 +89,11 @@ def _opener(path: str, allow: Iterable[str], unsafe: bool) -> OpenClient:
 def connect(path: str, *, allow: Iterable[str] = (), unsafe: bool = False) -> Iterator[DriverClient]:
     """Connect to the exporter session on the Unix socket `path`; yield the root client.
 
-    `allow` lists glob patterns of the client classes the exporter may make this process
-    import (e.g. ``"jumpstarter_driver_power.*"``); drivers whose client class is not
-    allowed become stubs that explain how to allow them. ``unsafe=True`` allows any class.
+    The exporter names a client class for each driver; this process imports only those
+    its allow-list admits (see `ClientClassPolicy.default`: the installed driver packages,
+    the client configuration and ``JMP_DRIVERS_ALLOW``), plus the glob patterns in `allow`
+    (e.g. ``"mycompany_drivers.*"``). Drivers whose client class is not admitted become
+    stubs that explain how to admit them. ``unsafe=True`` admits any class.
     """
     with blocking_client(_opener(path, allow, unsafe)) as client:
         yield client

@@ -53,25 +53,18 @@ class Driver(metaclass=ABCMeta):
     def client(cls) -> str:
         """Return the full import path of the driver client class, e.g. ``"mypkg.client.MyClient"``."""
 
-    def close(self) -> None:
-        """Release the hardware; called once when the session serving this driver ends.
+    def close(self) -> None:  # noqa: B027 - an optional hook
+        """Release the hardware; called once, in a worker thread, when the session serving it ends.
 
-        Overrides should call ``super().close()`` so that the children are closed too.
+        The session closes every driver of its tree itself, children before their parents,
+        each once even if it appears under two names: a driver closes only what it holds.
         """
-        for name, child in self.children.items():
-            try:
-                child.close()
-            except Exception:
-                # One failing child must not keep its siblings open.
-                self.logger.exception("closing child driver %r failed", name)
 
-    def reset(self) -> None:
-        """Bring the hardware to a known state; called when a session starts.
+    def reset(self) -> None:  # noqa: B027 - an optional hook
+        """Bring the hardware to a known state; called once, in a worker thread, when a session starts.
 
-        Overrides should call ``super().reset()`` so that the children are reset too.
+        The session resets every driver of its tree itself, parents before their children.
         """
-        for child in self.children.values():
-            child.reset()
 
     def extra_labels(self) -> dict[str, str]:
         """Labels computed at report time, merged over `labels`."""

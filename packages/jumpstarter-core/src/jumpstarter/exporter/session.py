@@ -118,7 +118,7 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
     async def __aenter__(self) -> Session:
         self._logs.install()
         try:
-            await self._workers.run(self.root.reset)
+            await self._workers.run(self._reset_drivers)
         except BaseException:
             self._logs.uninstall()
             raise
@@ -129,12 +129,31 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
             with anyio.CancelScope(shield=True):
                 # Driver code still running finishes before the drivers are closed.
                 await self._workers.aclose()
-                try:
-                    await anyio.to_thread.run_sync(self.root.close)
-                except Exception:
-                    logger.exception("closing the drivers failed")
+                await anyio.to_thread.run_sync(self._close_drivers)
         finally:
             self._logs.uninstall()
+
+    def _unique_drivers(self) -> list[tuple[Driver, str]]:
+        """Each driver of the tree once (an alias appears twice), parents first, with its name."""
+        seen: set[int] = set()
+        drivers = []
+        for driver, _, name in walk(self.root):
+            if id(driver) not in seen:
+                seen.add(id(driver))
+                drivers.append((driver, name or "(root)"))
+        return drivers
+
+    def _reset_drivers(self) -> None:
+        for driver, _ in self._unique_drivers():
+            driver.reset()
+
+    def _close_drivers(self) -> None:
+        for driver, name in reversed(self._unique_drivers()):
+            try:
+                driver.close()
+            except Exception:
+                # One driver failing to close must not keep the others open.
+                logger.exception("closing %s driver %r failed", type(driver).__name__, name)
 
     @asynccontextmanager
     async def serve_unix(self) -> AsyncIterator[str]:

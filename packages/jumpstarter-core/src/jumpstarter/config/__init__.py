@@ -1,0 +1,1 @@
+"""Configuration files (exporter and client) and environment variables."""

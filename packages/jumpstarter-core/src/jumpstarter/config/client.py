@@ -1,0 +1,69 @@
+"""The client configuration: which client classes a client may import.
+
+``$XDG_CONFIG_HOME/jumpstarter/client.yaml`` (or the file ``JMP_CLIENT_CONFIG`` names):
+
+    apiVersion: jumpstarter.dev/v1alpha1
+    kind: ClientConfig
+    drivers:
+      allow: ["mycompany_drivers.*"]   # glob patterns over client class import paths
+      unsafe: false                    # true: any client class (trust every exporter)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jumpstarter.config.env import JMP_CLIENT_CONFIG
+from jumpstarter.config.yaml import ConfigError, load_yaml
+
+API_VERSION = "jumpstarter.dev/v1alpha1"
+
+
+class DriversConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[str] = []
+    unsafe: bool = False
+
+
+class ClientConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    api_version: str = Field(API_VERSION, alias="apiVersion")
+    kind: str = "ClientConfig"
+    drivers: DriversConfig = DriversConfig()
+
+
+def default_path() -> Path:
+    explicit = os.environ.get(JMP_CLIENT_CONFIG)
+    if explicit:
+        return Path(explicit)
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "jumpstarter" / "client.yaml"
+
+
+def load_client_config(path: Path | None = None) -> ClientConfig:
+    """The client configuration at `path` (default: `default_path()`); defaults if there is none."""
+    path = path or default_path()
+    if not path.exists():
+        return ClientConfig()
+    located = load_yaml(path)
+    if located.data is None:
+        return ClientConfig()
+    if not isinstance(located.data, dict):
+        raise located.error((), "a client configuration is a mapping", "start from the example in the documentation")
+    try:
+        config = ClientConfig.model_validate(located.data)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        loc = tuple(problem["loc"])
+        raise located.error(loc, problem["msg"]) from None
+    if config.kind != "ClientConfig":
+        raise located.error(("kind",), f"kind is {config.kind!r}", "use kind: ClientConfig")
+    return config
+
+
+__all__ = ["ClientConfig", "ConfigError", "DriversConfig", "default_path", "load_client_config"]
