@@ -13,6 +13,16 @@ _PROCESS_WIDE_THREADS = ("(_poll_wrapper)",)
 
 
 @pytest.fixture(autouse=True)
+def isolated_configuration(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the user's configuration and environment out of the tests."""
+    for variable in ("JMP_DRIVERS_ALLOW", "JMP_DRIVERS_UNSAFE", "JUMPSTARTER_HOST"):
+        monkeypatch.delenv(variable, raising=False)
+    config_home = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    monkeypatch.setenv("JMP_CLIENT_CONFIG", str(config_home / "jumpstarter" / "client.yaml"))
+
+
+@pytest.fixture(autouse=True)
 def no_leftover_threads() -> Iterator[None]:
     """Fail a test that leaves threads running (worker pools, event loops, stream pumps)."""
     before = set(threading.enumerate())

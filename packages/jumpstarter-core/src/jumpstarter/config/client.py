@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jumpstarter.config.env import JMP_CLIENT_CONFIG
-from jumpstarter.config.yaml import ConfigError, load_yaml
+from jumpstarter.config.yaml import KEY, ConfigError, load_yaml
 
 API_VERSION = "jumpstarter.dev/v1alpha1"
 
@@ -60,6 +60,10 @@ def load_client_config(path: Path | None = None) -> ClientConfig:
     except ValidationError as error:
         problem = error.errors()[0]
         loc = tuple(problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            raise located.error(
+                (*loc, KEY), f"unknown key {loc[-1]!r}", "see the client configuration reference"
+            ) from None
         raise located.error(loc, problem["msg"]) from None
     if config.kind != "ClientConfig":
         raise located.error(("kind",), f"kind is {config.kind!r}", "use kind: ClientConfig")

@@ -16,6 +16,9 @@ import yaml
 
 PathPart = str | int
 
+# Appended to a path, points at the key of its last mapping entry rather than at the value.
+KEY = "<key>"
+
 
 class ConfigError(ValueError):
     """A configuration file is wrong; the message says where and how to fix it."""
@@ -30,7 +33,10 @@ class Located:
     marks: dict[tuple[PathPart, ...], tuple[int, int]] = field(default_factory=dict)
 
     def where(self, path: Sequence[PathPart]) -> str:
-        """``file:line:column: at path``: the closest known place for `path`."""
+        """``file:line:column: at path``: the closest known place for `path`.
+
+        A path ending with KEY points at that mapping key rather than at its value.
+        """
         path = tuple(path)
         for length in range(len(path), -1, -1):
             mark = self.marks.get(path[:length])
@@ -38,7 +44,8 @@ class Located:
                 break
         else:
             mark = (1, 1)
-        at = f": at {format_path(path)}" if path else ""
+        shown = path[:-1] if path and path[-1] == KEY else path
+        at = f": at {format_path(shown)}" if shown else ""
         return f"{self.file}:{mark[0]}:{mark[1]}{at}"
 
     def error(self, path: Sequence[PathPart], problem: str, fix: str = "") -> ConfigError:
@@ -85,7 +92,7 @@ def _record_marks(
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             _record_marks(value_node, (*path, key), marks)
             # A key's own position: where to point for an unknown or misspelled key.
-            marks[(*path, key, "<key>")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            marks[(*path, key, KEY)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _record_marks(item, (*path, index), marks)
