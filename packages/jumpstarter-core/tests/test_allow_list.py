@@ -133,3 +133,20 @@ def test_connect_imports_what_the_defaults_allow_and_nothing_else(
     monkeypatch.setenv("JMP_DRIVERS_ALLOW", "loose_tools.*")
     with connect(path) as client:
         assert client.unregistered.click() == "clicked"
+
+
+def test_a_namespace_package_allows_its_driver_package_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jumpstarter.registry import installed_drivers
+
+    info = tmp_path / "acme_lab-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-lab\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[jumpstarter.drivers]\nRelay = acme.lab.drivers:Relay\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    installed_drivers.cache_clear()
+    try:
+        policy = ClientClassPolicy.default()
+        assert policy.allows("acme.lab.client.RelayClient")
+        assert not policy.allows("acme.other.client.Client")
+    finally:
+        installed_drivers.cache_clear()

@@ -122,10 +122,16 @@ def test_the_children_of_a_stub_still_work(exporter: str) -> None:
         assert client.missing.inner.call("ping") == "pong"
 
 
-def test_stub_warnings_name_the_driver(exporter: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_stub_warnings_name_the_driver(
+    exporter: str, side_effect_module: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with connect(exporter):
         pass
-    assert "driver 'untrusted' cannot be used: it is not in the allowed client packages" in caplog.text
+    assert (
+        "driver 'untrusted' cannot be used: it is not in the allowed client packages "
+        "(untrusted_pkg_for_tests is installed but registers no drivers)" in caplog.text
+    )
+    assert "driver 'missing' cannot be used: it is not installed" in caplog.text
 
 
 def test_the_original_composite_client_maps_to_ours(exporter: str) -> None:

@@ -6,12 +6,13 @@ import json
 
 import click
 
+from jumpstarter.cli.driver_new import new_driver
 from jumpstarter.registry import installed_drivers
 
 
 @click.group()
 def driver() -> None:
-    """Drivers: list the installed ones."""
+    """Drivers: list the installed ones, or start a new driver package."""
 
 
 @driver.command("list")
@@ -48,3 +49,6 @@ def list_drivers(as_json: bool) -> None:
     click.echo("  ".join(column.upper().ljust(widths.get(column, 0)) for column in columns).rstrip())
     for row in rows:
         click.echo("  ".join(row[column].ljust(widths.get(column, 0)) for column in columns).rstrip())
+
+
+driver.add_command(new_driver)

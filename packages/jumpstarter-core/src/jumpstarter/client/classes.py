@@ -6,8 +6,10 @@ anything is imported: an exporter cannot make a client run code it did not agree
 
 The default allow-list (`ClientClassPolicy.default`) is the union of:
 
-- the packages of the installed distributions that register drivers (entry points in the
-  ``jumpstarter.drivers`` group): installing a driver package is consent to its clients;
+- the packages of the installed distributions' drivers (entry points in the
+  ``jumpstarter.drivers`` group): installing a driver package is consent to its clients.
+  A driver registered as ``pkg.driver:Power`` allows ``pkg.*``; as ``ns.lab.drivers:Power``,
+  ``ns.lab.*`` (the package that holds the driver's module, never a whole namespace);
 - ``drivers.allow`` of the client configuration;
 - ``JMP_DRIVERS_ALLOW``, comma-separated glob patterns.
 
@@ -18,6 +20,7 @@ allow any class.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,7 +54,7 @@ class ClientClassPolicy:
         from jumpstarter.registry import installed_drivers
 
         config = load_client_config()
-        patterns = {f"{driver.value.split(':')[0].split('.')[0]}.*" for driver in installed_drivers()}
+        patterns = {f"{_driver_package(driver.value.split(':')[0])}.*" for driver in installed_drivers()}
         patterns.update(config.drivers.allow)
         patterns.update(allow)
         environment = [item.strip() for item in os.environ.get(JMP_DRIVERS_ALLOW, "").split(",") if item.strip()]
@@ -94,12 +97,16 @@ def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type | 
         return UnavailableClass(
             path, "it is not an import path of the form package.module.Class", "fix the driver's client()"
         )
+    top_level = module_name.split(".")[0]
     if not policy.allows(path):
+        # find_spec on a top-level name only looks for it on the path: it runs no code.
+        if importlib.util.find_spec(top_level) is None:
+            return UnavailableClass(path, "it is not installed", f"pip install {top_level.replace('_', '-')}")
         return UnavailableClass(
             path,
-            "it is not in the allowed client packages",
-            f"install the driver package that provides it, or allow it if you trust the exporter: "
-            f"JMP_DRIVERS_ALLOW='{module_name.split('.')[0]}.*' or drivers.allow in the client configuration",
+            f"it is not in the allowed client packages ({top_level} is installed but registers no drivers)",
+            f"allow it if you trust the exporter: JMP_DRIVERS_ALLOW='{_driver_package(module_name)}.*' "
+            "or drivers.allow in the client configuration",
         )
     try:
         module = importlib.import_module(module_name)
@@ -118,6 +125,11 @@ def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type | 
     if not (isinstance(client_class, type) and issubclass(client_class, DriverClient)):
         return UnavailableClass(path, "it is not a DriverClient subclass", "fix the driver's client()")
     return client_class
+
+
+def _driver_package(module: str) -> str:
+    """The package that holds a module: ``pkg.driver`` -> ``pkg``; a top-level module stands for itself."""
+    return module.rpartition(".")[0] or module
 
 
 def _escape(path: str) -> str:
