@@ -134,6 +134,16 @@ def test_stub_warnings_name_the_driver(
     assert "driver 'missing' cannot be used: it is not installed" in caplog.text
 
 
+def test_a_refused_class_in_a_module_without_a_spec_becomes_a_stub(
+    exporter_socket: Callable[[Driver], AbstractContextManager[str]],
+) -> None:
+    # A script's classes live in __main__, which has no import spec.
+    with exporter_socket(Named(client_path="__main__.Client")) as path, connect(path) as client:
+        assert isinstance(client, StubDriverClient)
+        with pytest.raises(DriverClientUnavailable, match="__main__ is installed but registers no drivers"):
+            client.call("ping")
+
+
 def test_the_original_composite_client_maps_to_ours(exporter: str) -> None:
     # Exporters of the original jumpstarter name jumpstarter_driver_composite.client.CompositeClient.
     with connect(exporter) as client:

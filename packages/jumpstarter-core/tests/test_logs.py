@@ -90,6 +90,16 @@ def test_driver_records_are_relayed_with_level_and_source(client: DriverClient, 
     ]
 
 
+def test_leaving_the_log_stream_delivers_every_record_emitted_before(
+    client: DriverClient, collector: Collector
+) -> None:
+    for number in range(30):
+        with client.log_stream():
+            client.call("say", f"record {number}")
+        # No waiting: the record was relayed before the block ended.
+        assert collector.records[-1].getMessage() == f"record {number}"
+
+
 def test_other_loggers_of_the_exporter_are_system_records(client: DriverClient, collector: Collector) -> None:
     with client.log_stream():
         client.call("library_warning", "deprecated option")

@@ -64,14 +64,17 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/denied"):
             self.send_error(403)
             return
-        chunks = []
-        while True:  # chunked transfer encoding
-            size = int(self.rfile.readline().strip(), 16)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-            if size == 0:
-                break
-        self.server.uploaded = b"".join(chunks)
+        if "Content-Length" in self.headers:
+            self.server.uploaded = self.rfile.read(int(self.headers["Content-Length"]))
+        else:
+            chunks = []
+            while True:  # chunked transfer encoding
+                size = int(self.rfile.readline().strip(), 16)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+                if size == 0:
+                    break
+            self.server.uploaded = b"".join(chunks)
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -179,6 +182,15 @@ def test_put_uploads_what_the_driver_writes(client: DriverClient, storage: Stora
     assert storage.uploaded == DATA
     method, _, headers = storage.requests[0]
     assert method == "PUT" and headers["transfer-encoding"] == "chunked"
+
+
+def test_put_with_a_known_length_is_not_chunked(client: DriverClient, storage: Storage) -> None:
+    # Object stores want the length of a presigned PUT up front.
+    target = handle(f"{storage.base}/upload?sig=1", "PUT", **{"Content-Length": str(300_000)})
+    client.call("dump", target, 300_000)
+    assert storage.uploaded == DATA[:300_000]
+    _, _, headers = storage.requests[0]
+    assert "transfer-encoding" not in headers and headers["content-length"] == "300000"
 
 
 def test_a_refused_put_fails_the_call(client: DriverClient, storage: Storage) -> None:

@@ -14,6 +14,7 @@ from jumpstarter.common.exceptions import DriverClientUnavailable
 from jumpstarter.common.protocol import NAME_LABEL
 
 if TYPE_CHECKING:
+    import click
     import grpc
     from anyio.from_thread import BlockingPortal
 
@@ -153,6 +154,20 @@ class DriverClient:
         async with self.connection.log_stream_async():
             yield
 
+    # -- command line ----------------------------------------------------------------
+
+    def cli(self) -> click.Group:
+        """This driver's command line, for ``j``: a group with the children's commands.
+
+        Client classes extend it with their own commands (see `jumpstarter.client.cli`).
+        """
+        from jumpstarter.client.cli import DriverGroup
+
+        group = DriverGroup(self)
+        for name, child in self.children.items():
+            group.add_command(child.cli(), name=name)
+        return group
+
     # -- children --------------------------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
@@ -212,6 +227,21 @@ class StubDriverClient(DriverClient):
     async def resource_async(self, source: Any, content_encoding: str | None = None) -> AsyncIterator[dict[str, Any]]:
         raise self._fail()
         yield  # pragma: no cover
+
+    def cli(self) -> click.Group:
+        import click
+
+        from jumpstarter.client.cli import DriverGroup
+
+        failure = self._fail()
+
+        def unavailable() -> None:
+            raise click.ClickException(str(failure))
+
+        group = DriverGroup(self, help=f"(unavailable) {failure}", invoke_without_command=True, callback=unavailable)
+        for name, child in self.children.items():
+            group.add_command(child.cli(), name=name)
+        return group
 
     def __getattr__(self, name: str) -> Any:
         children = self.__dict__.get("children")

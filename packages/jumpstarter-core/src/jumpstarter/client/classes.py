@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -99,8 +100,7 @@ def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type | 
         )
     top_level = module_name.split(".")[0]
     if not policy.allows(path):
-        # find_spec on a top-level name only looks for it on the path: it runs no code.
-        if importlib.util.find_spec(top_level) is None:
+        if not _installed(top_level):
             return UnavailableClass(path, "it is not installed", f"pip install {top_level.replace('_', '-')}")
         return UnavailableClass(
             path,
@@ -125,6 +125,17 @@ def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type | 
     if not (isinstance(client_class, type) and issubclass(client_class, DriverClient)):
         return UnavailableClass(path, "it is not a DriverClient subclass", "fix the driver's client()")
     return client_class
+
+
+def _installed(top_level: str) -> bool:
+    """Whether a top-level package exists, without running any of its code."""
+    if top_level in sys.modules:
+        return True
+    try:
+        # On a top-level name, find_spec only searches the path: no module code runs.
+        return importlib.util.find_spec(top_level) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _driver_package(module: str) -> str:

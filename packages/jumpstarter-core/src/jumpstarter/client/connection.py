@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import threading
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,9 @@ from jumpstarter.common.protocol import (
     CAPABILITY_TYPED_VALUES,
     CLIENT_RELAY_LOGGER_PREFIX,
     LEGACY_MAX_MESSAGE_BYTES,
+    LOG_BARRIER_FIELD,
+    LOG_BARRIER_METADATA_KEY,
+    LOG_CONSUMER_METADATA_KEY,
     MAX_MESSAGE_BYTES,
 )
 from jumpstarter.common.streams import (
@@ -279,18 +283,30 @@ class Connection:
 
     @asynccontextmanager
     async def log_stream_async(self) -> AsyncIterator[None]:
-        """Re-log the exporter's records locally (loggers ``jumpstarter.remote.<source>``) while open."""
+        """Re-log the exporter's records locally (loggers ``jumpstarter.remote.<source>``) while open.
+
+        With our exporters, leaving waits until every record emitted before has arrived
+        (a log barrier, see `jumpstarter.common.protocol`).
+        """
         self._check_loop("log_stream_async()")
-        call = self._stub.LogStream(empty_pb2.Empty())
+        name = uuid.uuid4().hex
+        call = self._stub.LogStream(empty_pb2.Empty(), metadata=((LOG_CONSUMER_METADATA_KEY, name),))
         try:
             # The exporter sends its initial metadata once this stream receives every record.
             await call.initial_metadata()
         except grpc.RpcError as error:
             raise error_from_rpc(error, "LogStream") from None
+        relayed_all = anyio.Event()
         try:
             async with background_tasks() as tasks:
-                tasks.start_soon(_relay_logs, call)
+                tasks.start_soon(_relay_logs, call, name, relayed_all)
                 yield
+                if self.typed:
+                    with anyio.move_on_after(STREAM_LINGER_SECONDS):
+                        await self._stub.GetStatus(
+                            jumpstarter_pb2.GetStatusRequest(), metadata=((LOG_BARRIER_METADATA_KEY, name),)
+                        )
+                        await relayed_all.wait()
         finally:
             call.cancel()
 
@@ -338,9 +354,12 @@ async def _download(remote: FrameStream, local: Any, progress: Progress) -> None
         progress.finish()
 
 
-async def _relay_logs(call: Any) -> None:
+async def _relay_logs(call: Any, name: str, barrier_passed: anyio.Event) -> None:
     try:
         async for record in call:
+            if record.structured_fields.get(LOG_BARRIER_FIELD) == name:
+                barrier_passed.set()
+                continue
             source = _LOG_SOURCES.get(record.source, "system") if record.HasField("source") else "system"
             level = logging.getLevelName(record.severity or "INFO")
             logging.getLogger(f"{CLIENT_RELAY_LOGGER_PREFIX}.{source}").log(

@@ -36,3 +36,11 @@ ERROR_CLASS_METADATA_KEY = "jumpstarter-error"
 # A client and an exporter may share one process (serve()): the exporter never sends records
 # from these loggers back.
 CLIENT_RELAY_LOGGER_PREFIX = "jumpstarter.remote"
+
+# Log barriers (our own peers only): a client names its LogStream with this metadata, and
+# before closing it asks for a barrier with LOG_BARRIER_METADATA_KEY (on a GetStatus call);
+# the exporter then sends a record whose structured_fields hold LOG_BARRIER_FIELD, after
+# every record emitted so far. Other exporters ignore the metadata.
+LOG_CONSUMER_METADATA_KEY = "jumpstarter-log-consumer"
+LOG_BARRIER_METADATA_KEY = "jumpstarter-log-barrier"
+LOG_BARRIER_FIELD = "jumpstarter-barrier"

@@ -38,7 +38,7 @@ class Driver(metaclass=ABCMeta):
     description: str | None = None
     """Help text for the driver, shown by command-line clients."""
     methods_description: dict[str, str] = field(default_factory=dict)
-    """Help texts for methods, by method name, overriding their docstrings."""
+    """Help texts of the commands of command-line clients (``j``), by method name, instead of their docstrings."""
 
     resources: dict[UUID, Any] = field(default_factory=dict, init=False, repr=False)
     """Client resources opened for this driver and not yet used (see `resource`)."""

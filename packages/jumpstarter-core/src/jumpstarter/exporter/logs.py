@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from jumpstarter.common.protocol import CLIENT_RELAY_LOGGER_PREFIX
+from jumpstarter.common.protocol import CLIENT_RELAY_LOGGER_PREFIX, LOG_BARRIER_FIELD
 from jumpstarter.driver.base import DRIVER_LOGGER_PREFIX
 from jumpstarter.streams.channel import ThreadChannel
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2
@@ -50,11 +50,16 @@ class LogBroadcast(logging.Handler):
     (``self.logger``), from the libraries they use and from the exporter itself are all
     delivered. Emitting never blocks: a consumer that falls behind loses records and gets
     a notice saying how many.
+
+    A consumer that names itself (``jumpstarter-log-consumer`` metadata) can ask for a
+    barrier: a marker record queued after every record emitted so far, so that the client
+    knows when it has received them all before it closes its stream.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._consumers: list[_Consumer] = []
+        self._named: dict[str, _Consumer] = {}
         self._consumers_lock = threading.Lock()
         self._formatter = logging.Formatter()
 
@@ -80,17 +85,35 @@ class LogBroadcast(logging.Handler):
             consumer.deliver(message)
 
     @contextmanager
-    def consume(self) -> Iterator[ThreadChannel[jumpstarter_pb2.LogStreamResponse]]:
+    def consume(self, name: str | None = None) -> Iterator[ThreadChannel[jumpstarter_pb2.LogStreamResponse]]:
         """A channel of the records emitted from now until the context exits."""
         consumer = _Consumer(asyncio.get_running_loop())
         with self._consumers_lock:
             self._consumers.append(consumer)
+            if name:
+                self._named[name] = consumer
         try:
             yield consumer.channel
         finally:
             with self._consumers_lock:
                 self._consumers.remove(consumer)
+                if name and self._named.get(name) is consumer:
+                    del self._named[name]
             consumer.channel.abort()
+
+    def barrier(self, name: str) -> None:
+        """Queue the barrier marker for the consumer `name`, after every record emitted so far."""
+        with self._consumers_lock:
+            consumer = self._named.get(name)
+        if consumer is None:
+            return
+        marker = jumpstarter_pb2.LogStreamResponse(structured_fields={LOG_BARRIER_FIELD: name})
+        # The handler's own lock orders the marker after any emit() in progress.
+        self.acquire()
+        try:
+            consumer.channel.try_put(marker, force=True)
+        finally:
+            self.release()
 
     def install(self) -> None:
         logging.getLogger().addHandler(self)

@@ -116,7 +116,12 @@ def _download(resource: PresignedRequestResource, channel: ThreadChannel[bytes])
 
 
 def _upload(resource: PresignedRequestResource, channel: ThreadChannel[bytes], stream: _UploadStream) -> None:
-    """Worker thread: PUT what the driver writes to `channel`, with chunked transfer encoding."""
+    """Worker thread: PUT what the driver writes to `channel`.
+
+    With a Content-Length in the handle's headers (object stores such as S3 require one
+    for a presigned PUT), the body is sent as it is; without one, with chunked transfer
+    encoding.
+    """
 
     def body() -> Iterator[bytes]:
         while True:
@@ -128,7 +133,8 @@ def _upload(resource: PresignedRequestResource, channel: ThreadChannel[bytes], s
     connection, target = _connect(resource.url)
     try:
         try:
-            connection.request("PUT", target, body=body(), headers=resource.headers, encode_chunked=True)
+            chunked = not any(name.lower() == "content-length" for name in resource.headers)
+            connection.request("PUT", target, body=body(), headers=resource.headers, encode_chunked=chunked)
         except OSError as error:
             # A server that refuses the upload answers and closes before reading the body:
             # its answer says more than the broken pipe.

@@ -31,6 +31,8 @@ from jumpstarter.common.protocol import (
     CLIENT_LABEL,
     ERROR_CLASS_METADATA_KEY,
     LEGACY_MAX_MESSAGE_BYTES,
+    LOG_BARRIER_METADATA_KEY,
+    LOG_CONSUMER_METADATA_KEY,
     NAME_LABEL,
     SERVER_OPTIONS,
 )
@@ -235,7 +237,8 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
             await _abort(context, driver, request.method, error)
 
     async def LogStream(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> None:
-        with self._logs.consume() as records:
+        name = dict(context.invocation_metadata() or ()).get(LOG_CONSUMER_METADATA_KEY)
+        with self._logs.consume(name) as records:
             # Initial metadata tells the client that it receives every record from now on.
             await context.send_initial_metadata(())
             while True:
@@ -247,6 +250,9 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
         raise AssertionError("unreachable")
 
     async def GetStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        barrier = dict(context.invocation_metadata() or ()).get(LOG_BARRIER_METADATA_KEY)
+        if barrier:
+            self._logs.barrier(barrier)
         response = jumpstarter_pb2.GetStatusResponse(
             status=self._status, message=self._status_message, status_version=self._status_version
         )

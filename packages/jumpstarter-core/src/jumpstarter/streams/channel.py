@@ -99,11 +99,14 @@ class ThreadChannel(Generic[T]):
             self._load += weight
             self._wake()
 
-    def try_put(self, item: T) -> bool:
-        """Add an item without waiting, from any thread; False if the channel is full or aborted."""
+    def try_put(self, item: T, *, force: bool = False) -> bool:
+        """Add an item without waiting, from any thread; False if the channel is full or aborted.
+
+        `force` adds it even to a full channel (for small markers that must not be lost).
+        """
         weight = self._weight(item)
         with self._lock:
-            if self._aborted or self._finished or not self._has_room(weight):
+            if self._aborted or self._finished or not (force or self._has_room(weight)):
                 return False
             self._items.append((item, weight))
             self._load += weight
