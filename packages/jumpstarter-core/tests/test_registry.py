@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -71,3 +72,11 @@ def test_jmp_driver_list_shows_every_distribution(site: Callable[..., None]) -> 
     assert {"name": "Composite", "class": "jumpstarter.driver.composite.Composite"}.items() <= rows[
         [row["name"] for row in rows].index("Composite")
     ].items()
+
+
+def test_a_driver_module_that_fails_on_import_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "exploding_driver.py").write_text("raise RuntimeError('no such board revision')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    message = r"importing .exploding_driver. for .* failed: RuntimeError: no such board"
+    with pytest.raises(DriverNotFound, match=message):
+        resolve_driver("exploding_driver.Relay")

@@ -164,11 +164,13 @@ def test_status_updates_count_versions() -> None:
     session.update_status(common_pb2.EXPORTER_STATUS_LEASE_READY)
 
     async def status() -> jumpstarter_pb2.GetStatusResponse:
-        return await session.GetStatus(jumpstarter_pb2.GetStatusRequest(), None)  # type: ignore[arg-type]
+        async with session.serve_unix() as path, grpc.aio.insecure_channel(f"unix://{path}") as channel:
+            return await jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetStatus(jumpstarter_pb2.GetStatusRequest())
 
     response = anyio.run(status)
     assert response.status_version == 2
     assert response.previous_status == common_pb2.EXPORTER_STATUS_AVAILABLE
+    assert response.message == ""
 
 
 def test_repeated_serving_leaks_no_file_descriptors() -> None:

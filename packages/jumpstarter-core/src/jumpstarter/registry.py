@@ -58,8 +58,14 @@ class InstalledDriver:
         return self.value.replace(":", ".")
 
     def load(self) -> type[Driver]:
+        """The class; DriverNotFound if its module cannot be imported."""
         module_name, _, attribute = self.value.partition(":")
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:
+            raise DriverNotFound(
+                f"the driver {self.name!r} of {self.distribution} cannot be imported: {type(error).__name__}: {error}"
+            ) from None
         driver_class = module
         for part in attribute.split("."):
             driver_class = getattr(driver_class, part)
@@ -137,6 +143,10 @@ def _import_path(path: str) -> type:
                 + (f"; install it with: pip install {package.replace('_', '-')}" if package != module_name else "")
             ) from None
         raise DriverNotFound(f"importing {module_name!r} for {path!r} failed: {error}") from None
+    except Exception as error:  # a module that raises on import: report it, not a traceback
+        raise DriverNotFound(
+            f"importing {module_name!r} for {path!r} failed: {type(error).__name__}: {error}"
+        ) from None
     try:
         return getattr(module, class_name)
     except AttributeError:

@@ -79,20 +79,37 @@ def load_yaml(source: str | Path, *, name: str | None = None) -> Located:
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     marks: dict[tuple[PathPart, ...], tuple[int, int]] = {}
     if node is not None:
-        _record_marks(node, (), marks)
+        _record_marks(node, (), marks, file)
     return Located(data=data, file=file, marks=marks)
 
 
 def _record_marks(
-    node: yaml.Node, path: tuple[PathPart, ...], marks: dict[tuple[PathPart, ...], tuple[int, int]]
+    node: yaml.Node, path: tuple[PathPart, ...], marks: dict[tuple[PathPart, ...], tuple[int, int]], file: str
 ) -> None:
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            _record_marks(value_node, (*path, key), marks)
+            key = _key(key_node)
+            if key in seen:
+                # YAML loaders keep the last of two equal keys: the first would vanish silently.
+                line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                at = format_path((*path, key)) if isinstance(key, (str, int)) else repr(key)
+                raise ConfigError(f"{file}:{line}:{column}: at {at}: {key!r} appears twice; keep one")
+            seen.add(key)
+            _record_marks(value_node, (*path, key), marks, file)
             # A key's own position: where to point for an unknown or misspelled key.
             marks[(*path, key, KEY)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_marks(item, (*path, index), marks)
+            _record_marks(item, (*path, index), marks, file)
+
+
+def _key(node: yaml.Node) -> Any:
+    """A mapping key as the data has it (``on:`` is True, ``1:`` is 1), so that a path into the data finds its mark."""
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            return yaml.constructor.SafeConstructor().construct_object(node)
+        except yaml.YAMLError:  # a merge key (<<) has no value of its own
+            return node.value
+    return str(node.value)
