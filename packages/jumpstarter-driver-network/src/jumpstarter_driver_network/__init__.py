@@ -1,0 +1,1 @@
+"""Jumpstarter network drivers."""

@@ -1,0 +1,1 @@
+"""Jumpstarter power drivers."""
