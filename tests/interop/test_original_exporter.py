@@ -32,12 +32,10 @@ from jumpstarter.client import (
     BlockingStream,
     CompositeClient,
     DriverClient,
-    DriverClientUnavailable,
     DriverError,
     DriverInvalidArgument,
     DriverMethodNotImplemented,
     DriverTimeout,
-    StubDriverClient,
     connect,
 )
 from jumpstarter.client.connection import LEGACY_RESOURCE_IDLE_SECONDS
@@ -48,11 +46,7 @@ CHUNK = 64 * 1024
 
 
 def plain(client: DriverClient) -> DriverClient:
-    """A plain DriverClient of the same driver, for drivers whose client class we do not have.
-
-    Our client turns the original's driver client classes (jumpstarter_driver_power...) into
-    stubs, as they are not installed here; the driver itself is still callable by method name.
-    """
+    """A plain DriverClient of the same driver: its methods by name, whatever its client class."""
     return DriverClient(
         uuid=client.uuid,
         labels=client.labels,
@@ -187,11 +181,16 @@ def test_alias_is_the_same_driver_under_another_name(root: DriverClient) -> None
     assert plain(alias).call("on") is None
 
 
-def test_client_class_we_lack_becomes_a_stub(root: DriverClient) -> None:
-    power = root.children["power"]
-    assert isinstance(power, StubDriverClient)
-    with pytest.raises(DriverClientUnavailable, match=r"jumpstarter_driver_power\.client\.PowerClient"):
-        power.call("on")
+def test_the_originals_drivers_get_our_driver_clients(root: DriverClient) -> None:
+    # The original's power and network drivers name client classes that our driver packages
+    # provide under the same paths, so they are driven through ours.
+    from jumpstarter_driver_network.client import NetworkClient
+    from jumpstarter_driver_power.client import PowerClient
+
+    power, echo = root.children["power"], root.children["echo"]
+    assert type(power) is PowerClient and type(echo) is NetworkClient
+    power.on()
+    assert [reading.voltage for reading in power.read()] == [0.0, 5.0]
 
 
 # -- R2: calls -------------------------------------------------------------------------------

@@ -42,7 +42,6 @@ def test_two_distributions_with_one_name_must_be_told_apart(site: Callable[..., 
     ("type_name", "message"),
     [
         ("Compostie", "no installed driver is called 'Compostie'; did you mean 'Composite'?"),
-        ("PySerial", "it comes with jumpstarter-driver-serial: pip install jumpstarter-driver-serial"),
         ("Nothing", "`jmp driver list` shows the installed drivers"),
         ("nope-dist:Composite", "no installed driver is called 'nope-dist:Composite'"),
         ("missing_pkg.driver.Thing", "names module 'missing_pkg.driver', which is not installed"),

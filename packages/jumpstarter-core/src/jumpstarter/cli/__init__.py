@@ -7,6 +7,8 @@ import importlib.metadata
 import click
 
 from jumpstarter.cli.driver import driver
+from jumpstarter.cli.exporter import exporter, run_alias
+from jumpstarter.cli.shell import shell
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,3 +18,6 @@ def main() -> None:
 
 
 main.add_command(driver)
+main.add_command(exporter)
+main.add_command(run_alias)
+main.add_command(shell)

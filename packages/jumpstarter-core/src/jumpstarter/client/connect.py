@@ -13,36 +13,47 @@ from google.protobuf import empty_pb2
 from jumpstarter.client.base import DriverClient
 from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.connection import Connection
+from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.tree import build_client_tree
 from jumpstarter.common.exceptions import DriverConnectionError
-from jumpstarter.common.protocol import CHANNEL_OPTIONS
 from jumpstarter.v1 import jumpstarter_pb2_grpc
 
 
 @asynccontextmanager
-async def connect_unix_async(
-    path: str, *, portal: BlockingPortal, stack: ExitStack, policy: ClientClassPolicy
+async def connect_endpoint_async(
+    endpoint: ExporterEndpoint,
+    *,
+    portal: BlockingPortal,
+    stack: ExitStack,
+    policy: ClientClassPolicy,
+    attach: bool = False,
 ) -> AsyncIterator[DriverClient]:
-    """Connect to the session listening on the Unix socket `path`; yield the root client.
+    """Connect to the exporter session at `endpoint`; yield the root client.
 
-    Runs on the event loop of `portal`, where the client's async API will run too.
+    Runs on the event loop of `portal`, where the client's async API will run too. With
+    `attach`, the client holds the exporter's log stream open while connected: an exporter
+    keeps a session, and its drivers' state, while a client is attached to it, and the
+    drivers' log records are re-logged here (loggers ``jumpstarter.remote.*``).
     """
-    target = f"unix://{path}"
-    # Local credentials: no TLS on a Unix socket, but call credentials (tokens) may still be sent.
-    credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.UDS)
-    channel = grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
-    sync_channel = grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
+    channel, sync_channel = endpoint.channels()
     try:
         report = await jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetReport(empty_pb2.Empty())
     except BaseException as error:
         sync_channel.close()
         await channel.close()
         if isinstance(error, grpc.RpcError):
-            raise DriverConnectionError(f"cannot reach the exporter at {path}: {error.details()}") from None  # type: ignore[attr-defined]
+            raise _connection_error(endpoint, error) from None
         raise
-    connection = Connection(address=path, channel=channel, sync_channel=sync_channel, portal=portal, report=report)
+    connection = Connection(
+        address=endpoint.address, channel=channel, sync_channel=sync_channel, portal=portal, report=report
+    )
     try:
-        yield build_client_tree(connection, stack, policy)
+        root = build_client_tree(connection, stack, policy)
+        if attach:
+            async with root.log_stream_async():
+                yield root
+        else:
+            yield root
     finally:
         await connection.aclose()
 
@@ -80,27 +91,73 @@ async def async_client(open_client: OpenClient) -> AsyncIterator[DriverClient]:
             await anyio.to_thread.run_sync(stack.close)
 
 
-def _opener(path: str, allow: Iterable[str], unsafe: bool) -> OpenClient:
+def _connection_error(endpoint: ExporterEndpoint, error: grpc.RpcError) -> DriverConnectionError:
+    code, details = error.code(), error.details()  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return DriverConnectionError(f"the exporter at {endpoint.address} refused the credentials: {details}")
+    return DriverConnectionError(f"cannot reach the exporter at {endpoint.address}: {details}")
+
+
+def _opener(endpoint: ExporterEndpoint, allow: Iterable[str], unsafe: bool, attach: bool) -> OpenClient:
     policy = ClientClassPolicy.default(allow, unsafe)
-    return lambda portal, stack: connect_unix_async(path, portal=portal, stack=stack, policy=policy)
+    return lambda portal, stack: connect_endpoint_async(
+        endpoint, portal=portal, stack=stack, policy=policy, attach=attach
+    )
+
+
+def _endpoint(
+    address: str | ExporterEndpoint, tls_ca: bytes | None, token: str | None, insecure: bool
+) -> ExporterEndpoint:
+    if isinstance(address, ExporterEndpoint):
+        return address
+    return ExporterEndpoint(address=str(address), tls_ca=tls_ca, token=token, insecure=insecure)
 
 
 @contextmanager
-def connect(path: str, *, allow: Iterable[str] = (), unsafe: bool = False) -> Iterator[DriverClient]:
-    """Connect to the exporter session on the Unix socket `path`; yield the root client.
+def connect(
+    address: str | ExporterEndpoint,
+    *,
+    tls_ca: bytes | None = None,
+    token: str | None = None,
+    insecure: bool = False,
+    allow: Iterable[str] = (),
+    unsafe: bool = False,
+    attach: bool = True,
+) -> Iterator[DriverClient]:
+    """Connect to the exporter session at `address`; yield the root client.
+
+    `address` is a Unix socket path, or ``host:port`` of a TCP listener, reached with TLS
+    (trusting `tls_ca`, PEM, or the system's certificates) and `token`, or in plaintext with
+    ``insecure=True`` (for exporters started with --insecure-no-auth).
 
     The exporter names a client class for each driver; this process imports only those
     its allow-list admits (see `ClientClassPolicy.default`: the installed driver packages,
     the client configuration and ``JMP_DRIVERS_ALLOW``), plus the glob patterns in `allow`
     (e.g. ``"mycompany_drivers.*"``). Drivers whose client class is not admitted become
     stubs that explain how to admit them. ``unsafe=True`` admits any class.
+
+    With `attach` (the default), the exporter keeps this client's session, and so the state
+    of its drivers, until the client disconnects, and the drivers' log records are re-logged
+    in this process (loggers ``jumpstarter.remote.*``). Without it, an exporter may end the
+    session, closing its drivers, once no call has run for a couple of seconds.
     """
-    with blocking_client(_opener(path, allow, unsafe)) as client:
+    endpoint = _endpoint(address, tls_ca, token, insecure)
+    with blocking_client(_opener(endpoint, allow, unsafe, attach)) as client:
         yield client
 
 
 @asynccontextmanager
-async def connect_async(path: str, *, allow: Iterable[str] = (), unsafe: bool = False) -> AsyncIterator[DriverClient]:
+async def connect_async(
+    address: str | ExporterEndpoint,
+    *,
+    tls_ca: bytes | None = None,
+    token: str | None = None,
+    insecure: bool = False,
+    allow: Iterable[str] = (),
+    unsafe: bool = False,
+    attach: bool = True,
+) -> AsyncIterator[DriverClient]:
     """Async twin of `connect`, on the current event loop."""
-    async with async_client(_opener(path, allow, unsafe)) as client:
+    endpoint = _endpoint(address, tls_ca, token, insecure)
+    async with async_client(_opener(endpoint, allow, unsafe, attach)) as client:
         yield client

@@ -19,7 +19,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio
@@ -291,18 +291,21 @@ class Connection:
         self._check_loop("log_stream_async()")
         name = uuid.uuid4().hex
         call = self._stub.LogStream(empty_pb2.Empty(), metadata=((LOG_CONSUMER_METADATA_KEY, name),))
-        try:
-            # The exporter sends its initial metadata once this stream receives every record.
-            await call.initial_metadata()
-        except grpc.RpcError as error:
-            raise error_from_rpc(error, "LogStream") from None
+        if self.typed:
+            try:
+                # Our exporters send initial metadata once this stream receives every record
+                # (the original sends it with the first record: it cannot be waited for).
+                await call.initial_metadata()
+            except grpc.RpcError as error:
+                raise error_from_rpc(error, "LogStream") from None
         relayed_all = anyio.Event()
         try:
             async with background_tasks() as tasks:
                 tasks.start_soon(_relay_logs, call, name, relayed_all)
                 yield
                 if self.typed:
-                    with anyio.move_on_after(STREAM_LINGER_SECONDS):
+                    with anyio.move_on_after(STREAM_LINGER_SECONDS), suppress(grpc.RpcError):
+                        # An exporter that is gone has no more records to send.
                         await self._stub.GetStatus(
                             jumpstarter_pb2.GetStatusRequest(), metadata=((LOG_BARRIER_METADATA_KEY, name),)
                         )

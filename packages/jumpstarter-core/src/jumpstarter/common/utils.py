@@ -45,7 +45,8 @@ async def serve_async(root: Driver) -> AsyncIterator[DriverClient]:
 @asynccontextmanager
 async def _serve(root: Driver, portal: BlockingPortal, stack: ExitStack) -> AsyncIterator[DriverClient]:
     from jumpstarter.client.classes import ClientClassPolicy
-    from jumpstarter.client.connect import connect_unix_async
+    from jumpstarter.client.connect import connect_endpoint_async
+    from jumpstarter.client.endpoint import ExporterEndpoint
     from jumpstarter.exporter.session import Session, walk
 
     # The drivers were built here, so the client classes they name are trusted: exactly those.
@@ -53,6 +54,6 @@ async def _serve(root: Driver, portal: BlockingPortal, stack: ExitStack) -> Asyn
     async with (
         Session(root) as session,
         session.serve_unix() as path,
-        connect_unix_async(path, portal=portal, stack=stack, policy=policy) as client,
+        connect_endpoint_async(ExporterEndpoint(path), portal=portal, stack=stack, policy=policy) as client,
     ):
         yield client

@@ -6,3 +6,13 @@ JMP_DRIVERS_ALLOW = "JMP_DRIVERS_ALLOW"
 JMP_DRIVERS_UNSAFE = "JMP_DRIVERS_UNSAFE"
 # Where the client configuration lives (default: $XDG_CONFIG_HOME/jumpstarter/client.yaml).
 JMP_CLIENT_CONFIG = "JMP_CLIENT_CONFIG"
+
+# The exporter session `jmp shell` gives the commands it runs: a Unix socket path or host:port.
+JUMPSTARTER_HOST = "JUMPSTARTER_HOST"
+# The token of an exporter's TCP listener (JMP_GRPC_PASSPHRASE, the original's name, works too).
+JMP_TOKEN = "JMP_TOKEN"
+JMP_GRPC_PASSPHRASE = "JMP_GRPC_PASSPHRASE"
+# A PEM file of the certificate(s) to trust for an exporter's TLS listener.
+JMP_TLS_CA = "JMP_TLS_CA"
+# "1": connect to host:port without TLS (an exporter started with --insecure-no-auth).
+JMP_GRPC_INSECURE = "JMP_GRPC_INSECURE"

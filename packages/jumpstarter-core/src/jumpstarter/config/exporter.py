@@ -185,8 +185,15 @@ class ExporterConfig(_Section):
         mistake leaves no hardware half-opened. Raises ConfigError.
         """
         located, entries = self._checked_entries()
-        plans = {entry: _plan(located, entry) for entry in _walk(entries.values()) if entry.type is not None}
-        return _Builder(located, plans).tree(entries, self.description)
+        return _Builder(located, self._plans()).tree(entries, self.description)
+
+    def check(self) -> None:
+        """Everything `build` checks, without creating any driver: for an exporter to fail at start."""
+        self._plans()
+
+    def _plans(self) -> dict[_Entry, tuple[type[Driver], dict[str, Any]]]:
+        located, entries = self._checked_entries()
+        return {entry: _plan(located, entry) for entry in _walk(entries.values()) if entry.type is not None}
 
     def _checked_entries(self) -> tuple[Located, dict[str, _Entry]]:
         if self._located is None or self._entries is None:

@@ -27,7 +27,7 @@ from google.protobuf.message import Message
 from jumpstarter.common.tasks import background_tasks
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.decorators import CallKind, ExportedMethod, exported_methods
-from jumpstarter.exporter.errors import StatusError
+from jumpstarter.exporter.errors import EXITS, StatusError, exit_as_error, exits_contained
 from jumpstarter.exporter.workers import WorkerThreads
 from jumpstarter.streams.channel import ThreadChannel
 
@@ -157,9 +157,10 @@ def _validate(method: ExportedMethod, name: str, validate: Callable[[Any], Any],
 async def call_unary(
     method: ExportedMethod, driver: Driver, args: tuple[Any, ...], kwargs: dict[str, Any], workers: WorkerThreads
 ) -> Any:
-    if method.is_async:
-        return await method.function(driver, *args, **kwargs)
-    return await workers.run(method.function, driver, *args, **kwargs)
+    with exits_contained():
+        if method.is_async:
+            return await method.function(driver, *args, **kwargs)
+        return await workers.run(method.function, driver, *args, **kwargs)
 
 
 @asynccontextmanager
@@ -211,6 +212,8 @@ async def _produce_async(generator: Any, channel: ThreadChannel[Message], encode
         pass
     except Exception as exception:
         error = exception
+    except EXITS as exception:
+        error = exit_as_error(exception)
     finally:
         try:
             with anyio.CancelScope(shield=True):
@@ -228,6 +231,8 @@ def _produce_sync(generator: Iterator[Any], channel: ThreadChannel[Message], enc
         pass
     except Exception as exception:
         error = exception
+    except EXITS as exception:
+        error = exit_as_error(exception)
     finally:
         try:
             generator.close()  # type: ignore[attr-defined]

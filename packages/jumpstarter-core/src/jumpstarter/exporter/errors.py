@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import grpc
 
 from jumpstarter.common.exceptions import ExporterNotReady
@@ -13,6 +16,27 @@ class StatusError(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class DriverExited(RuntimeError):
+    """Driver code raised SystemExit or KeyboardInterrupt: that ends its call, not the exporter."""
+
+
+# What driver code must not be able to raise out of a call: asyncio would stop the event loop.
+EXITS = (SystemExit, KeyboardInterrupt)
+
+
+def exit_as_error(error: BaseException) -> DriverExited:
+    return DriverExited(f"the driver raised {type(error).__name__}({', '.join(map(repr, error.args))}) in a call")
+
+
+@contextmanager
+def exits_contained() -> Iterator[None]:
+    """Turn SystemExit and KeyboardInterrupt raised by driver code into `DriverExited`."""
+    try:
+        yield
+    except EXITS as error:
+        raise exit_as_error(error) from error
 
 
 def status_code_for(error: BaseException) -> grpc.StatusCode:
@@ -34,6 +58,16 @@ def status_code_for(error: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
+# Status details travel in a trailer, and gRPC refuses a response whose metadata passes
+# 16 KiB (the client would get neither the message nor the error's class): longer messages
+# are cut.
+MAX_DETAILS_CHARACTERS = 4096
+
+
 def status_details_for(error: BaseException) -> str:
     """The message a client shows: the driver's own text, or the exception's name when it has none."""
-    return str(error) or type(error).__name__
+    details = str(error) or type(error).__name__
+    if len(details) > MAX_DETAILS_CHARACTERS:
+        cut = len(details) - MAX_DETAILS_CHARACTERS
+        details = f"{details[:MAX_DETAILS_CHARACTERS]}... ({cut} more characters in the exporter's log)"
+    return details

@@ -48,7 +48,14 @@ from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.decorators import CallKind
 from jumpstarter.exporter.dispatch import bind_arguments, call_unary, iterate_streaming, lookup
-from jumpstarter.exporter.errors import StatusError, status_code_for, status_details_for
+from jumpstarter.exporter.errors import (
+    EXITS,
+    MAX_DETAILS_CHARACTERS,
+    StatusError,
+    exits_contained,
+    status_code_for,
+    status_details_for,
+)
 from jumpstarter.exporter.logs import LogBroadcast
 from jumpstarter.exporter.resources import create_client_resource, release_unused_resources
 from jumpstarter.exporter.workers import WorkerThreads
@@ -120,7 +127,8 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
     async def __aenter__(self) -> Session:
         self._logs.install()
         try:
-            await self._workers.run(self._reset_drivers)
+            with exits_contained():
+                await self._workers.run(self._reset_drivers)
         except BaseException:
             self._logs.uninstall()
             raise
@@ -153,14 +161,14 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
         for driver, name in reversed(self._unique_drivers()):
             try:
                 driver.close()
-            except Exception:
+            except (Exception, *EXITS):
                 # One driver failing to close must not keep the others open.
                 logger.exception("closing %s driver %r failed", type(driver).__name__, name)
 
     @asynccontextmanager
     async def serve_unix(self) -> AsyncIterator[str]:
         """Serve on a Unix socket in a new private (0700) directory; yield the socket's path."""
-        with _private_socket_path() as path:
+        with private_socket_path() as path:
             server = self.grpc_server()
             server.add_insecure_port(f"unix://{path}")
             await server.start()
@@ -305,9 +313,10 @@ async def _serve_driver_stream(
     context: grpc.aio.ServicerContext, frames: FrameStream, driver: Driver, name: str, acknowledge: bool
 ) -> None:
     method = lookup(driver, name, CallKind.STREAM)
-    async with method.function(driver) as stream:
-        await context.send_initial_metadata(())
-        await _splice_with_client(frames, stream, frames.acknowledge_eof if acknowledge else None)
+    with exits_contained():
+        async with method.function(driver) as stream:
+            await context.send_initial_metadata(())
+            await _splice_with_client(frames, stream, frames.acknowledge_eof if acknowledge else None)
 
 
 async def _serve_resource_stream(
@@ -391,19 +400,53 @@ async def _splice_with_client(
 ) -> None:
     """Copy between the client's frames and a driver-side stream until both directions end."""
     try:
-        await splice(frames, stream, after_client_eof)
+        await splice(frames, _DriverSide(stream), after_client_eof)
     except BaseExceptionGroup as group:
-        # A client that went away is an ordinary end; report anything else.
+        # A client that went away is an ordinary end; report anything else, such as a
+        # driver's stream that broke (the client must not take a cut-off stream for a whole one).
         rest = group.split((anyio.BrokenResourceError, anyio.ClosedResourceError))[1]
         if rest is not None:
             raise rest.exceptions[0] from None
+
+
+class DriverStreamBroken(ConnectionError):
+    """The driver's side of a stream failed (a target that reset the connection, say)."""
+
+
+class _DriverSide:
+    """A driver's stream whose failures are told apart from the client's leaving."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def receive(self) -> Any:
+        with _driver_failures():
+            return await self._stream.receive()
+
+    async def send(self, item: Any) -> None:
+        with _driver_failures():
+            await self._stream.send(item)
+
+    async def send_eof(self) -> None:
+        with _driver_failures():
+            await self._stream.send_eof()
+
+
+@contextmanager
+def _driver_failures() -> Iterator[None]:
+    try:
+        yield
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+        cause = error.__cause__ or error.__context__
+        reason = str(error) or (str(cause) if cause else "") or type(error).__name__
+        raise DriverStreamBroken(f"the driver's stream broke: {reason}") from error
 
 
 async def _abort(context: grpc.aio.ServicerContext, driver: Driver | None, method: str, error: Exception) -> NoReturn:
     code = status_code_for(error)
     if not isinstance(error, StatusError):
         context.set_trailing_metadata(((ERROR_CLASS_METADATA_KEY, type(error).__name__),))
-        if code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
+        if code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) or len(str(error)) > MAX_DETAILS_CHARACTERS:
             where = f"{type(driver).__name__}.{method}()" if driver is not None else method
             logger.warning("%s raised %s: %s", where, type(error).__name__, error, exc_info=error)
     await context.abort(code, status_details_for(error))
@@ -411,7 +454,7 @@ async def _abort(context: grpc.aio.ServicerContext, driver: Driver | None, metho
 
 
 @contextmanager
-def _private_socket_path() -> Iterator[str]:
+def private_socket_path() -> Iterator[str]:
     """A socket path in a new directory that only this user can enter, removed afterwards."""
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
     directory = tempfile.mkdtemp(

@@ -64,8 +64,10 @@ class FrameStream(ByteStream):
             self._pending_read = None
             raise BrokenResourceError(_describe(error)) from error
         except asyncio.CancelledError:
-            if not pending.done():
-                raise  # this task is cancelled; the read goes on for the next receive()
+            if not pending.cancelled():
+                # This task is cancelled; the read, still going on or done with a frame just
+                # as the cancellation came, is kept for the next receive().
+                raise
             # gRPC ends the reads of a cancelled call this way: the stream is over.
             self._pending_read = None
             raise BrokenResourceError("the stream was cancelled") from None

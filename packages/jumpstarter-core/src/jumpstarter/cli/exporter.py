@@ -1,0 +1,199 @@
+"""`jmp exporter run`: serve an exporter configuration's drivers until stopped.
+
+Exit codes: 0 stopped by SIGTERM or SIGINT (Ctrl-C); 1 the exporter could not run (a port
+taken, a socket path in use, unreadable TLS files); 2 a wrong command line or configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import anyio
+import click
+
+from jumpstarter.config.yaml import ConfigError
+
+if TYPE_CHECKING:
+    from jumpstarter.config.exporter import ExporterConfig
+    from jumpstarter.exporter.listeners import TcpListener
+
+logger = logging.getLogger("jumpstarter.exporter")
+
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    config: Path
+    unix: str | None
+    tcp: str | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    token_file: Path | None
+    insecure_no_auth: bool
+    state_dir: Path | None
+
+
+def serve_options(function: click.decorators.FC) -> click.decorators.FC:
+    """The options of `jmp exporter run` (and of its alias `jmp run`), apart from the config."""
+    for option in reversed(
+        [
+            click.option("--unix", metavar="PATH", help="Listen on this Unix socket (default: a private one)."),
+            click.option("--tcp", metavar="HOST:PORT", help="Also, or only, listen on TCP (TLS and a token)."),
+            click.option("--tls-cert", type=click.Path(path_type=Path), help="TLS certificate (PEM) for --tcp."),
+            click.option("--tls-key", type=click.Path(path_type=Path), help="TLS private key (PEM) for --tcp."),
+            click.option(
+                "--token-file", type=click.Path(path_type=Path), help="File holding the token clients must send."
+            ),
+            click.option(
+                "--insecure-no-auth", is_flag=True, help="Listen on --tcp without TLS and without a token (unsafe)."
+            ),
+            click.option(
+                "--state-dir",
+                type=click.Path(path_type=Path),
+                help="Where a generated certificate and token are kept (default: $XDG_STATE_HOME/jumpstarter).",
+            ),
+            click.option("--log-level", type=LOG_LEVELS, default="INFO", show_default=True, help="Exporter logs."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+@click.group()
+def exporter() -> None:
+    """Exporters: serve drivers next to the hardware."""
+
+
+@exporter.command("run")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Exporter config.")
+@serve_options
+def run_command(config_path: Path, log_level: str, **options: object) -> None:
+    """Serve the drivers of an exporter configuration until stopped (SIGTERM or Ctrl-C).
+
+    A TCP listener needs TLS and a token: pass --tls-cert/--tls-key and --token-file, or let
+    the exporter generate a self-signed certificate and a token and keep them in its state
+    directory (it prints where, and the certificate's fingerprint).
+    """
+    run_exporter(ServeOptions(config=config_path, **options), log_level)  # type: ignore[arg-type]
+
+
+@click.command("run", hidden=False)
+@click.option("--exporter-config", "config_path", required=True, type=click.Path(path_type=Path))
+@serve_options
+def run_alias(config_path: Path, log_level: str, **options: object) -> None:
+    """Alias of `jmp exporter run --config FILE` (the original's spelling)."""
+    run_exporter(ServeOptions(config=config_path, **options), log_level)  # type: ignore[arg-type]
+
+
+def run_exporter(options: ServeOptions, log_level: str) -> None:
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from jumpstarter.config.exporter import load_exporter_config
+
+    try:
+        config = load_exporter_config(options.config)
+        config.check()
+    except ConfigError as error:
+        _exit(2, str(error))
+    try:
+        tcp, security = _tcp_listener(options, config.metadata.name)
+    except ValueError as error:
+        _exit(2, str(error))
+    except OSError as error:
+        _exit(1, f"{error.filename}: {error.strerror}" if error.filename else str(error))
+    try:
+        anyio.run(_serve, config, options, tcp, security)
+    except OSError as error:
+        _exit(1, str(error))
+
+
+async def _serve(config: ExporterConfig, options: ServeOptions, tcp: TcpListener | None, security: str) -> None:
+    from jumpstarter.exporter.exporter import Exporter
+    from jumpstarter.exporter.listeners import listen
+
+    name = config.metadata.name
+    exporter = Exporter(config.build, labels={"jumpstarter.dev/name": name})
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with listen(exporter, unix_path=options.unix, tcp=tcp, private_unix=options.tcp is None) as where:
+            if where.unix_path:
+                _say(f"exporter {name!r} serving on {where.unix_path}")
+            if where.tcp_address:
+                _say(f"exporter {name!r} serving on {where.tcp_address}{security}")
+            async for received in signals:
+                _say(f"exporter {name!r} stopping ({signal.Signals(received).name})")
+                break
+
+
+def _tcp_listener(options: ServeOptions, name: str) -> tuple[TcpListener | None, str]:
+    """The TCP listener the options ask for, with its TLS identity and token (made if needed),
+    and how it is protected, to tell the user."""
+    from jumpstarter.exporter.auth import TlsIdentity, default_names, new_token, write_secret
+    from jumpstarter.exporter.listeners import TcpListener
+
+    if options.tcp is None:
+        for flag, value in (("--tls-cert", options.tls_cert), ("--token-file", options.token_file)):
+            if value is not None:
+                raise ValueError(f"{flag} is for a TCP listener: add --tcp HOST:PORT")
+        return None, ""
+    host, separator, port_text = options.tcp.rpartition(":")
+    if not separator or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(
+            f"--tcp takes HOST:PORT (such as 0.0.0.0:7777, or 127.0.0.1:0 for any port), not {options.tcp!r}"
+        )
+    host = host.strip("[]") or "0.0.0.0"
+    if options.insecure_no_auth:
+        if options.tls_cert or options.tls_key or options.token_file:
+            raise ValueError("--insecure-no-auth cannot go with --tls-cert, --tls-key or --token-file")
+        _say(
+            f"WARNING: {options.tcp} has no TLS and no token: anyone who can reach it can drive the hardware "
+            "and read what passes"
+        )
+        return TcpListener(host=host, port=int(port_text)), " WITHOUT TLS OR TOKEN"
+    state = options.state_dir or _default_state_dir(name)
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if options.tls_cert is not None and options.tls_key is not None:
+        tls = TlsIdentity.load(options.tls_cert, options.tls_key)
+        certificate_path = options.tls_cert
+    else:
+        certificate_path, key_path = state / "tls.crt", state / "tls.key"
+        if certificate_path.exists() and key_path.exists():
+            tls = TlsIdentity.load(certificate_path, key_path)
+        else:
+            tls = TlsIdentity.self_signed(default_names(host), common_name=f"jumpstarter exporter {name}")
+            write_secret(key_path, tls.private_key)
+            certificate_path.write_bytes(tls.certificate)
+    if options.token_file is not None:
+        token = options.token_file.read_text().strip()
+        if not token:
+            raise ValueError(f"the token file {options.token_file} is empty")
+        token_path = options.token_file
+    else:
+        token_path = state / "token"
+        if token_path.exists():
+            token = token_path.read_text().strip()
+        else:
+            token = new_token()
+            write_secret(token_path, token.encode() + b"\n")
+    security = f" with TLS (certificate {certificate_path}, SHA-256 {tls.fingerprint}) and a token (in {token_path})"
+    return TcpListener(host=host, port=int(port_text), tls=tls, token=token), security
+
+
+def _default_state_dir(name: str) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "jumpstarter" / "exporters" / name
+
+
+def _say(message: str) -> None:
+    click.echo(f"jmp: {message}", err=True)
+
+
+def _exit(code: int, message: str) -> NoReturn:
+    click.echo(f"jmp: error: {message}", err=True)
+    sys.exit(code)

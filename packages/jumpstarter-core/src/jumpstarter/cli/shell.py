@@ -1,0 +1,441 @@
+"""`jmp shell`: a shell (or one command) with an exporter at hand.
+
+    $ jmp shell --exporter-config bench.yaml            # local mode: the drivers run here
+    $ jmp shell --exporter-config bench.yaml -- pytest  # one command instead of $SHELL
+    $ jmp shell --host lab-7:1234 --tls-ca ca.pem --token-file token
+
+Local mode serves the drivers of an exporter configuration in this process, on a private
+Unix socket, for as long as the shell lives (one session: the drivers keep their state
+between commands). With ``--host`` the shell uses an exporter that already runs. Either way
+the shell or command gets ``JUMPSTARTER_HOST`` (with the credentials it needs, in its
+environment only), which `j`, `jumpstarter.utils.env()` and the pytest plugin read.
+
+The exporter's log records are printed on stderr for the shell's whole life: in local mode
+straight from the drivers' loggers (so that what `reset()` and `close()` log shows too),
+with ``--host`` through the exporter's log stream.
+
+Exit codes: the command's (or the shell's); 128+N when it died of signal N; 1 when the
+drivers could not start; 2 for a bad configuration or usage; 3 when the exporter cannot be
+reached; 126/127 when the command cannot be run or is not found.
+
+Signals: SIGTERM and SIGHUP sent to ``jmp shell`` are passed on to the command (an
+interactive shell gets SIGHUP, the signal that ends it); SIGINT too, unless it came from
+the terminal, which sent it to the command already. A command still running 5 s later, or
+when the signal comes again, is killed. Then the exporter stops: drivers closed, socket
+removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+from jumpstarter.cli.logs import configure_terminal_logging, log_level_option
+from jumpstarter.config.env import (
+    JMP_DRIVERS_ALLOW,
+    JMP_GRPC_INSECURE,
+    JMP_GRPC_PASSPHRASE,
+    JMP_TLS_CA,
+    JMP_TOKEN,
+    JUMPSTARTER_HOST,
+)
+
+if TYPE_CHECKING:
+    from jumpstarter.driver import Driver
+
+logger = logging.getLogger(__name__)
+
+EXIT_START_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_CANNOT_RUN = 126
+EXIT_NOT_FOUND = 127
+
+# How long a command may take to end after the signal passed on to it, before it is killed.
+STOP_GRACE_SECONDS = 5.0
+
+DEFAULT_LOG_LEVEL = "INFO"
+
+# The variables that carry an exporter's credentials: a local shell gives its command none.
+_CREDENTIAL_VARIABLES = (JMP_TOKEN, JMP_GRPC_PASSPHRASE, JMP_TLS_CA, JMP_GRPC_INSECURE, "JUMPSTARTER_GRPC_INSECURE")
+
+
+class _ShellError(Exception):
+    """Ends `jmp shell` before the command runs: `message` on stderr, exit `code`."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@click.command(
+    "shell",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option(
+    "--exporter-config",
+    metavar="FILE",
+    help="Serve the drivers of this exporter configuration in this process (local mode, no server).",
+)
+@click.option(
+    "--host",
+    metavar="ADDRESS",
+    help="Use the exporter listening at ADDRESS: HOST:PORT (TLS unless --insecure) or a Unix socket path.",
+)
+@click.option(
+    "--tls-ca",
+    metavar="FILE",
+    help=f"With --host: the PEM certificate(s) to trust for TLS (default: ${JMP_TLS_CA}, else the system's).",
+)
+@click.option(
+    "--token-file",
+    metavar="FILE",
+    help=f"With --host: a file holding the exporter's token (default: ${JMP_TOKEN}).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help=f"With --host HOST:PORT: no TLS, for exporters run with --insecure-no-auth (also ${JMP_GRPC_INSECURE}=1).",
+)
+@log_level_option(f"Print the exporter's log records of this level and above ({DEFAULT_LOG_LEVEL}).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [ARGS]...]")
+@click.pass_context
+def shell(
+    ctx: click.Context,
+    exporter_config: str | None,
+    host: str | None,
+    tls_ca: str | None,
+    token_file: str | None,
+    insecure: bool,
+    log_level: str | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run $SHELL, or COMMAND, with an exporter's drivers at hand.
+
+    Inside, `j` drives them from the command line (j --help), and Python code reaches them
+    with jumpstarter.utils.env() or pytest's jumpstarter_client fixture. The exit code is the
+    command's (128+N when signal N killed it).
+
+    \b
+    Examples:
+      jmp shell --exporter-config bench.yaml
+      jmp shell --exporter-config bench.yaml -- j power on
+      jmp shell --exporter-config bench.yaml -- pytest tests/
+      jmp shell --host lab-7:1234 --tls-ca ca.pem --token-file token
+    """
+    if (exporter_config is None) == (host is None):
+        raise click.UsageError("give either --exporter-config FILE (local mode) or --host ADDRESS")
+    if exporter_config is not None and (tls_ca or token_file or insecure):
+        raise click.UsageError("--tls-ca, --token-file and --insecure go with --host, not --exporter-config")
+    configure_terminal_logging(log_level or DEFAULT_LOG_LEVEL)
+    interactive = not command
+    argv = list(command) or [os.environ.get("SHELL") or "/bin/sh"]
+    if exporter_config is not None:
+        target: _Exporter = _LocalExporter(exporter_config)
+    else:
+        assert host is not None
+        target = _RemoteExporter(host, tls_ca, token_file, insecure)
+    ctx.exit(_run(target, argv, interactive))
+
+
+# -- the exporter ------------------------------------------------------------------------
+
+
+class _Exporter:
+    """Where the command's exporter is: started (or connected) in `start`, stopped by the stack."""
+
+    stopping = "stopping the exporter"
+
+    def start(self, stack: ExitStack) -> None:
+        raise NotImplementedError
+
+    def environment(self, base: dict[str, str]) -> dict[str, str]:
+        raise NotImplementedError
+
+    def banner(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass
+class _LocalExporter(_Exporter):
+    config_path: str
+    name: str = ""
+    socket: str = ""
+    client_classes: list[str] = field(default_factory=list)
+
+    def start(self, stack: ExitStack) -> None:
+        from anyio.from_thread import start_blocking_portal
+
+        from jumpstarter.config.exporter import load_exporter_config
+        from jumpstarter.config.yaml import ConfigError
+        from jumpstarter.exporter.session import walk
+
+        try:
+            config = load_exporter_config(self.config_path)
+            self.name = config.metadata.name
+            root = config.build()
+        except ConfigError as error:
+            raise _ShellError(EXIT_USAGE, str(error)) from None
+        self.client_classes = sorted({driver.client() for driver, _, _ in walk(root)})
+        portal = stack.enter_context(start_blocking_portal())
+        try:
+            self.socket = stack.enter_context(portal.wrap_async_context_manager(_serve(root)))
+        except Exception as error:
+            _close_tree(root)
+            raise _ShellError(
+                EXIT_START_FAILED,
+                f"jmp shell: error: the exporter {self.name} did not start: {type(error).__name__}: {error}",
+            ) from None
+
+    def environment(self, base: dict[str, str]) -> dict[str, str]:
+        from jumpstarter.client.classes import ClientClassPolicy
+
+        env = {key: value for key, value in base.items() if key not in _CREDENTIAL_VARIABLES}
+        env[JUMPSTARTER_HOST] = self.socket
+        # The drivers are the user's own code: their client classes are trusted, exactly those.
+        allowed = [item for item in base.get(JMP_DRIVERS_ALLOW, "").split(",") if item.strip()]
+        allowed += ClientClassPolicy.exactly(self.client_classes).allow
+        env[JMP_DRIVERS_ALLOW] = ",".join(allowed)
+        return env
+
+    def banner(self) -> str:
+        return f"jmp shell: exporter {self.name} runs here (local mode); 'j --help' lists its drivers; exit to stop it"
+
+
+@asynccontextmanager
+async def _serve(root: Driver) -> AsyncIterator[str]:
+    from jumpstarter.exporter import Session
+
+    async with Session(root) as session, session.serve_unix() as path:
+        yield path
+
+
+def _close_tree(root: Driver) -> None:
+    """Close the drivers of a tree whose session did not start (each once, children first)."""
+    from jumpstarter.exporter.session import walk
+
+    drivers: dict[int, Driver] = {}
+    for driver, _, _ in walk(root):
+        drivers.setdefault(id(driver), driver)
+    for driver in reversed(list(drivers.values())):
+        try:
+            driver.close()
+        except Exception:
+            logger.exception("closing %s failed", type(driver).__name__)
+
+
+@dataclass
+class _RemoteExporter(_Exporter):
+    host: str
+    tls_ca_path: str | None
+    token_file: str | None
+    insecure: bool
+    address: str = ""
+    token: str | None = field(default=None, repr=False)
+
+    def start(self, stack: ExitStack) -> None:
+        from jumpstarter.client import DriverConnectionError, DriverError
+        from jumpstarter.client.connect import connect
+        from jumpstarter.client.endpoint import ExporterEndpoint, is_tcp_address
+        from jumpstarter.config.yaml import ConfigError
+
+        self.address = self.host if is_tcp_address(self.host) else os.path.abspath(self.host)
+        self.tls_ca_path = self.tls_ca_path or os.environ.get(JMP_TLS_CA) or None
+        self.insecure = self.insecure or os.environ.get(JMP_GRPC_INSECURE) == "1"
+        tls_ca = _read(self.tls_ca_path, "--tls-ca", binary=True) if self.tls_ca_path else None
+        if self.token_file is not None:
+            self.token = _read(self.token_file, "--token-file").strip()
+            if not self.token:
+                raise _ShellError(EXIT_USAGE, f"jmp shell: error: the token file {self.token_file} is empty")
+        else:
+            self.token = os.environ.get(JMP_TOKEN) or os.environ.get(JMP_GRPC_PASSPHRASE) or None
+        endpoint = ExporterEndpoint(self.address, tls_ca=tls_ca, token=self.token, insecure=self.insecure)  # type: ignore[arg-type]
+        try:
+            # Attached: the exporter keeps its session (the drivers' state) while the shell
+            # lives, and sends its log records, which are printed here.
+            stack.enter_context(connect(endpoint, attach=True))
+        except DriverConnectionError as error:
+            raise _ShellError(EXIT_UNREACHABLE, f"jmp shell: error: {error}") from None
+        except ConfigError as error:  # the client configuration (its allow-list) is wrong
+            raise _ShellError(EXIT_USAGE, str(error)) from None
+        except DriverError as error:
+            logger.warning("the exporter's logs cannot be shown: %s", error)
+            try:
+                stack.enter_context(connect(endpoint, attach=False))
+            except DriverConnectionError as error:
+                raise _ShellError(EXIT_UNREACHABLE, f"jmp shell: error: {error}") from None
+
+    def environment(self, base: dict[str, str]) -> dict[str, str]:
+        env = dict(base)
+        env[JUMPSTARTER_HOST] = self.address
+        if self.token_file is not None and self.token:
+            env[JMP_TOKEN] = self.token
+            env.pop(JMP_GRPC_PASSPHRASE, None)
+        if self.tls_ca_path:
+            env[JMP_TLS_CA] = os.path.abspath(self.tls_ca_path)
+        if self.insecure:
+            env[JMP_GRPC_INSECURE] = "1"
+        else:
+            env.pop(JMP_GRPC_INSECURE, None)
+            env.pop("JUMPSTARTER_GRPC_INSECURE", None)
+        return env
+
+    stopping = "disconnecting from the exporter"
+
+    def banner(self) -> str:
+        return f"jmp shell: exporter at {self.address}; 'j --help' lists its drivers; exit to leave"
+
+
+def _read(path: str, option: str, binary: bool = False) -> bytes | str:
+    try:
+        with open(path, "rb" if binary else "r") as file:
+            return file.read()
+    except OSError as error:
+        raise _ShellError(EXIT_USAGE, f"jmp shell: error: {option} {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise _ShellError(EXIT_USAGE, f"jmp shell: error: {option} {path}: not a text file") from None
+
+
+# -- the command and the signals ---------------------------------------------------------
+
+
+def _run(exporter: _Exporter, argv: list[str], interactive: bool) -> int:
+    supervisor = _Supervisor(interactive)
+    with supervisor.handling_signals():
+        code: int | None = None
+        try:
+            with ExitStack() as stack:
+                try:
+                    exporter.start(stack)
+                except _ShellError as error:
+                    _echo(str(error))
+                    return error.code
+                except Exception as error:
+                    _echo(f"jmp shell: error: {type(error).__name__}: {error}")
+                    return EXIT_START_FAILED
+                if interactive and supervisor.stop_signal is None:
+                    _echo(exporter.banner())
+                code = supervisor.run(argv, exporter.environment(dict(os.environ)))
+                # Leaving the stack stops the exporter (or disconnects from it).
+        except Exception as error:
+            _echo(f"jmp shell: error: {exporter.stopping} failed: {type(error).__name__}: {error}")
+            if code is None:
+                return EXIT_START_FAILED
+        assert code is not None
+        return code
+
+
+class _Supervisor:
+    """Runs the command and decides what a signal sent to `jmp shell` does.
+
+    While the command runs, a signal is passed on to it (see the module's documentation)
+    and a timer (SIGALRM) kills it if it is still running STOP_GRACE_SECONDS later; the
+    same signal again kills it at once. Before the command and after it, the first signal
+    asks to stop as soon as the exporter has started (or stopped), a second one exits at once.
+    """
+
+    def __init__(self, interactive: bool) -> None:
+        self.interactive = interactive
+        self.stop_signal: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._passed_on = False
+        self._terminal: int | None = None
+
+    @contextmanager
+    def handling_signals(self) -> Iterator[None]:
+        try:
+            self._terminal = os.open("/dev/tty", os.O_RDONLY)
+        except OSError:
+            self._terminal = None  # no controlling terminal: every signal was sent to us alone
+        handlers = {signum: self._handle for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        handlers[signal.SIGALRM] = self._grace_over
+        previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if self._terminal is not None:
+                os.close(self._terminal)
+
+    def run(self, argv: list[str], env: dict[str, str]) -> int:
+        """Run the command to its end; return its exit code (128+N for signal N)."""
+        if self.stop_signal is not None:
+            return 128 + self.stop_signal
+        try:
+            process = subprocess.Popen(argv, env=env)
+        except FileNotFoundError:
+            _echo(f"jmp shell: error: {argv[0]}: command not found")
+            return EXIT_NOT_FOUND
+        except OSError as error:
+            _echo(f"jmp shell: error: {argv[0]}: {error.strerror or error}")
+            return EXIT_CANNOT_RUN
+        self._process = process
+        try:
+            if self.stop_signal is not None:  # arrived while the command was starting
+                self._pass_on(self.stop_signal)
+            returncode = process.wait()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._process = None
+        return 128 - returncode if returncode < 0 else returncode
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._process is None:
+            # Starting or stopping the exporter: stop as soon as possible, or now if asked twice.
+            if self.stop_signal is not None:
+                _echo("jmp shell: exiting at once, the exporter was not stopped")
+                os._exit(128 + signum)
+            self.stop_signal = signum
+            _echo("jmp shell: stopping (send the signal again to exit at once, leaving the exporter as it is)")
+        elif self._passed_on:
+            self._kill()  # asked again: no more waiting
+        elif not (signum == signal.SIGINT and self._from_terminal()):
+            self._pass_on(signum)
+
+    def _from_terminal(self) -> bool:
+        """Whether a SIGINT was (most likely) typed on our terminal, which sent it to the command too."""
+        if self._terminal is None:
+            return False
+        try:
+            return os.tcgetpgrp(self._terminal) == os.getpgrp()
+        except OSError:
+            return False
+
+    def _pass_on(self, signum: int) -> None:
+        process = self._process
+        if process is None:
+            return
+        self._passed_on = True
+        signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_SECONDS)
+        with suppress(ProcessLookupError):
+            if self.interactive:
+                # An interactive shell ignores SIGINT and SIGTERM; SIGHUP ends it and its jobs.
+                process.send_signal(signal.SIGHUP)
+                process.send_signal(signal.SIGCONT)
+            else:
+                process.send_signal(signum)
+
+    def _grace_over(self, signum: int, frame: FrameType | None) -> None:
+        self._kill()
+
+    def _kill(self) -> None:
+        process = self._process
+        if process is not None:
+            with suppress(ProcessLookupError):
+                process.kill()
+
+
+def _echo(message: str) -> None:
+    with suppress(OSError):  # stderr is gone: the exit code says it
+        click.echo(message, err=True)

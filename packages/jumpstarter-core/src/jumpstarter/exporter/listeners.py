@@ -1,0 +1,117 @@
+"""Where an exporter listens: a Unix socket, and a TCP port protected by TLS and a token."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+import grpc
+
+from jumpstarter.common.protocol import SERVER_OPTIONS
+from jumpstarter.exporter.auth import TlsIdentity, TokenAuthentication
+from jumpstarter.exporter.exporter import Exporter
+from jumpstarter.exporter.session import STOP_GRACE_SECONDS, private_socket_path
+
+
+@dataclass(frozen=True)
+class TcpListener:
+    """A TCP port; without `tls` and `token` it is plaintext and open to anyone who can reach it."""
+
+    host: str
+    port: int
+    tls: TlsIdentity | None = None
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class Listening:
+    """The addresses an exporter is serving on."""
+
+    unix_path: str | None = None
+    tcp_address: str | None = None
+
+
+@asynccontextmanager
+async def listen(exporter: Exporter, *, unix_path: str | None = None, tcp: TcpListener | None = None,
+                 private_unix: bool = False) -> AsyncIterator[Listening]:  # fmt: skip
+    """Serve `exporter` on the given listeners until the context exits.
+
+    The Unix socket is private to the user (0600) and needs no token; the TCP listener has
+    its own server, so that its token applies to it alone. On exit the servers stop (calls
+    still running get a short grace), the session's drivers close and the socket is removed.
+    """
+    listening = Listening()
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(exporter)
+        if unix_path is not None or private_unix:
+            path = unix_path or stack.enter_context(private_socket_path())
+            server = grpc.aio.server(options=SERVER_OPTIONS)
+            exporter.add_to(server)
+            with _prepared_socket_path(path), _private_umask():
+                server.add_insecure_port(f"unix://{path}")
+                await server.start()
+            stack.push_async_callback(_stop, server)
+            stack.callback(_remove_socket, path)
+            listening.unix_path = path
+        if tcp is not None:
+            interceptors = [TokenAuthentication(tcp.token)] if tcp.token else None
+            server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+            exporter.add_to(server)
+            address = f"[{tcp.host}]:{tcp.port}" if ":" in tcp.host else f"{tcp.host}:{tcp.port}"
+            try:
+                if tcp.tls is not None:
+                    port = server.add_secure_port(address, tcp.tls.server_credentials())
+                else:
+                    port = server.add_insecure_port(address)
+            except RuntimeError as error:
+                raise OSError(f"cannot listen on {address}: {error}") from None
+            await server.start()
+            stack.push_async_callback(_stop, server)
+            shown_host = f"[{tcp.host}]" if ":" in tcp.host else tcp.host
+            listening.tcp_address = f"{shown_host}:{port}"
+        yield listening
+
+
+async def _stop(server: grpc.aio.Server) -> None:
+    with anyio.CancelScope(shield=True):
+        await server.stop(grace=STOP_GRACE_SECONDS)
+
+
+@contextlib.contextmanager
+def _prepared_socket_path(path: str) -> Iterator[None]:
+    """Check that `path` can take a socket: a leftover socket nobody listens on is removed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OSError(f"cannot listen on {path}: the directory {directory} does not exist")
+    if os.path.lexists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise OSError(f"cannot listen on {path}: it exists and is not a socket")
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # a socket left behind by an exporter that died
+            else:
+                raise OSError(f"cannot listen on {path}: another exporter is listening there")
+    yield
+
+
+@contextlib.contextmanager
+def _private_umask() -> Iterator[None]:
+    # The socket file is created with the process's umask: make it owner-only from the start.
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _remove_socket(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

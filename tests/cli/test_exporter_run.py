@@ -1,0 +1,369 @@
+"""`jmp exporter run`, as a real process: listeners, credentials, sessions, signals and exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import socket
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from google.protobuf import empty_pb2
+
+from jumpstarter.client.connect import connect
+from jumpstarter.common.exceptions import DriverConnectionError, DriverError
+from jumpstarter.exporter.auth import TlsIdentity
+from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
+
+CONFIG = """\
+apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+metadata:
+  name: rack-3
+export:
+  counter:
+    type: exporter_drivers.Counter
+    config:
+      journal: {journal}
+  echo:
+    type: exporter_drivers.Echo
+"""
+
+HEADER = "apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nmetadata:\n  name: rack-3\n"
+
+TCP_LINE = re.compile(
+    r"serving on (?P<address>\S+) with TLS \(certificate (?P<certificate>.+), SHA-256 (?P<fingerprint>[0-9A-F:]+)\)"
+    r" and a token \(in (?P<token>.+)\)$",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class Exporter:
+    """A running `jmp exporter run` and where it serves."""
+
+    running: Any
+    unix: str | None
+    tcp: str | None
+    stderr: str
+
+    def tls(self) -> tuple[bytes, str, str]:
+        """The certificate (PEM), its fingerprint and the token that the exporter printed."""
+        match = TCP_LINE.search(self.stderr)
+        assert match, self.stderr
+        return Path(match["certificate"]).read_bytes(), match["fingerprint"], Path(match["token"]).read_text().strip()
+
+    def stop(self, signal_number: int = signal.SIGTERM) -> Any:
+        os.kill(self.running.pid, signal_number)
+        return self.running.finish()
+
+
+@pytest.fixture
+def exporter_config(write: Callable[[str, str], Path], journal: Path) -> Path:
+    return write("rack-3.yaml", CONFIG.format(journal=journal))
+
+
+@pytest.fixture
+def start(commands: Any, exporter_config: Path, tmp_path: Path) -> Callable[..., Exporter]:
+    """Start `jmp exporter run --config <exporter_config> *arguments`; wait until it serves."""
+
+    def start(*arguments: str, command: tuple[str, ...] = ("exporter", "run", "--config")) -> Exporter:
+        running = commands.start("jmp", *command, exporter_config, *arguments, XDG_STATE_HOME=str(tmp_path / "state"))
+        expected = ("--tcp" in arguments) + ("--unix" in arguments or "--tcp" not in arguments)
+        running.wait_for(lambda out, err: err.count("serving on") == expected)
+        stderr = running.output()[1]
+        unix = re.search(r"serving on (/\S+)$", stderr, re.MULTILINE)
+        tcp = re.search(r"serving on (\d+\.\d+\.\d+\.\d+:\d+)", stderr)
+        return Exporter(running, unix and unix[1], tcp and tcp[1], stderr)
+
+    return start
+
+
+def journal_lines(journal: Path) -> list[str]:
+    return [line.split()[0] for line in journal.read_text().splitlines()] if journal.exists() else []
+
+
+def wait_for_journal(journal: Path, expected: list[str], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while journal_lines(journal) != expected:
+        assert time.monotonic() < deadline, f"journal {journal_lines(journal)}, expected {expected}"
+        time.sleep(0.05)
+
+
+# -- TCP: TLS and a token ------------------------------------------------------------
+
+
+def test_tcp_generates_a_certificate_and_a_token_and_requires_them(start: Any, tmp_path: Path) -> None:
+    exporter = start("--tcp", "127.0.0.1:0")
+    certificate, fingerprint, token = exporter.tls()
+    der = x509.load_pem_x509_certificate(certificate).public_bytes(Encoding.DER)
+    assert fingerprint == ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
+    state = tmp_path / "state" / "jumpstarter" / "exporters" / "rack-3"
+    for secret in ("tls.key", "token"):
+        assert stat.S_IMODE((state / secret).stat().st_mode) == 0o600, secret
+    assert token not in exporter.stderr, "the token itself is never printed"
+    assert exporter.unix is None, "with --tcp alone there is no Unix socket"
+
+    with connect(exporter.tcp, tls_ca=certificate, token=token) as client:
+        assert client.counter.call("increment") == 1
+    for wrong in ("not-the-token", None):
+        refused = pytest.raises(DriverConnectionError, match="refused the credentials: missing or wrong token")
+        with refused, connect(exporter.tcp, tls_ca=certificate, token=wrong):
+            pass
+    # Plaintext to a TLS port, then TLS trusting another certificate than the exporter's.
+    with pytest.raises(DriverConnectionError, match="cannot reach"), connect(exporter.tcp, token=token, insecure=True):
+        pass
+    other = TlsIdentity.self_signed(["127.0.0.1"])
+    with (
+        pytest.raises(DriverConnectionError, match="cannot reach"),
+        connect(exporter.tcp, tls_ca=other.certificate, token=token),
+    ):
+        pass
+
+    assert exporter.stop().returncode == 0
+    assert "refused a call" in exporter.running.output()[1]
+    assert token not in exporter.running.output()[1]
+
+
+def test_the_generated_certificate_and_token_are_kept(start: Any) -> None:
+    first = start("--tcp", "127.0.0.1:0")
+    first_tls = first.tls()
+    first.stop()
+    second = start("--tcp", "127.0.0.1:0")
+    assert second.tls() == first_tls
+    second.stop()
+
+
+def _raw_calls(channel: grpc.Channel, token: str) -> dict[str, Callable[[tuple[tuple[str, str], ...]], Any]]:
+    """One call of each kind, sent with the given metadata; each returns once the exporter has answered."""
+    exporter = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
+    router = router_pb2_grpc.RouterServiceStub(channel)
+    report = exporter.GetReport(empty_pb2.Empty(), metadata=(("authorization", f"Bearer {token}"),))
+    uuid = next(driver.uuid for driver in report.reports if driver.labels.get("jumpstarter.dev/name") == "counter")
+    request = jumpstarter_pb2.DriverCallRequest(uuid=uuid, method="increment")
+    return {
+        "unary": lambda metadata: exporter.DriverCall(request, metadata=metadata),
+        "server streaming": lambda metadata: next(iter(exporter.LogStream(empty_pb2.Empty(), metadata=metadata))),
+        "bidirectional": lambda metadata: next(iter(router.Stream(iter(()), metadata=metadata))),
+    }
+
+
+def test_every_kind_of_call_is_refused_without_the_token(start: Any) -> None:
+    exporter = start("--tcp", "127.0.0.1:0")
+    certificate, _, token = exporter.tls()
+    credentials = grpc.ssl_channel_credentials(root_certificates=certificate)
+    with grpc.secure_channel(exporter.tcp, credentials) as channel:
+        calls = _raw_calls(channel, token)
+        for kind, call in calls.items():
+            for metadata in ((), (("authorization", "Bearer wrong"),), (("x-jumpstarter-passphrase", "wrong"),)):
+                with pytest.raises(grpc.RpcError) as refused:
+                    call(metadata)
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, (kind, metadata)
+                assert "missing or wrong token" in refused.value.details()
+        # Either header carries the token: ours, and the original's passphrase.
+        assert calls["unary"]((("authorization", f"Bearer {token}"),)).HasField("result")
+        assert calls["unary"]((("x-jumpstarter-passphrase", token),)).HasField("result")
+    assert exporter.stop().returncode == 0
+
+
+def test_a_given_certificate_key_and_token(start: Any, write: Any, tmp_path: Path) -> None:
+    identity = TlsIdentity.self_signed(["127.0.0.1"], common_name="lab gateway")
+    (tmp_path / "lab.crt").write_bytes(identity.certificate)
+    (tmp_path / "lab.key").write_bytes(identity.private_key)
+    write("lab.token", "lab-secret\n")
+    exporter = start(
+        "--tcp", "127.0.0.1:0", "--tls-cert", f"{tmp_path}/lab.crt", "--tls-key", f"{tmp_path}/lab.key",
+        "--token-file", f"{tmp_path}/lab.token",
+    )  # fmt: skip
+    certificate, fingerprint, token = exporter.tls()
+    assert (certificate, fingerprint, token) == (identity.certificate, identity.fingerprint, "lab-secret")
+    with connect(exporter.tcp, tls_ca=identity.certificate, token="lab-secret") as client:
+        assert client.counter.call("increment") == 1
+    assert not (tmp_path / "state").exists(), "nothing is generated when everything is given"
+    exporter.stop()
+
+
+def test_insecure_no_auth_is_plaintext_with_a_warning(start: Any) -> None:
+    exporter = start("--tcp", "127.0.0.1:0", "--insecure-no-auth")
+    assert "WARNING" in exporter.stderr and "no TLS and no token" in exporter.stderr
+    with connect(exporter.tcp, insecure=True) as client:
+        assert client.counter.call("increment") == 1
+    exporter.stop()
+
+
+def test_unix_and_tcp_at_once(start: Any, tmp_path: Path) -> None:
+    socket_path = str(tmp_path / "rack-3.sock")
+    exporter = start("--unix", socket_path, "--tcp", "127.0.0.1:0")
+    certificate, _, token = exporter.tls()
+    assert exporter.unix == socket_path
+    assert stat.S_IMODE(os.stat(socket_path).st_mode) & 0o077 == 0, "the socket is for its owner only"
+    # The Unix socket needs no token: only its owner can open it. Both reach the same session.
+    with connect(socket_path) as local, connect(exporter.tcp, tls_ca=certificate, token=token) as remote:
+        assert local.counter.call("increment") == 1
+        assert remote.counter.call("increment") == 2
+    exporter.stop()
+    assert not os.path.exists(socket_path)
+
+
+# -- mistakes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--tcp", "lab-7"], "--tcp takes HOST:PORT"),
+        (["--tcp", "127.0.0.1:99999"], "--tcp takes HOST:PORT"),
+        (["--token-file", "token"], "--token-file is for a TCP listener: add --tcp HOST:PORT"),
+        (["--tcp", "127.0.0.1:0", "--tls-cert", "lab.crt"], "--tls-cert and --tls-key go together"),
+        (["--tcp", "127.0.0.1:0", "--insecure-no-auth", "--token-file", "t"], "cannot go with"),
+        (["--log-level", "LOUD"], "Invalid value for '--log-level'"),
+    ],
+)
+def test_usage_errors_exit_2(commands: Any, exporter_config: Path, arguments: list[str], message: str) -> None:
+    result = commands.run("jmp", "exporter", "run", "--config", exporter_config, *arguments)
+    assert result.returncode == 2, result
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("export: [oops\n", "rack-3.yaml"),
+        (f"{HEADER}export:\n  p:\n    type: NoSuchPower\n", "NoSuchPower"),
+        (f"{HEADER}export:\n  p:\n    typo: X\n", "typo"),
+    ],
+)  # fmt: skip
+def test_a_malformed_config_exits_2_with_one_located_error(commands: Any, write: Any, text: str, message: str) -> None:
+    config = write("rack-3.yaml", text)
+    result = commands.run("jmp", "exporter", "run", "--config", config)
+    assert result.returncode == 2, result
+    assert message in result.stderr and result.stderr.startswith("jmp: error:")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_config_exits_2(commands: Any, tmp_path: Path) -> None:
+    result = commands.run("jmp", "exporter", "run", "--config", tmp_path / "nowhere.yaml")
+    assert result.returncode == 2, result
+    assert "nowhere.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_tls_files_exit_2(commands: Any, exporter_config: Path, write: Any, tmp_path: Path) -> None:
+    write("garbage.crt", "not a certificate")
+    identity, other = TlsIdentity.self_signed(["127.0.0.1"]), TlsIdentity.self_signed(["127.0.0.1"])
+    (tmp_path / "lab.crt").write_bytes(identity.certificate)
+    (tmp_path / "other.key").write_bytes(other.private_key)
+    for certificate, key, message in [
+        ("garbage.crt", "other.key", "garbage.crt is not a PEM certificate"),
+        ("lab.crt", "other.key", "other.key is not the key of the certificate"),
+        ("lab.crt", "missing.key", "missing.key"),
+    ]:
+        result = commands.run(
+            "jmp", "exporter", "run", "--config", exporter_config, "--tcp", "127.0.0.1:0",
+            "--tls-cert", tmp_path / certificate, "--tls-key", tmp_path / key,
+        )  # fmt: skip
+        assert result.returncode in (1, 2), result
+        assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_exits_1(commands: Any, exporter_config: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = commands.run(
+            "jmp", "exporter", "run", "--config", exporter_config, "--tcp", f"127.0.0.1:{port}", "--insecure-no-auth"
+        )
+    assert result.returncode == 1, result
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_socket_path_in_use_exits_1_and_a_stale_one_is_replaced(start: Any, commands: Any, tmp_path: Path) -> None:
+    socket_path = tmp_path / "rack-3.sock"
+    with socket.socket(socket.AF_UNIX) as stale:
+        stale.bind(str(socket_path))  # left behind by an exporter that died: nobody listens
+    exporter = start("--unix", str(socket_path))
+    with connect(str(socket_path)) as client:
+        assert client.counter.call("increment") == 1
+
+    second = commands.run("jmp", "exporter", "run", "--config", tmp_path / "rack-3.yaml", "--unix", socket_path)
+    assert second.returncode == 1, second
+    assert "another exporter is listening there" in second.stderr
+    assert exporter.stop().returncode == 0
+
+    socket_path.write_text("not a socket")
+    third = commands.run("jmp", "exporter", "run", "--config", tmp_path / "rack-3.yaml", "--unix", socket_path)
+    assert third.returncode == 1 and "it exists and is not a socket" in third.stderr, third
+
+
+# -- sessions ------------------------------------------------------------------------
+
+
+def test_clients_at_once_share_a_session_which_ends_after_the_last(start: Any, journal: Path) -> None:
+    exporter = start()
+    with connect(exporter.unix) as first:
+        assert first.counter.call("increment") == 1
+        with connect(exporter.unix) as second:
+            assert second.counter.call("increment") == 2, "the same drivers"
+        time.sleep(0.5)  # the first client still holds the session
+        assert first.counter.call("increment") == 3
+    assert journal_lines(journal) == ["reset"]
+    wait_for_journal(journal, ["reset", "close"])  # a couple of seconds after the last client left
+
+    with connect(exporter.unix) as client:
+        assert client.counter.call("increment") == 1, "a new session has new drivers"
+    assert journal_lines(journal) == ["reset", "close", "reset"]
+    exporter.stop()
+    assert journal_lines(journal) == ["reset", "close", "reset", "close"]
+
+
+@pytest.mark.parametrize("kind", ["exception", "exit", "interrupt"])
+def test_a_crashing_driver_call_leaves_the_exporter_serving(start: Any, kind: str) -> None:
+    exporter = start()
+    with connect(exporter.unix) as client:
+        with pytest.raises(DriverError):
+            client.counter.call("crash", kind)
+        with pytest.raises(DriverError):
+            client.counter.call("crash_async")
+        assert client.counter.call("increment") == 1, "the session and its drivers carry on"
+    assert exporter.running.process.poll() is None
+    assert exporter.stop().returncode == 0
+
+
+# -- stopping ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_an_open_stream_stops_gracefully(start: Any, journal: Path, signal_number: int) -> None:
+    exporter = start()
+    with connect(exporter.unix) as client, client.echo.stream() as stream:
+        stream.send(b"ping")
+        assert stream.receive() == b"ping"
+        os.kill(exporter.running.pid, signal_number)
+        with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError, DriverError)):
+            while True:
+                stream.receive()
+    result = exporter.running.finish()
+    assert result.returncode == 0, result
+    assert f"stopping ({signal.Signals(signal_number).name})" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert journal_lines(journal) == ["reset", "close"]
+    assert not os.path.exists(exporter.unix)
+
+
+def test_jmp_run_is_an_alias(start: Any) -> None:
+    exporter = start(command=("run", "--exporter-config"))
+    with connect(exporter.unix) as client:
+        assert client.counter.call("increment") == 1
+    exporter.stop()
