@@ -367,3 +367,119 @@ def test_jmp_run_is_an_alias(start: Any) -> None:
     with connect(exporter.unix) as client:
         assert client.counter.call("increment") == 1
     exporter.stop()
+
+
+# -- jmp shell --host against jmp exporter run -----------------------------------------
+
+POWER_CONFIG = """\
+apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+metadata:
+  name: bench-9
+export:
+  power:
+    type: jmpcli_drivers.Power
+    config:
+      journal: {journal}
+"""
+
+
+@pytest.fixture
+def power_exporter(commands: Any, write: Any, journal: Path, tmp_path: Path) -> Callable[..., Exporter]:
+    """`jmp exporter run` of a power switch whose client (jmpcli_drivers.PowerClient) adds `j` commands."""
+    config = write("bench-9.yaml", POWER_CONFIG.format(journal=journal))
+
+    def start(*arguments: str) -> Exporter:
+        running = commands.start("jmp", "exporter", "run", "--config", config, *arguments,
+                                 XDG_STATE_HOME=str(tmp_path / "state"))  # fmt: skip
+        running.wait_for(lambda out, err: "serving on" in err)
+        stderr = running.output()[1]
+        tcp = re.search(r"serving on (\d+\.\d+\.\d+\.\d+:\d+)", stderr)
+        return Exporter(running, None, tcp and tcp[1], stderr)
+
+    return start
+
+
+def _shell(commands: Any, exporter: Exporter, *options: str | Path, script: str, **env: str | None) -> Any:
+    """`jmp shell --host <exporter> *options -- sh -c <script>`, trusting the test's client classes."""
+    return commands.run(
+        "jmp", "shell", "--host", exporter.tcp, *options, "--", "sh", "-c", script,
+        JMP_DRIVERS_ALLOW="jmpcli_drivers.*", **env,
+    )  # fmt: skip
+
+
+def test_shell_over_tcp_with_tls_and_the_token(commands: Any, power_exporter: Any, tmp_path: Path) -> None:
+    exporter = power_exporter("--tcp", "127.0.0.1:0")
+    certificate, _, token = exporter.tls()
+    (tmp_path / "ca.pem").write_bytes(certificate)
+    (tmp_path / "token").write_text(token)
+    script = (
+        "j power on && j power state"
+        " && python -c 'from jumpstarter.utils import env\nwith env() as c: print(c.power.state())'"
+    )
+    result = _shell(commands, exporter, "--tls-ca", tmp_path / "ca.pem", "--token-file", tmp_path / "token",
+                    script=script)  # fmt: skip
+    assert result.returncode == 0, result
+    assert result.stdout.splitlines() == ["switched on", "on", "on"], "one session for the shell's commands"
+    assert "INFO Power: power is on" in result.stderr.splitlines(), "the exporter's logs, relayed"
+    assert token not in result.stdout + result.stderr
+
+    # The original's variable for the token works too.
+    again = _shell(commands, exporter, "--tls-ca", tmp_path / "ca.pem", script="j power state",
+                   JMP_GRPC_PASSPHRASE=token)  # fmt: skip
+    assert again.returncode == 0, again
+    exporter.stop()
+
+
+@pytest.mark.parametrize("credentials", ["wrong token", "no token", "untrusted certificate", "plaintext"])
+def test_shell_over_tcp_refused(commands: Any, power_exporter: Any, tmp_path: Path, credentials: str) -> None:
+    exporter = power_exporter("--tcp", "127.0.0.1:0")
+    certificate, _, token = exporter.tls()
+    (tmp_path / "ca.pem").write_bytes(certificate)
+    (tmp_path / "token").write_text("not-the-token" if credentials == "wrong token" else token)
+    options: list[str | Path] = {
+        "wrong token": ["--tls-ca", tmp_path / "ca.pem", "--token-file", tmp_path / "token"],
+        "no token": ["--tls-ca", tmp_path / "ca.pem"],
+        "untrusted certificate": ["--token-file", tmp_path / "token"],
+        "plaintext": ["--insecure", "--token-file", tmp_path / "token"],
+    }[credentials]
+    result = _shell(commands, exporter, *options, script="echo never")
+    assert result.returncode == 3, result
+    expected = "refused the credentials" if "token" in credentials else "cannot reach the exporter"
+    assert expected in result.stderr and len(result.stderr.splitlines()) == 1, result
+    assert result.stdout == "" and token not in result.stderr
+    exporter.stop()
+
+
+def test_shell_over_plaintext_tcp(commands: Any, power_exporter: Any) -> None:
+    exporter = power_exporter("--tcp", "127.0.0.1:0", "--insecure-no-auth")
+    result = _shell(commands, exporter, "--insecure", script="j power on")
+    assert result.returncode == 0 and result.stdout == "switched on\n", result
+    refused = _shell(commands, exporter, script="echo never")  # TLS expected, plaintext found
+    assert refused.returncode == 3 and "cannot reach the exporter" in refused.stderr, refused
+    exporter.stop()
+
+
+def test_the_exporter_going_away_mid_shell(commands: Any, power_exporter: Any, tmp_path: Path) -> None:
+    exporter = power_exporter("--tcp", "127.0.0.1:0")
+    certificate, _, token = exporter.tls()
+    (tmp_path / "ca.pem").write_bytes(certificate)
+    (tmp_path / "token").write_text(token)
+    # The command waits, after its first `j`, until the test has stopped the exporter.
+    script = "j power on && touch on; while [ ! -e gone ]; do sleep 0.05; done; j power state; echo j exited $?"
+    shell = commands.start(
+        "jmp", "shell", "--host", exporter.tcp, "--tls-ca", tmp_path / "ca.pem", "--token-file", tmp_path / "token",
+        "--", "sh", "-c", script, JMP_DRIVERS_ALLOW="jmpcli_drivers.*",
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "on").exists():
+        assert time.monotonic() < deadline and shell.process.poll() is None, shell.output()
+        time.sleep(0.05)
+    assert exporter.stop().returncode == 0
+    (tmp_path / "gone").touch()
+    result = shell.finish()
+    assert result.returncode == 0, result
+    assert result.stdout.splitlines() == ["switched on", "j exited 3"]
+    assert "j: error: cannot reach the exporter" in result.stderr
+    assert "lost the exporter (it stopped, or the connection broke)" in result.stderr, "the shell says so once"
+    assert "Traceback" not in result.stderr

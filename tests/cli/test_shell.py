@@ -202,7 +202,7 @@ def test_host_with_a_unix_socket(commands: Any, test_drivers: Any, exporter: Any
     assert result.stdout == f"switched on\non\n{socket}\n"
     assert power.state == "on"  # the very driver served here
     # The exporter's records arrive through the log stream (their source is all they say).
-    assert "INFO driver: power is on" in result.stderr.splitlines()
+    assert "INFO Power: power is on" in result.stderr.splitlines()
     assert "s3cret" not in result.stderr
 
 

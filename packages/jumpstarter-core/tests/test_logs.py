@@ -84,9 +84,9 @@ def test_driver_records_are_relayed_with_level_and_source(client: DriverClient, 
         client.call("say_async", "voltage low")
         records = collector.wait_for(3)
     assert [(r.name, r.levelname, r.getMessage()) for r in records] == [
-        ("jumpstarter.remote.driver", "INFO", "powering on"),
-        ("jumpstarter.remote.driver", "DEBUG", "details"),
-        ("jumpstarter.remote.driver", "WARNING", "voltage low"),
+        ("jumpstarter.remote.driver.Chatty", "INFO", "powering on"),
+        ("jumpstarter.remote.driver.Chatty", "DEBUG", "details"),
+        ("jumpstarter.remote.driver.Chatty", "WARNING", "voltage low"),
     ]
 
 

@@ -127,7 +127,7 @@ def test_the_driver_logs_reach_the_client(power: PowerClient, caplog: pytest.Log
 
 
 def remote(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [record.getMessage() for record in caplog.records if record.name == "jumpstarter.remote.driver"]
+    return [record.getMessage() for record in caplog.records if record.name.startswith("jumpstarter.remote.driver")]
 
 
 def test_an_argument_the_interface_does_not_take_is_refused(power: PowerClient) -> None:

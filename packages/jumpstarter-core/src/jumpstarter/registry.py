@@ -30,7 +30,7 @@ ENTRY_POINT_GROUP = "jumpstarter.drivers"
 KNOWN_DRIVERS = {
     "jumpstarter-driver-power": ("MockPower", "SyncMockPower", "UsbHubPower", "UsbRelayPower", "SerialRelayPower",
                                  "CommandPower"),
-    "jumpstarter-driver-serial": ("PySerial",),
+    "jumpstarter-driver-serial": ("PySerial", "LoopbackSerial"),
     "jumpstarter-driver-network": ("TcpNetwork", "UdpNetwork", "UnixNetwork", "EchoNetwork"),
 }  # fmt: skip
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 
 import click
+
+# gRPC's core logs a refused TLS handshake (and more) on stderr at level INFO; the commands
+# report such failures themselves, in one line. Set before grpc is imported (by `j` too).
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from jumpstarter.cli.driver import driver
 from jumpstarter.cli.exporter import exporter, run_alias

@@ -114,10 +114,6 @@ def _invoke(client: DriverClient, args: list[str], debug: bool) -> int:
         error.show()
         return EXIT_USAGE
     except click.UsageError as error:
-        unavailable = _unavailable(error.ctx)
-        if unavailable is not None:
-            # A driver without a usable client class has no commands: say why, not "no such command".
-            return _fail(EXIT_FAILED, unavailable, debug)
         where = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
         return _fail(EXIT_USAGE, f"{error.format_message()}{where}", debug)
     except click.ClickException as error:
@@ -180,27 +176,10 @@ def _leading_log_level(args: list[str]) -> str:
     return level
 
 
-def _unavailable(ctx: click.Context | None) -> str | None:
-    """Why the driver of the group `ctx` runs cannot be used, if it is a stub."""
-    from jumpstarter.client import DriverClientUnavailable, StubDriverClient
-
-    client = getattr(ctx.command, "client", None) if ctx is not None else None
-    if not isinstance(client, StubDriverClient):
-        return None
-    try:
-        client.call("cli")  # a stub raises the reason and the fix
-    except DriverClientUnavailable as error:
-        return str(error)
-    return None  # pragma: no cover - a stub always raises
-
-
 def _lost_exporter(error: BaseException) -> bool:
-    """A DriverConnectionError from the connection, not one that a driver raised."""
-    from jumpstarter.client import DriverConnectionError
+    from jumpstarter.client import ExporterConnectionLost
 
-    if not isinstance(error, DriverConnectionError):
-        return False
-    return not any("where the driver raised" in note for note in getattr(error, "__notes__", ()))
+    return isinstance(error, ExporterConnectionLost)
 
 
 def _fail(code: int, message: str, debug: bool) -> int:

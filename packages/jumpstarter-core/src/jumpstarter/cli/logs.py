@@ -7,8 +7,9 @@ message (a traceback, say) are indented under it.
 
 Short names drop the prefixes every jumpstarter logger shares: the drivers of a local
 session log as ``jumpstarter.drivers.<Class>`` (shown ``<Class>``), and the records a client
-relays from a remote exporter as ``jumpstarter.remote.<source>`` (shown ``driver``,
-``system``...).
+relays from a remote exporter as ``jumpstarter.remote.driver.<Class>`` (shown ``<Class>``
+too) or ``jumpstarter.remote.<source>`` (shown ``system``, or ``driver`` when the exporter,
+such as the original's, does not name the driver's class).
 
 `configure_terminal_logging` installs one handler on the root logger (calling it again
 replaces it) at the level of a command's ``--log-level``.
@@ -27,7 +28,8 @@ import click
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-_SHORTENED_PREFIXES = ("jumpstarter.remote.", "jumpstarter.drivers.")
+# Longest first: a relayed driver record shows its class's name, as in local mode.
+_SHORTENED_PREFIXES = ("jumpstarter.remote.driver.", "jumpstarter.remote.", "jumpstarter.drivers.")
 
 _LEVEL_STYLES: dict[str, dict[str, Any]] = {
     "DEBUG": {"fg": "bright_black"},

@@ -189,8 +189,7 @@ class _LocalExporter(_Exporter):
         portal = stack.enter_context(start_blocking_portal())
         try:
             self.socket = stack.enter_context(portal.wrap_async_context_manager(_serve(root)))
-        except Exception as error:
-            _close_tree(root)
+        except Exception as error:  # a driver's reset() failed: the session closed the drivers
             raise _ShellError(
                 EXIT_START_FAILED,
                 f"jmp shell: error: the exporter {self.name} did not start: {type(error).__name__}: {error}",
@@ -217,20 +216,6 @@ async def _serve(root: Driver) -> AsyncIterator[str]:
 
     async with Session(root) as session, session.serve_unix() as path:
         yield path
-
-
-def _close_tree(root: Driver) -> None:
-    """Close the drivers of a tree whose session did not start (each once, children first)."""
-    from jumpstarter.exporter.session import walk
-
-    drivers: dict[int, Driver] = {}
-    for driver, _, _ in walk(root):
-        drivers.setdefault(id(driver), driver)
-    for driver in reversed(list(drivers.values())):
-        try:
-            driver.close()
-        except Exception:
-            logger.exception("closing %s failed", type(driver).__name__)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from jumpstarter.common.exceptions import (
     DriverInvalidArgument,
     DriverMethodNotImplemented,
     DriverTimeout,
+    ExporterConnectionLost,
     ExporterNotReady,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "DriverInvalidArgument",
     "DriverMethodNotImplemented",
     "DriverTimeout",
+    "ExporterConnectionLost",
     "ExporterNotReady",
     "StubDriverClient",
     "connect",

@@ -229,16 +229,9 @@ class StubDriverClient(DriverClient):
         yield  # pragma: no cover
 
     def cli(self) -> click.Group:
-        import click
+        from jumpstarter.client.cli import UnavailableDriverGroup
 
-        from jumpstarter.client.cli import DriverGroup
-
-        failure = self._fail()
-
-        def unavailable() -> None:
-            raise click.ClickException(str(failure))
-
-        group = DriverGroup(self, help=f"(unavailable) {failure}", invoke_without_command=True, callback=unavailable)
+        group = UnavailableDriverGroup(self, str(self._fail()))
         for name, child in self.children.items():
             group.add_command(child.cli(), name=name)
         return group

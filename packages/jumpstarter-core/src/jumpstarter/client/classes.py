@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JMP_DRIVERS_UNSAFE
+from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JMP_DRIVERS_UNSAFE, client_config_path
 
 # Client classes of the original jumpstarter that this package provides under another path.
 LEGACY_CLIENT_CLASSES = {
@@ -51,17 +51,21 @@ class ClientClassPolicy:
     @classmethod
     def default(cls, allow: Iterable[str] = (), unsafe: bool = False) -> ClientClassPolicy:
         """The installed driver packages, the client configuration and the environment, plus `allow`."""
-        from jumpstarter.config.client import load_client_config
         from jumpstarter.registry import installed_drivers
 
-        config = load_client_config()
         patterns = {f"{_driver_package(driver.value.split(':')[0])}.*" for driver in installed_drivers()}
-        patterns.update(config.drivers.allow)
         patterns.update(allow)
+        configured_unsafe = False
+        if client_config_path().exists():  # only then are pydantic and yaml needed
+            from jumpstarter.config.client import load_client_config
+
+            config = load_client_config()
+            patterns.update(config.drivers.allow)
+            configured_unsafe = config.drivers.unsafe
         environment = [item.strip() for item in os.environ.get(JMP_DRIVERS_ALLOW, "").split(",") if item.strip()]
         unsafe = (
             unsafe
-            or config.drivers.unsafe
+            or configured_unsafe
             or "UNSAFE" in environment
             or os.environ.get(JMP_DRIVERS_UNSAFE, "").lower() in ("1", "true", "yes")
         )

@@ -55,6 +55,24 @@ class DriverGroup(click.Group):
         return decorator
 
 
+class UnavailableDriverGroup(DriverGroup):
+    """The group of a driver whose client class is unavailable: any command of its own says why."""
+
+    def __init__(self, client: DriverClient, reason: str) -> None:
+        super().__init__(client, help=f"(unavailable) {reason}", invoke_without_command=True, callback=self._fail)
+        self.reason = reason
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands:  # the children stay usable
+            self._fail()
+        return super().resolve_command(ctx, args)
+
+    def _fail(self) -> None:
+        raise click.ClickException(self.reason)
+
+
 def _first_paragraph(doc: str | None) -> str | None:
     # A @dataclass without a docstring gets its signature as one: that is no help.
     if not doc or doc.startswith(("DriverClient(", "Base class for driver clients")) or "(*," in doc.split("\n")[0]:

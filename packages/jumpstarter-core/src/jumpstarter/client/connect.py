@@ -15,7 +15,7 @@ from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.connection import Connection
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.tree import build_client_tree
-from jumpstarter.common.exceptions import DriverConnectionError
+from jumpstarter.common.exceptions import DriverConnectionError, ExporterConnectionLost
 from jumpstarter.v1 import jumpstarter_pb2_grpc
 
 
@@ -95,7 +95,7 @@ def _connection_error(endpoint: ExporterEndpoint, error: grpc.RpcError) -> Drive
     code, details = error.code(), error.details()  # type: ignore[attr-defined]
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return DriverConnectionError(f"the exporter at {endpoint.address} refused the credentials: {details}")
-    return DriverConnectionError(f"cannot reach the exporter at {endpoint.address}: {details}")
+    return ExporterConnectionLost(f"cannot reach the exporter at {endpoint.address}: {details}")
 
 
 def _opener(endpoint: ExporterEndpoint, allow: Iterable[str], unsafe: bool, attach: bool) -> OpenClient:

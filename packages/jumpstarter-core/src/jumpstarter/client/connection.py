@@ -175,7 +175,7 @@ class Connection:
         self._check_loop("call_async()")
         request = self._request(jumpstarter_pb2.DriverCallRequest, uuid, method, args, kwargs)
         try:
-            response = await self._stub.DriverCall(request)
+            response = await _cancellable(self._stub.DriverCall(request))
         except grpc.RpcError as error:
             raise error_from_rpc(error, method) from None
         return self._result(response)
@@ -320,6 +320,27 @@ class Connection:
         await self.channel.close()
 
 
+async def _cancellable(call: Any) -> Any:
+    """Await a gRPC call's response; cancelling the awaiting task cancels the call.
+
+    gRPC answers the cancellation of a task awaiting a call with a CancelledError of its own,
+    which anyio does not take for the one its cancel scope sent (a `move_on_after` around a
+    call would let it through). Behind a shield, the task gets the cancellation it was sent.
+    """
+    response = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(response)
+    except asyncio.CancelledError:
+        call.cancel()
+        response.add_done_callback(_retrieve)
+        raise
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio does not log it as never retrieved
+
+
 def _items(response: jumpstarter_pb2.StreamingDriverCallResponse) -> list[Any]:
     """The items of one streaming response: a batch of typed values, or one JSON value."""
     if response.typed_results:
@@ -364,10 +385,16 @@ async def _relay_logs(call: Any, name: str, barrier_passed: anyio.Event) -> None
                 barrier_passed.set()
                 continue
             source = _LOG_SOURCES.get(record.source, "system") if record.HasField("source") else "system"
+            # A driver's records go to a child logger named after its class, when the exporter says it.
+            if record.HasField("driver_type") and record.driver_type:
+                source = f"{source}.{record.driver_type}"
             level = logging.getLevelName(record.severity or "INFO")
             logging.getLogger(f"{CLIENT_RELAY_LOGGER_PREFIX}.{source}").log(
                 level if isinstance(level, int) else logging.INFO, record.message
             )
     except grpc.RpcError as error:
-        if error.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNIMPLEMENTED):  # type: ignore[attr-defined]
+        code = error.code()  # type: ignore[attr-defined]
+        if code == grpc.StatusCode.UNAVAILABLE:
+            logger.warning("lost the exporter (it stopped, or the connection broke): no more log records from it")
+        elif code not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNIMPLEMENTED):
             logger.warning("the exporter's log stream ended: %s", error.details())  # type: ignore[attr-defined]

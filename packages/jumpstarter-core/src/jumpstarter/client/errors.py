@@ -12,6 +12,7 @@ from jumpstarter.common.exceptions import (
     DriverInvalidArgument,
     DriverMethodNotImplemented,
     DriverTimeout,
+    ExporterConnectionLost,
     ExporterNotReady,
 )
 from jumpstarter.common.protocol import ERROR_CLASS_METADATA_KEY, MAX_MESSAGE_BYTES
@@ -32,10 +33,12 @@ def error_from_status(
     """The exception a client raises for a failed call of `method`."""
     raised_as = dict(trailing_metadata or ()).get(ERROR_CLASS_METADATA_KEY)
     message = details or code.name
+    error_class = _CLASSES.get(code, DriverError)
     if raised_as is None:
         # No driver raised this: the exporter, or the connection to it, failed.
         if code == grpc.StatusCode.UNAVAILABLE:
             message = f"lost the connection to the exporter: {message}"
+            error_class = ExporterConnectionLost
         elif code == grpc.StatusCode.CANCELLED:
             message = f"the call was cancelled: {message}"
         elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -43,7 +46,7 @@ def error_from_status(
                 f"{message} (a call carries at most {MAX_MESSAGE_BYTES >> 20} MiB, 4 MiB with older exporters; "
                 "send bulk data with client.resource() or a byte stream)"
             )
-    error = _CLASSES.get(code, DriverError)(message)
+    error = error_class(message)
     error.add_note(
         f"in a call of {method!r}"
         + (f" where the driver raised {raised_as}" if raised_as else "")

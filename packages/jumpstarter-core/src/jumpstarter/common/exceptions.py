@@ -30,7 +30,11 @@ class DriverTimeout(DriverError, TimeoutError):
 
 
 class DriverConnectionError(DriverError, ConnectionError):
-    """The driver lost its hardware, or the client lost the exporter."""
+    """The driver lost its hardware, or the client lost the exporter (`ExporterConnectionLost`)."""
+
+
+class ExporterConnectionLost(DriverConnectionError):
+    """The exporter cannot be reached, or the connection to it broke: no driver raised this."""
 
 
 class ExporterNotReady(DriverError):

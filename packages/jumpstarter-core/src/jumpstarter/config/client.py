@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jumpstarter.config.env import JMP_CLIENT_CONFIG
+from jumpstarter.config.env import client_config_path
 from jumpstarter.config.yaml import KEY, ConfigError, load_yaml
 
 API_VERSION = "jumpstarter.dev/v1alpha1"
@@ -37,17 +36,9 @@ class ClientConfig(BaseModel):
     drivers: DriversConfig = DriversConfig()
 
 
-def default_path() -> Path:
-    explicit = os.environ.get(JMP_CLIENT_CONFIG)
-    if explicit:
-        return Path(explicit)
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "jumpstarter" / "client.yaml"
-
-
 def load_client_config(path: Path | None = None) -> ClientConfig:
-    """The client configuration at `path` (default: `default_path()`); defaults if there is none."""
-    path = path or default_path()
+    """The client configuration at `path` (default: `client_config_path()`); defaults if there is none."""
+    path = path or client_config_path()
     if not path.exists():
         return ClientConfig()
     located = load_yaml(path)
@@ -70,4 +61,4 @@ def load_client_config(path: Path | None = None) -> ClientConfig:
     return config
 
 
-__all__ = ["ClientConfig", "ConfigError", "DriversConfig", "default_path", "load_client_config"]
+__all__ = ["ClientConfig", "ConfigError", "DriversConfig", "load_client_config"]

@@ -1,5 +1,10 @@
 """Environment variables that jumpstarter reads."""
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 # Comma-separated glob patterns of client classes a client may import, or UNSAFE for any.
 JMP_DRIVERS_ALLOW = "JMP_DRIVERS_ALLOW"
 # "true": allow any client class (the same as JMP_DRIVERS_ALLOW=UNSAFE).
@@ -16,3 +21,12 @@ JMP_GRPC_PASSPHRASE = "JMP_GRPC_PASSPHRASE"
 JMP_TLS_CA = "JMP_TLS_CA"
 # "1": connect to host:port without TLS (an exporter started with --insecure-no-auth).
 JMP_GRPC_INSECURE = "JMP_GRPC_INSECURE"
+
+
+def client_config_path() -> Path:
+    """Where the client configuration is read from (it need not exist)."""
+    explicit = os.environ.get(JMP_CLIENT_CONFIG)
+    if explicit:
+        return Path(explicit)
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "jumpstarter" / "client.yaml"

@@ -74,9 +74,10 @@ class LogBroadcast(logging.Handler):
             text = record.getMessage()
             if record.exc_info:
                 text += "\n" + self._formatter.formatException(record.exc_info)
-            message = jumpstarter_pb2.LogStreamResponse(
-                severity=record.levelname, message=text, source=source_of(record)
-            )
+            source = source_of(record)
+            message = jumpstarter_pb2.LogStreamResponse(severity=record.levelname, message=text, source=source)
+            if source == common_pb2.LOG_SOURCE_DRIVER and record.name != DRIVER_LOGGER_PREFIX:
+                message.driver_type = record.name[len(DRIVER_LOGGER_PREFIX) + 1 :]
             message.timestamp.FromNanoseconds(int(record.created * 1e9))
         except Exception:
             self.handleError(record)

@@ -116,6 +116,7 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
         # Calls name drivers by their uuid's text, almost always in the canonical form.
         self._drivers_by_text = {str(uuid): driver for uuid, driver in self._drivers.items()}
         self._workers = WorkerThreads()
+        self._reset_started: list[tuple[Driver, str]] = []  # closed on exit, in reverse
         self._logs = LogBroadcast()
         self._status = status
         self._status_message = ""
@@ -130,7 +131,8 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
             with exits_contained():
                 await self._workers.run(self._reset_drivers)
         except BaseException:
-            self._logs.uninstall()
+            # The drivers reset so far, and the one that failed, are closed.
+            await self.__aexit__(None, None, None)
             raise
         return self
 
@@ -154,11 +156,13 @@ class Session(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rout
         return drivers
 
     def _reset_drivers(self) -> None:
-        for driver, _ in self._unique_drivers():
+        for driver, name in self._unique_drivers():
+            self._reset_started.append((driver, name))
             driver.reset()
 
     def _close_drivers(self) -> None:
-        for driver, name in reversed(self._unique_drivers()):
+        """Close the drivers whose reset ran, children first."""
+        for driver, name in reversed(self._reset_started):
             try:
                 driver.close()
             except (Exception, *EXITS):

@@ -47,6 +47,7 @@ class FrameStream(ByteStream):
         self._leftover = b""
         self._received_eof = False
         self._sent_eof = False
+        self._acknowledged = False  # the exporter acknowledged our end of stream
         self._closed = False
         # The call takes one write at a time; an acknowledgement may come from another task.
         self._writing = anyio.Lock()
@@ -94,6 +95,8 @@ class FrameStream(ByteStream):
                 break
             elif frame.frame_type == _RST_STREAM:
                 raise BrokenResourceError("the peer aborted the stream")
+            elif frame.frame_type == _PING:
+                self._acknowledged = True  # see drain_until_acknowledged()
             # PING and unknown frame types carry no data.
         self._received_eof = True
         raise EndOfStream
@@ -141,6 +144,8 @@ class FrameStream(ByteStream):
     async def drain_until_acknowledged(self) -> None:
         """Client side, after send_eof(): discard what arrives until the exporter acknowledges
         the end of stream, or ends the call."""
+        if self._acknowledged:
+            return  # receive() came across the acknowledgement already
         while True:
             try:
                 frame = await self._read()
