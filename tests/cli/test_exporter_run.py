@@ -273,7 +273,7 @@ def test_bad_tls_files_exit_2(commands: Any, exporter_config: Path, write: Any, 
             "jmp", "exporter", "run", "--config", exporter_config, "--tcp", "127.0.0.1:0",
             "--tls-cert", tmp_path / certificate, "--tls-key", tmp_path / key,
         )  # fmt: skip
-        assert result.returncode in (1, 2), result
+        assert result.returncode == 2, result
         assert message in result.stderr and "Traceback" not in result.stderr
 
 

@@ -264,13 +264,6 @@ def test_installed_driver_is_listed(bench: Bench) -> None:
 
 
 def test_exporter_config_names_the_driver_by_its_entry_point(bench: Bench) -> None:
-    loader = bench.venv.run(
-        "python",
-        "-c",
-        "import importlib.util as u; print(u.find_spec('jumpstarter.config.exporter') is not None)",
-    )
-    if loader.stdout.strip() != "True":
-        pytest.skip("pending: jumpstarter.config.exporter (load_exporter_config) is not in jumpstarter-core yet")
     result = bench.script("drive_config.py")
     assert result == {
         "driver": "acme_lab.drivers.Thermostat",

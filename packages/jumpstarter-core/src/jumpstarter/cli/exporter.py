@@ -1,7 +1,8 @@
 """`jmp exporter run`: serve an exporter configuration's drivers until stopped.
 
 Exit codes: 0 stopped by SIGTERM or SIGINT (Ctrl-C); 1 the exporter could not run (a port
-taken, a socket path in use, unreadable TLS files); 2 a wrong command line or configuration.
+taken, a socket path in use); 2 a wrong command line or configuration (TLS and token files
+included).
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def run_exporter(options: ServeOptions, log_level: str) -> None:
         tcp, security = _tcp_listener(options, config.metadata.name)
     except ValueError as error:
         _exit(2, str(error))
-    except OSError as error:
-        _exit(1, f"{error.filename}: {error.strerror}" if error.filename else str(error))
+    except OSError as error:  # a TLS or token file that cannot be read
+        _exit(2, f"{error.filename}: {error.strerror}" if error.filename else str(error))
     try:
         anyio.run(_serve, config, options, tcp, security)
     except OSError as error:

@@ -1,0 +1,72 @@
+"""Our driver distributions as users get them: wheels built from the workspace, one installed alone.
+
+`pip install jumpstarter-driver-serial` must be all it takes: the wheels of the core and of
+the serial package go into a fresh environment, whose other dependencies come from the
+package index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from plugin_venvs import Venv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LOOP_BENCH = """\
+apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+metadata:
+  name: loop-bench
+export:
+  console:
+    type: LoopbackSerial
+"""
+
+
+@pytest.fixture(scope="module")
+def serial_alone(build_wheel: Callable[[Path], Path], core_wheel: Path, make_venv: Callable[..., Venv]) -> Venv:
+    serial_wheel = build_wheel(ROOT / "packages" / "jumpstarter-driver-serial")
+    return make_venv("serial-alone", core_wheel, serial_wheel)
+
+
+def on_path(venv: Venv) -> dict[str, str]:
+    """The environment's scripts first on PATH, so that `j` inside `jmp shell` is this environment's."""
+    return {"PATH": f"{venv.path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_the_serial_package_installs_alone_with_its_dependencies(serial_alone: Venv) -> None:
+    listing = "import importlib.metadata as m, json; print(json.dumps(sorted(d.name for d in m.distributions())))"
+    installed = set(json.loads(serial_alone.run("python", "-c", listing).stdout))
+    assert {"jumpstarter-core", "jumpstarter-driver-serial", "pyserial", "pexpect"} <= installed
+    assert not installed & {"jumpstarter-driver-power", "jumpstarter-driver-network"}
+
+
+def test_jmp_driver_list_shows_its_drivers(serial_alone: Venv) -> None:
+    listed = json.loads(serial_alone.run("jmp", "driver", "list", "--json").stdout)
+    assert {row["name"]: row["distribution"] for row in listed} == {
+        "Composite": "jumpstarter-core",
+        "LoopbackSerial": "jumpstarter-driver-serial",
+        "PySerial": "jumpstarter-driver-serial",
+    }
+
+
+def test_its_loop_driver_works_without_hardware(serial_alone: Venv, tmp_path: Path) -> None:
+    (tmp_path / "loop-bench.yaml").write_text(LOOP_BENCH)
+    result = serial_alone.run(
+        "jmp", "shell", "--exporter-config", "loop-bench.yaml", "--",
+        "sh", "-c", "echo hello | j console pipe --until hello --timeout 10",
+        cwd=tmp_path, env=on_path(serial_alone),
+    )  # fmt: skip
+    assert result.stdout == "hello\n"
+
+
+def test_a_driver_of_a_package_not_installed_names_the_package(serial_alone: Venv, tmp_path: Path) -> None:
+    (tmp_path / "power.yaml").write_text(LOOP_BENCH.replace("LoopbackSerial", "MockPower"))
+    result = serial_alone.run("jmp", "exporter", "run", "--config", tmp_path / "power.yaml", check=False)
+    assert result.returncode == 2, result.stderr
+    assert "it comes with jumpstarter-driver-power: pip install jumpstarter-driver-power" in result.stderr
