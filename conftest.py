@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +42,30 @@ def no_leftover_threads() -> Iterator[None]:
         if time.monotonic() > deadline:
             pytest.fail(f"the test left threads running: {', '.join(thread.name for thread in leftover)}")
         time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def upstream_python() -> Path:
+    """The python of the virtual environment holding the original jumpstarter 0.9.0 (created once).
+
+    The original and this project share the import name `jumpstarter`: the original only
+    ever runs in its own processes, started with this python and `upstream_env`.
+    """
+    scripts = str(Path(__file__).resolve().parent / "scripts")
+    sys.path.insert(0, scripts)
+    try:
+        from upstream_venv import UpstreamUnavailable, ensure_upstream_venv
+    finally:
+        sys.path.remove(scripts)
+    try:
+        return ensure_upstream_venv()
+    except UpstreamUnavailable as error:
+        # The only reason to skip: without the package index the original cannot be installed.
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def upstream_env() -> dict[str, str]:
+    """The environment of a process of the original: nothing of ours on its path, output unbuffered."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return {**env, "PYTHONUNBUFFERED": "1", "TERM": "dumb"}

@@ -13,7 +13,6 @@ background thread, so that tests can look at the very driver objects the peer ca
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import subprocess
 import sys
@@ -45,28 +44,6 @@ class PeerFailed(AssertionError):
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-@pytest.fixture(scope="session")
-def upstream_python() -> Path:
-    """The python of the virtual environment holding jumpstarter==0.9.0 (created once)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from upstream_venv import UpstreamUnavailable, ensure_upstream_venv
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    try:
-        return ensure_upstream_venv()
-    except UpstreamUnavailable as error:
-        # The only reason to skip: without the package index the original cannot be installed.
-        pytest.skip(str(error))
-
-
-def _peer_env(extra: dict[str, str] | None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
-
-
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
@@ -76,6 +53,7 @@ class Upstream:
     """Runs the peer scripts with the original's python."""
 
     python: Path
+    env: dict[str, str]
 
     def run(
         self, script: str, request: Any, *, env: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
@@ -87,7 +65,7 @@ class Upstream:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_peer_env(env),
+            env={**self.env, **(env or {})},
             cwd=HERE,
         )
         try:
@@ -115,7 +93,7 @@ class Upstream:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
-                env=_peer_env(None),
+                env=self.env,
                 cwd=HERE,
             )
             try:
@@ -150,8 +128,8 @@ class Upstream:
 
 
 @pytest.fixture(scope="session")
-def upstream(upstream_python: Path) -> Upstream:
-    return Upstream(upstream_python)
+def upstream(upstream_python: Path, upstream_env: dict[str, str]) -> Upstream:
+    return Upstream(upstream_python, upstream_env)
 
 
 @contextmanager

@@ -8,10 +8,8 @@ process running original_peer.py.
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,26 +30,8 @@ PEER = Path(__file__).resolve().parent / "original_peer.py"
 TIMEOUT = 60
 
 
-@pytest.fixture(scope="module")
-def original_python() -> Path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from upstream_venv import UpstreamUnavailable, ensure_upstream_venv
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    try:
-        return ensure_upstream_venv()
-    except UpstreamUnavailable as error:
-        pytest.skip(str(error))
-
-
-def _peer_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return {**env, "PYTHONUNBUFFERED": "1", "TERM": "dumb", **extra}
-
-
 def test_the_original_client_drives_our_drivers(
-    original_python: Path, tcp_echo: tuple[str, int], udp_echo: UdpPeer
+    upstream_python: Path, upstream_env: dict[str, str], tcp_echo: tuple[str, int], udp_echo: UdpPeer
 ) -> None:
     root = Composite(
         children={
@@ -66,8 +46,8 @@ def test_the_original_client_drives_our_drivers(
             portal.wrap_async_context_manager(session.serve_unix()) as path,
         ):
             result = subprocess.run(
-                [str(original_python), str(PEER), "client"],
-                env=_peer_env(JUMPSTARTER_HOST=path, JMP_DRIVERS_ALLOW="UNSAFE"),
+                [str(upstream_python), str(PEER), "client"],
+                env={**upstream_env, "JUMPSTARTER_HOST": path, "JMP_DRIVERS_ALLOW": "UNSAFE"},
                 capture_output=True,
                 text=True,
                 timeout=TIMEOUT,
@@ -86,16 +66,18 @@ def test_the_original_client_drives_our_drivers(
 
 
 @pytest.fixture
-def original_exporter(original_python: Path, tcp_echo: tuple[str, int], udp_echo: UdpPeer) -> Iterator[str]:
+def original_exporter(
+    upstream_python: Path, upstream_env: dict[str, str], tcp_echo: tuple[str, int], udp_echo: UdpPeer
+) -> Iterator[str]:
     """The original's exporter serving its TcpNetwork (to tcp_echo) and UdpNetwork (to udp_echo); yields its socket."""
     arguments = [tcp_echo[0], str(tcp_echo[1]), udp_echo.address[0], str(udp_echo.address[1])]
     process = subprocess.Popen(
-        [str(original_python), str(PEER), "exporter", *arguments],
+        [str(upstream_python), str(PEER), "exporter", *arguments],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=_peer_env(),
+        env=upstream_env,
     )
     try:
         assert process.stdout is not None
@@ -122,9 +104,7 @@ def test_our_client_drives_the_original_drivers(
 ) -> None:
     import socket
 
-    # attach=False: attaching (the core's default) waits for the exporter's log stream to start, which
-    # a 0.9.0 exporter does only once it has a record to send: with drivers that log nothing it hangs.
-    with connect(original_exporter, attach=False) as root:
+    with connect(original_exporter) as root:
         tcp, udp = root.tcp, root.udp
         assert isinstance(tcp, NetworkClient) and isinstance(udp, NetworkClient)
         assert tcp.address() == f"tcp://{tcp_echo[0]}:{tcp_echo[1]}"

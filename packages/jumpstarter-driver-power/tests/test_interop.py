@@ -7,7 +7,6 @@ drives its MockPower and SyncMockPower.
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import subprocess
 import sys
@@ -92,24 +91,6 @@ anyio.run(main)
 """
 
 
-@pytest.fixture(scope="module")
-def original_python() -> Path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from upstream_venv import UpstreamUnavailable, ensure_upstream_venv
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    try:
-        return ensure_upstream_venv()
-    except UpstreamUnavailable as error:
-        pytest.skip(str(error))
-
-
-def original_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return {**env, "PYTHONUNBUFFERED": "1", "TERM": "dumb", **extra}
-
-
 @contextmanager
 def our_exporter(root: Driver) -> Iterator[str]:
     with start_blocking_portal() as portal:
@@ -121,7 +102,9 @@ def our_exporter(root: Driver) -> Iterator[str]:
             yield path
 
 
-def test_the_original_client_drives_our_drivers(original_python: Path, tmp_path: Path) -> None:
+def test_the_original_client_drives_our_drivers(
+    upstream_python: Path, upstream_env: dict[str, str], tmp_path: Path
+) -> None:
     hub = FakeHub(address=5, port_numbers=(1,))
     root = Composite(
         children={
@@ -138,8 +121,8 @@ def test_the_original_client_drives_our_drivers(original_python: Path, tmp_path:
     out = tmp_path / "answers.json"
     with our_exporter(root) as path:
         run = subprocess.run(
-            [str(original_python), "-c", ORIGINAL_CLIENT, str(out)],
-            env=original_env(JUMPSTARTER_HOST=path, JMP_DRIVERS_ALLOW="UNSAFE"),
+            [str(upstream_python), "-c", ORIGINAL_CLIENT, str(out)],
+            env={**upstream_env, "JUMPSTARTER_HOST": path, "JMP_DRIVERS_ALLOW": "UNSAFE"},
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -178,7 +161,7 @@ def test_the_original_client_drives_our_drivers(original_python: Path, tmp_path:
 
 
 @contextmanager
-def original_exporter(python: Path) -> Iterator[str]:
+def original_exporter(python: Path, env: dict[str, str]) -> Iterator[str]:
     with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(
             [str(python), "-c", ORIGINAL_EXPORTER],
@@ -186,7 +169,7 @@ def original_exporter(python: Path) -> Iterator[str]:
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
-            env=original_env(),
+            env=env,
         )
         assert process.stdin is not None and process.stdout is not None
         try:
@@ -207,10 +190,8 @@ def original_exporter(python: Path) -> Iterator[str]:
             process.stdout.close()
 
 
-def test_our_client_drives_the_original_mocks(original_python: Path) -> None:
-    # attach=False: our connect() otherwise waits for the original's LogStream to start, which it
-    # does only once a record comes (a core issue, reported).
-    with original_exporter(original_python) as path, connect(path, attach=False) as client:
+def test_our_client_drives_the_original_mocks(upstream_python: Path, upstream_env: dict[str, str]) -> None:
+    with original_exporter(upstream_python, upstream_env) as path, connect(path) as client:
         for name in ("mock", "sync"):
             power = client.children[name]
             assert type(power) is PowerClient

@@ -1,0 +1,368 @@
+"""End to end: the serial drivers through real `jmp shell --exporter-config FILE -- ...` processes.
+
+The board simulator (serial_board.py) runs in this process, on the device side of a
+pseudo-terminal; `jmp shell`, in a process of its own, builds `PySerial` on the other side
+from a YAML file and serves it while its command runs `j serial ...`, as a user or a CI job
+would. The tests check what each command printed, its exit status, what the board received,
+and, for `j serial console`, the user's terminal (another pseudo-terminal, watched from here).
+
+A shell takes about a second to start and each `j` half a second, so the pipe and control
+commands share one shell script (`bench`); the console needs a shell of its own per session.
+Every process runs in a session of its own, whose whole group is killed when its test ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+from pexpect.fdpexpect import fdspawn
+from serial_board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board, PtyLine
+
+BIN = Path(sys.executable).parent  # the environment's jmp and j
+# The slowest a step is allowed to be before a test gives up (a bound for hangs, not a measure).
+PATIENCE = 30.0
+# Variables of the developer's environment that would point `jmp shell` or `j` elsewhere.
+_FOREIGN_VARIABLES = ("JMP_DRIVERS_ALLOW", "JMP_DRIVERS_UNSAFE", "JUMPSTARTER_HOST")
+# Starts `jmp shell` on a terminal as a login does: makes standard input (a pty's slave) the controlling
+# terminal of the new session, then becomes `jmp shell`. A program of its own, since Python code run between
+# fork and exec in this process (preexec_fn) is unsafe once gRPC or threads run here.
+_TAKE_TERMINAL = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+# -- processes and files -----------------------------------------------------------------------
+
+
+def write_config(directory: Path, serial_entry: str) -> Path:
+    """An exporter configuration whose one driver, `serial`, is `serial_entry` (its YAML, indented 4)."""
+    path = directory / "exporter.yaml"
+    path.write_text(
+        "apiVersion: jumpstarter.dev/v1alpha1\n"
+        "kind: ExporterConfig\n"
+        "metadata:\n"
+        "  name: bench\n"
+        "export:\n"
+        "  serial:\n"
+        f"{serial_entry}"
+    )
+    return path
+
+
+def pyserial_entry(url: str) -> str:
+    return f"    type: PySerial\n    config:\n      url: {url}\n"
+
+
+def shell_environment(directory: Path) -> dict[str, str]:
+    """This environment, with `jmp` and `j` on the PATH and no configuration of the developer's."""
+    env = {key: value for key, value in os.environ.items() if key not in _FOREIGN_VARIABLES}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["XDG_CONFIG_HOME"] = str(directory / "config")
+    env["JMP_CLIENT_CONFIG"] = str(directory / "config" / "jumpstarter" / "client.yaml")
+    return env
+
+
+def jmp_shell(config: Path, *command: str) -> list[str]:
+    return [str(BIN / "jmp"), "shell", "--exporter-config", str(config), "--", *command]
+
+
+@contextlib.contextmanager
+def process_group(args: list[str], **options: Any) -> Iterator[subprocess.Popen[Any]]:
+    """`args` started in a new session; whatever is left of its process group is killed when the block ends."""
+    with subprocess.Popen(args, start_new_session=True, **options) as process:
+        try:
+            yield process
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # everything ended already
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition` until it holds (at most PATIENCE seconds: a bound for hangs)."""
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+# -- pipe and control commands: one shell, one board -------------------------------------------
+
+# Run by `sh -c` under `jmp shell`, in the bench's directory, with /dev/null as standard input (so a
+# `j serial pipe` without piped input sends nothing). `step NAME COMMAND...` keeps the command's
+# stdout, stderr and exit status in NAME.out, NAME.err and NAME.rc.
+BENCH_SCRIPT = r"""
+step() {
+    name=$1; shift
+    "$@" >"$name.out" 2>"$name.err"
+    echo $? >"$name.rc"
+}
+# wait_for FILE REGEX: until FILE has a line that matches (10 s at most, so that a failure cannot hang the script).
+wait_for() {
+    tries=0
+    until grep -q -- "$2" "$1" 2>/dev/null; do
+        tries=$((tries + 1)); [ "$tries" -le 200 ] || return 1
+        sleep 0.05
+    done
+}
+
+# The port opens with the first call and stays open for the session: dtr fails (a pty has no
+# modem lines) once the port is open. Opening discards what the device sent before; from now
+# on what the board prints waits in the port. The test powers the board on when it sees port-open.
+step dtr j serial dtr off
+touch port-open
+step boot j serial pipe -o boot.log --until 'login: ' --timeout 10
+
+# A first pipe, in the background, types root; the board echoes it and asks for the password,
+# so once first.log holds the question the first pipe holds the port. A second pipe finds it busy;
+# then the first one types the (empty) password and reads the shell's prompt: it kept working.
+{ printf 'root\n'; wait_for busy.rc .; printf '\n'; } |
+    step first j serial pipe -o first.log --until '# ' --timeout 10 &
+wait_for first.log 'Password: '
+step busy j serial pipe --timeout 5
+wait
+
+echo reset | step reset j serial pipe --no-output
+"""
+BENCH_STEPS = ("dtr", "boot", "first", "busy", "reset")
+
+
+@dataclass
+class Step:
+    """What one command of the bench script printed, and its exit status."""
+
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+QUIET_SUCCESS = Step(stdout="", stderr="", returncode=0)
+
+
+@dataclass
+class Bench:
+    returncode: int
+    stdout: str
+    stderr: str  # jmp shell's: the exporter's log
+    steps: dict[str, Step]
+    directory: Path
+    board: Board
+    url: str
+
+
+def read_step(directory: Path, name: str) -> Step:
+    return Step(
+        stdout=(directory / f"{name}.out").read_text(),
+        stderr=(directory / f"{name}.err").read_text(),
+        returncode=int((directory / f"{name}.rc").read_text()),
+    )
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
+    directory = tmp_path_factory.mktemp("bench")
+    # autoboot=0: powered on, the board prints its whole boot log down to the login prompt at once.
+    with PtyLine() as line, Board(line, autoboot=0) as board:
+        config = write_config(directory, pyserial_entry(line.url))
+        with process_group(
+            jmp_shell(config, "sh", "-c", BENCH_SCRIPT),
+            cwd=directory,
+            env=shell_environment(directory),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as process:
+            wait_until(lambda: (directory / "port-open").exists() or process.poll() is not None, "port-open")
+            board.power_on()
+            stdout, stderr = process.communicate(timeout=PATIENCE)
+        steps = {name: read_step(directory, name) for name in BENCH_STEPS if (directory / f"{name}.rc").exists()}
+        yield Bench(process.returncode, stdout, stderr, steps, directory, board, line.url)
+
+
+def test_the_bench_ran_every_step_and_logged_only_the_other_holder(bench: Bench) -> None:
+    assert bench.returncode == 0, bench.stderr
+    assert bench.stdout == ""  # every step's output went to its file
+    assert list(bench.steps) == list(BENCH_STEPS), bench.stderr
+    # One log record: this process keeps the pty's slave open (PtyLine does, so that the device side stays
+    # up), which the driver rightly reports as another program reading the device.
+    this_process = f"pid {os.getpid()} ({Path('/proc/self/comm').read_text().strip()})"
+    assert bench.stderr == (
+        f"WARNING PySerial: {bench.url} is also open in {this_process}: each program gets part of what the device "
+        "sends\n"
+    )
+
+
+def test_dtr_on_a_pty_fails_with_one_line(bench: Bench) -> None:
+    assert bench.steps["dtr"] == Step(
+        stdout="",
+        stderr=f"j: error: cannot set DTR on {bench.url}: the port has no modem control lines "
+        "(a pseudo-terminal, or an adapter without them)\n",
+        returncode=1,
+    )
+
+
+def test_pipe_captures_the_boot_log_up_to_the_login_prompt(bench: Bench) -> None:
+    assert bench.steps["boot"] == QUIET_SUCCESS
+    log = (bench.directory / "boot.log").read_bytes()
+    # Everything the board printed from power-on, down to its first login prompt, and nothing after.
+    assert log.startswith(UBOOT_BANNER.encode())
+    assert log.endswith((KERNEL_LOG + LOGIN_PROMPT).encode())
+    assert log.count(LOGIN_PROMPT.encode()) == 1
+    assert bytes(bench.board.output).startswith(log)
+
+
+def test_a_second_pipe_finds_the_port_busy_and_the_first_keeps_working(bench: Bench) -> None:
+    busy = bench.steps["busy"]
+    assert (busy.returncode, busy.stdout) == (1, "")
+    assert busy.stderr.startswith(
+        f"j: error: port busy: the serial port {bench.url} is held by another client's connection, open since "
+    )
+    assert busy.stderr.count("\n") == 1 and busy.stderr.endswith("\n")
+    # The first pipe typed the password after the second one failed, and read the shell's prompt.
+    assert bench.steps["first"] == QUIET_SUCCESS
+    assert (bench.directory / "first.log").read_bytes() == b"root\r\nPassword: \r\n# "
+
+
+def test_a_piped_command_reaches_the_board(bench: Bench) -> None:
+    assert bench.steps["reset"] == QUIET_SUCCESS
+    # --no-output returns once the command is delivered to the device, which the board then reads.
+    bench.board.wait_for_output(b"reset\r\n-sh: reset: not found\r\n# ")
+    assert bytes(bench.board.received) == b"root\n\nreset\n"  # all the board ever got in the session
+
+
+# -- the console: a shell on a terminal of its own ---------------------------------------------
+
+
+def is_raw(attributes: list[Any]) -> bool:
+    return not attributes[3] & (termios.ICANON | termios.ECHO | termios.ISIG)
+
+
+class Terminal(fdspawn):
+    """`jmp shell ... -- j serial console` on a new pseudo-terminal (its controlling terminal), driven by pexpect
+    through the master side.
+
+    This process keeps the slave side open too, so that the terminal's settings can be read once the shell has
+    exited; everything the shell printed is kept in `transcript`.
+    """
+
+    def __init__(self, config: Path, directory: Path) -> None:
+        master, self._slave = os.openpty()
+        fcntl.ioctl(self._slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        self.initial = termios.tcgetattr(self._slave)
+        self._stack = contextlib.ExitStack()
+        self.process = self._stack.enter_context(
+            process_group(
+                [sys.executable, "-c", _TAKE_TERMINAL, *jmp_shell(config, "j", "serial", "console")],
+                stdin=self._slave,
+                stdout=self._slave,
+                stderr=self._slave,
+                env=shell_environment(directory),
+            )
+        )
+        super().__init__(master, timeout=PATIENCE)
+        self.transcript = io.BytesIO()
+        self.logfile_read = self.transcript
+
+    def settings(self) -> list[Any]:
+        return termios.tcgetattr(self._slave)
+
+    def read_to_end(self) -> str:
+        """Once the shell has exited: everything it printed on the terminal."""
+        os.close(self._slave)
+        self._slave = -1
+        self.expect(pexpect.EOF)  # the last slave closed: all that was written has been read
+        return self.transcript.getvalue().decode(errors="replace")
+
+    def stop(self) -> None:
+        self._stack.close()
+        if self._slave >= 0:
+            os.close(self._slave)
+        if not self.closed:
+            self.close()
+
+
+@dataclass
+class ConsoleBench:
+    terminal: Terminal
+    board: Board
+    url: str
+
+    def connect(self) -> None:
+        """Wait for the console to be connected (the port is open), then power the board on."""
+        self.terminal.expect_exact(f"[Connected to serial ({self.url}, 115200 8N1). Press Ctrl-] to leave.]\r\n")
+        assert not is_raw(self.terminal.initial) and is_raw(self.terminal.settings())
+        self.board.power_on()
+        self.terminal.expect_exact("Hit any key to stop autoboot: 60 ")
+
+    def leaves_cleanly(self, status: int, last_words: str) -> None:
+        """The shell exits with `status` after printing `last_words`, the terminal as it was, no traceback."""
+        assert self.terminal.process.wait(PATIENCE) == status
+        assert self.terminal.settings() == self.terminal.initial
+        transcript = self.terminal.read_to_end()
+        assert f"\r\n{last_words}\r\n" in transcript
+        assert "Traceback" not in transcript
+
+
+@pytest.fixture
+def console(board: Board, pty_line: PtyLine, tmp_path: Path) -> Iterator[ConsoleBench]:
+    """`jmp shell -- j serial console` running on a terminal, with the board behind `PySerial`, not yet powered."""
+    board.env["bootdelay"] = "60"  # the countdown waits for the test's key, however slow the machine
+    terminal = Terminal(write_config(tmp_path, pyserial_entry(pty_line.url)), tmp_path)
+    try:
+        yield ConsoleBench(terminal, board, pty_line.url)
+    finally:
+        terminal.stop()
+
+
+def test_console_keys_reach_the_board_and_the_escape_key_leaves(console: ConsoleBench) -> None:
+    terminal, board = console.terminal, console.board
+    console.connect()
+    terminal.send(" ")
+    terminal.expect_exact("\r\n=> ")
+    terminal.send("echo typed at the terminal\r")
+    terminal.expect_exact("echo typed at the terminal\r\ntyped at the terminal\r\n=> ")
+    assert bytes(board.received) == b" echo typed at the terminal\r"
+    terminal.send("\x1d")  # Ctrl-]
+    console.leaves_cleanly(0, "[Left the console of serial.]")
+    assert bytes(board.received) == b" echo typed at the terminal\r"  # the escape key stays here
+
+
+def test_sigterm_to_the_shell_ends_the_console_cleanly(console: ConsoleBench) -> None:
+    console.connect()
+    # jmp shell passes the signal on to its command; the console restores the terminal and says why it ended.
+    console.terminal.process.send_signal(signal.SIGTERM)
+    console.leaves_cleanly(1, "[The console of serial stopped: SIGTERM.]")
+
+
+# -- no hardware -------------------------------------------------------------------------------
+
+
+def test_loopback_pipe_gets_back_what_it_sends(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "    type: LoopbackSerial\n")
+    with process_group(
+        jmp_shell(config, "sh", "-c", "echo hello | j serial pipe --until hello --timeout 5"),
+        env=shell_environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        stdout, stderr = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 0, stderr
+    # The pipe stops at the match: the newline after hello may come back in time, or not.
+    assert stdout in ("hello", "hello\n")
+    assert stderr == ""
