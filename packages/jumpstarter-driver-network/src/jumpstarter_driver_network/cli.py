@@ -118,13 +118,14 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def _serve_until_stopped(address: str) -> None:
     """Print `address`, then wait for Ctrl-C, SIGTERM or the context's stop event."""
-    click.echo(address)
-    click.echo("forwarding; press Ctrl-C to stop", err=True)
     stop = click.get_current_context().find_object(threading.Event) or threading.Event()
     in_main_thread = threading.current_thread() is threading.main_thread()
-    # SIGTERM (what `kill` and service managers send) stops the forward like Ctrl-C does.
+    # SIGTERM (what `kill` and service managers send) stops the forward like Ctrl-C does,
+    # from the moment a script can know the address.
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
+        click.echo(address)
+        click.echo("forwarding; press Ctrl-C to stop", err=True)
         stop.wait()
     except (KeyboardInterrupt, _Terminated):
         pass
