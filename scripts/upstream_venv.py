@@ -37,8 +37,12 @@ def _uv() -> str | None:
     return os.environ.get("UV") or shutil.which("uv")
 
 
-def _index_reachable() -> bool:
-    index = os.environ.get("UV_INDEX_URL") or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
+def index_reachable() -> bool:
+    """Whether the package index (uv's or pip's, as configured) answers at all."""
+    index = next(
+        (os.environ[name] for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL") if os.environ.get(name)),
+        "https://pypi.org/simple",
+    )
     url = urlparse(index)
     try:
         with socket.create_connection((url.hostname or "pypi.org", url.port or 443), timeout=10):
@@ -83,7 +87,7 @@ def ensure_upstream_venv(location: Path = DEFAULT_LOCATION) -> Path:
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             shutil.rmtree(location, ignore_errors=True)
-            if not _index_reachable():
+            if not index_reachable():
                 raise UpstreamUnavailable("the package index cannot be reached to install jumpstarter==0.9.0")
             raise RuntimeError(f"installing jumpstarter==0.9.0 failed:\n{result.stderr}")
     return _python(location)

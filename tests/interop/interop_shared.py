@@ -8,10 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import anyio
 from anyio.abc import ObjectStream
+
+
+@dataclass
+class Pair:
+    """A dataclass sent as an argument or result: it travels as a JSON object."""
+
+    a: int
+    b: str
+
+
+class Color(Enum):
+    RED = "red"
 
 
 def payload(size: int) -> bytes:

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import UUID
@@ -25,7 +24,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 from anyio.streams.stapled import StapledObjectStream
-from interop_shared import DigestStream, payload, sha256, typed
+from interop_shared import Color, DigestStream, Pair, payload, sha256, typed
 
 from jumpstarter.common.exceptions import ExporterNotReady
 from jumpstarter.driver import Composite, Driver, export, exportstream
@@ -78,16 +77,6 @@ ARGUMENTS: dict[str, tuple[Any, Any]] = {
     "str_enum": (sample("str_enum"), "red"),
     "int_enum": (sample("int_enum"), 3.0),
 }
-
-
-@dataclass
-class Pair:
-    a: int
-    b: str
-
-
-class Color(Enum):
-    RED = "red"
 
 
 # Values our driver returns -> what the original client gets.

@@ -17,16 +17,14 @@ import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import anyio
 import pytest
-from interop_shared import payload, sha256, typed
+from interop_shared import Color, Pair, payload, sha256, typed
 
 from jumpstarter.client import (
     BlockingStream,
@@ -75,16 +73,6 @@ def echo(stream: BlockingStream, data: bytes) -> bytes:
                 break
         sending.result(timeout=30)
     return bytes(received)
-
-
-@dataclass
-class Pair:
-    a: int
-    b: str
-
-
-class Color(Enum):
-    RED = "red"
 
 
 # Values our client sends -> what comes back from the original's echo (JSON both ways: ints as floats).

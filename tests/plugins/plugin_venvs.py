@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
+
+# The check that the package index answers is the one of the original's environment.
+_SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
+sys.path.insert(0, _SCRIPTS)
+try:
+    from upstream_venv import index_reachable
+finally:
+    sys.path.remove(_SCRIPTS)
 
 # A build, an install or a script of these tests that takes longer than this has hung.
 COMMAND_TIMEOUT = 120
@@ -55,16 +62,6 @@ def run(
             f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
         )
     return result
-
-
-def index_reachable() -> bool:
-    index = os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX") or "https://pypi.org/simple"
-    url = urlparse(index)
-    try:
-        with socket.create_connection((url.hostname or "pypi.org", url.port or 443), timeout=5):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import yaml
 from click.testing import CliRunner
 from plugin_venvs import CommandFailed, Uv, Venv, run
 
-from jumpstarter.cli import main
 from jumpstarter.cli.driver_new import LAYOUT
+from jumpstarter.cli.jmp import main
 
 FILES = [
     "README.md",

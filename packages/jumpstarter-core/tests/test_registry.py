@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from jumpstarter.cli import main
+from jumpstarter.cli.jmp import main
 from jumpstarter.driver import Composite
 from jumpstarter.registry import DriverNotFound, installed_drivers, resolve_driver
 

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, NoReturn
 import anyio
 import click
 
-from jumpstarter.config.yaml import ConfigError
-
 if TYPE_CHECKING:
     from jumpstarter.config.exporter import ExporterConfig
     from jumpstarter.exporter.listeners import TcpListener
@@ -96,6 +94,7 @@ def run_alias(config_path: Path, log_level: str, **options: object) -> None:
 def run_exporter(options: ServeOptions, log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from jumpstarter.config.exporter import load_exporter_config
+    from jumpstarter.config.yaml import ConfigError
 
     try:
         config = load_exporter_config(options.config)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
 import uuid
 import weakref
@@ -325,20 +326,15 @@ async def _cancellable(call: Any) -> Any:
 
     gRPC answers the cancellation of a task awaiting a call with a CancelledError of its own,
     which anyio does not take for the one its cancel scope sent (a `move_on_after` around a
-    call would let it through). Behind a shield, the task gets the cancellation it was sent.
+    call would let it through). Then the task waits for its scope's own cancellation, which
+    anyio delivers again; nothing is added to a call that is not cancelled.
     """
-    response = asyncio.ensure_future(call)
     try:
-        return await asyncio.shield(response)
+        return await call
     except asyncio.CancelledError:
-        call.cancel()
-        response.add_done_callback(_retrieve)
+        if anyio.current_effective_deadline() == -math.inf:  # an anyio scope is cancelled
+            await anyio.sleep_forever()
         raise
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: asyncio does not log it as never retrieved
 
 
 def _items(response: jumpstarter_pb2.StreamingDriverCallResponse) -> list[Any]:

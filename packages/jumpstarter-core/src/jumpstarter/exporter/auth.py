@@ -100,8 +100,9 @@ class TlsIdentity:
     def fingerprint(self) -> str:
         """SHA-256 of the certificate (DER), as colon-separated hex pairs."""
         from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
 
-        der = x509.load_pem_x509_certificate(self.certificate).public_bytes(_der())
+        der = x509.load_pem_x509_certificate(self.certificate).public_bytes(Encoding.DER)
         return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
 
     def server_credentials(self) -> grpc.ServerCredentials:
@@ -169,9 +170,3 @@ def default_names(listen_host: str) -> list[str]:
     if listen_host not in ("", "0.0.0.0", "::", "[::]"):
         names.append(listen_host.strip("[]"))
     return names
-
-
-def _der() -> Any:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return Encoding.DER

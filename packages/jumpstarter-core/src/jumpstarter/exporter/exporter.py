@@ -52,14 +52,14 @@ class Exporter(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.Rou
         self._tasks: TaskGroup | None = None
 
     async def __aenter__(self) -> Exporter:
-        self._task_group = anyio.create_task_group()
-        self._tasks = await self._task_group.__aenter__()
+        self._tasks = await anyio.create_task_group().__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._tasks = None
-        self._task_group.cancel_scope.cancel()
-        await self._task_group.__aexit__(None, None, None)
+        tasks, self._tasks = self._tasks, None  # no new waits for an idle session
+        assert tasks is not None
+        tasks.cancel_scope.cancel()
+        await tasks.__aexit__(None, None, None)
         await self._end_session()
 
     # -- sessions --------------------------------------------------------------------
