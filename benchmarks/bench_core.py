@@ -34,6 +34,7 @@ import importlib.metadata
 import json
 import os
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -214,8 +215,7 @@ def run_bare_server() -> None:
         print(path, flush=True)
         await anyio.to_thread.run_sync(sys.stdin.buffer.read)
         await server.stop(None)
-        os.unlink(path)
-        os.rmdir(directory)
+        shutil.rmtree(directory, ignore_errors=True)  # gRPC may have removed the socket already
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     anyio.run(serve)
