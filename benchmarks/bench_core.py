@@ -123,10 +123,10 @@ class _Ours:
     @asynccontextmanager
     async def serving(driver: Driver):
         """Serve `driver` on a Unix socket on the current event loop; yield the socket path."""
-        from jumpstarter.exporter import Session
+        from jumpstarter.testing import serve_socket_async
 
-        async with Session(driver) as session, session.serve_unix() as path:
-            yield str(path)
+        async with serve_socket_async(driver) as path:
+            yield path
 
     @staticmethod
     @contextmanager

@@ -89,18 +89,12 @@ def run_target() -> None:
 
 def run_exporter(port: int) -> None:
     """`--serve PORT`: an exporter session serving a TcpNetwork to 127.0.0.1:PORT; print its socket path."""
-    from anyio.from_thread import start_blocking_portal
     from jumpstarter_driver_network.driver import TcpNetwork
 
-    from jumpstarter.exporter import Session
+    from jumpstarter.testing import serve_socket
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    session = Session(TcpNetwork(host="127.0.0.1", port=port))
-    with (
-        start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(session),
-        portal.wrap_async_context_manager(session.serve_unix()) as path,
-    ):
+    with serve_socket(TcpNetwork(host="127.0.0.1", port=port)) as path:
         print(path, flush=True)
         sys.stdin.buffer.read()
 

@@ -62,18 +62,11 @@ def run_device(mode: str, fd: int, size: int) -> None:
 
 def run_exporter(url: str) -> None:
     """`--serve URL`: serve PySerial(url) on a Unix socket, print its path, run until stdin closes."""
-    from anyio.from_thread import start_blocking_portal
     from jumpstarter_driver_serial.driver import PySerial
 
-    from jumpstarter.exporter import Session
+    from jumpstarter.testing import serve_socket
 
-    async def serving() -> Any:
-        async with Session(PySerial(url=url)) as session, session.serve_unix() as path:
-            yield str(path)
-
-    from contextlib import asynccontextmanager
-
-    with start_blocking_portal() as portal, portal.wrap_async_context_manager(asynccontextmanager(serving)()) as path:
+    with serve_socket(PySerial(url=url)) as path:
         print(path, flush=True)
         sys.stdin.buffer.read()
 

@@ -14,17 +14,16 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 from jumpstarter.driver import Driver
-from jumpstarter.exporter import Session
+from jumpstarter.testing import serve_socket
 
 DRIVERS_DIR = Path(__file__).resolve().parent / "drivers"
 BIN_DIR = Path(sys.executable).parent
@@ -196,12 +195,6 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
     return write
 
 
-@asynccontextmanager
-async def _serving(root: Driver) -> AsyncIterator[str]:
-    async with Session(root) as session, session.serve_unix() as path:
-        yield path
-
-
 @pytest.fixture
 def test_drivers(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The module of the test drivers, imported in this process."""
@@ -215,9 +208,4 @@ def test_drivers(monkeypatch: pytest.MonkeyPatch) -> Any:
 def exporter() -> Callable[[Driver], Any]:
     """Serve a tree on a Unix socket from this process, as a running exporter would; yields the path."""
 
-    @contextmanager
-    def serve(root: Driver) -> Iterator[str]:
-        with start_blocking_portal() as portal, portal.wrap_async_context_manager(_serving(root)) as path:
-            yield path
-
-    return serve
+    return serve_socket

@@ -27,7 +27,7 @@ import pytest
 from anyio.from_thread import start_blocking_portal
 
 from jumpstarter.driver import Driver
-from jumpstarter.exporter import Session
+from jumpstarter.exporter import SingleSession, listen
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -133,18 +133,19 @@ def upstream(upstream_python: Path, upstream_env: dict[str, str]) -> Upstream:
 
 
 @contextmanager
-def serve_ours(root: Driver) -> Iterator[tuple[Session, str]]:
-    """Serve `root` with our Session on a Unix socket, from a background event loop; yield (session, path)."""
-    with start_blocking_portal() as portal:
-        session = Session(root)
-        with (
-            portal.wrap_async_context_manager(session),
-            portal.wrap_async_context_manager(session.serve_unix()) as path,
-        ):
-            yield session, path
+def serve_ours(root: Driver) -> Iterator[tuple[SingleSession, str]]:
+    """Serve `root` in one session on a Unix socket, from a background event loop; yield (provider, path).
+
+    The provider's `status` is what GetStatus reports."""
+    provider = SingleSession(root)
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(listen(provider, private_unix=True)) as listening,
+    ):
+        yield provider, listening.unix_path
 
 
 @pytest.fixture(scope="session")
-def our_exporter() -> Callable[[Driver], AbstractContextManager[tuple[Session, str]]]:
+def our_exporter() -> Callable[[Driver], AbstractContextManager[tuple[SingleSession, str]]]:
     """`serve_ours`, for modules that serve their own driver trees."""
     return serve_ours

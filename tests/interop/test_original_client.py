@@ -28,7 +28,7 @@ from interop_shared import Color, DigestStream, Pair, payload, sha256, typed
 
 from jumpstarter.common.exceptions import ExporterNotReady
 from jumpstarter.driver import Composite, Driver, export, exportstream
-from jumpstarter.exporter.session import walk
+from jumpstarter.driver.tree import walk_tree
 from jumpstarter.v1 import common_pb2
 
 pytestmark = pytest.mark.interop
@@ -475,10 +475,10 @@ class Run:
 
 
 def run_original_client(upstream: Any, our_exporter: Any, root: Driver, operations: list[Any], **status: Any) -> Run:
-    with our_exporter(root) as (session, path):
+    with our_exporter(root) as (provider, path):
         if status:
             # Nothing is connected yet, so updating from this thread races with nothing.
-            session.update_status(**status)
+            provider.status.update(**status)
         outcomes = upstream.run(
             "peer_client.py",
             operations,
@@ -570,9 +570,9 @@ def test_unknown_client_class_becomes_a_stub_not_an_error(composite: Run) -> Non
 
 def test_report_is_depth_first_with_parents_before_children(composite: Run) -> None:
     reports = composite.result("report")["reports"]
-    expected = list(walk(composite.root))
-    assert [entry["uuid"] for entry in reports] == [str(driver.uuid) for driver, _, _ in expected]
-    for entry, (_, parent, name) in zip(reports, expected, strict=True):
+    expected = list(walk_tree(composite.root))
+    assert [entry["uuid"] for entry in reports] == [str(place.node.uuid) for place in expected]
+    for entry, (_, parent, name, _) in zip(reports, expected, strict=True):
         assert entry["parent_uuid"] == (str(parent.uuid) if parent else None)
         assert entry["labels"].get("jumpstarter.dev/name") == name
         assert "jumpstarter.dev/client" in entry["labels"]

@@ -164,7 +164,7 @@ DRIVE_DEFAULT_POLICY = """
     from jumpstarter.client import DriverClientUnavailable, connect
     from jumpstarter.client.classes import ClientClassPolicy
     from jumpstarter.driver import Composite, Driver, export
-    from jumpstarter.exporter import Session
+    from jumpstarter.testing import serve_socket_async
 
 
     @dataclass(kw_only=True)
@@ -201,7 +201,7 @@ DRIVE_DEFAULT_POLICY = """
 
     async def main():
         root = Composite(children={"thermostat": Thermostat(setpoint=19.0), "gadget": Gadget()})
-        async with Session(root) as session, session.serve_unix() as path:
+        async with serve_socket_async(root) as path:
             return await anyio.to_thread.run_sync(drive, path)
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 from jumpstarter.driver import Driver
-from jumpstarter.exporter import Session
 from jumpstarter.registry import installed_drivers
+from jumpstarter.testing import serve_socket
 
 DRIVER_MODULE_TEMPLATE = '''
 from jumpstarter.driver import Driver
@@ -56,20 +55,8 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
         del sys.modules[name]
 
 
-@asynccontextmanager
-async def _serving(root: Driver) -> AsyncIterator[str]:
-    async with Session(root) as session, session.serve_unix() as path:
-        yield path
-
-
-@contextmanager
-def _exporter(root: Driver) -> Iterator[str]:
-    with start_blocking_portal() as portal, portal.wrap_async_context_manager(_serving(root)) as path:
-        yield path
-
-
 @pytest.fixture
 def exporter_socket() -> Callable[[Driver], AbstractContextManager[str]]:
     """Serve a driver tree from an event loop in a background thread, as an exporter would;
     the context manager yields the socket path for clients to connect to."""
-    return _exporter
+    return serve_socket

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,6 +116,35 @@ def test_unusable_classes_become_stubs_that_explain(exporter: str, name: str, re
         # DriverClientUnavailable is an ImportError, as a missing package would be.
         with pytest.raises(ImportError):
             stub.call("ping")
+
+
+def test_every_use_of_a_stub_says_why_it_is_unavailable(exporter: str) -> None:
+    reason = "not_installed_pkg.client.Client, but it is not installed"
+    with connect(exporter) as client:
+        stub = client.missing
+        uses = [
+            lambda: client.portal.call(stub.call_async, "ping"),
+            lambda: client.portal.call(_first_item, stub.streamingcall_async("x")),
+            lambda: stub.stream().__enter__(),
+            lambda: stub.open_stream(),
+            lambda: stub.resource(b"data").__enter__(),
+            lambda: client.portal.call(_enter, stub.resource_async(b"data")),
+        ]
+        for use in uses:
+            with pytest.raises(DriverClientUnavailable, match=reason):
+                use()
+        # The exporter's log stream is no driver's: it works from a stub as from any client.
+        with stub.log_stream():
+            assert client.fine.call("ping") == "pong"
+
+
+async def _first_item(items: Any) -> Any:
+    return await anext(items)
+
+
+async def _enter(manager: Any) -> Any:
+    async with manager as value:
+        return value
 
 
 def test_the_children_of_a_stub_still_work(exporter: str) -> None:

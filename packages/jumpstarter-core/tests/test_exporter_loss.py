@@ -21,7 +21,7 @@ EXPORTER = textwrap.dedent(
     import anyio
     from anyio.streams.stapled import StapledObjectStream
     from jumpstarter.driver import Driver, export, exportstream
-    from jumpstarter.exporter import Session
+    from jumpstarter.testing import serve_socket_async
 
     class Board(Driver):
         @classmethod
@@ -54,7 +54,7 @@ EXPORTER = textwrap.dedent(
                 yield stream
 
     async def main():
-        async with Session(Board()) as session, session.serve_unix() as path:
+        async with serve_socket_async(Board()) as path:
             print(path, flush=True)
             await anyio.sleep_forever()
 

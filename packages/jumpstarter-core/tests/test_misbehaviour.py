@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverInvalidArgument
 from jumpstarter.common.utils import serve, serve_async
+from jumpstarter.common.wire import MAX_DETAILS_CHARACTERS
 from jumpstarter.driver import Composite, Driver, export, exportstream
 from jumpstarter.exporter import Session
-from jumpstarter.exporter.errors import MAX_DETAILS_CHARACTERS
 from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import router_pb2
 

@@ -18,7 +18,7 @@ from google.protobuf import empty_pb2
 from jumpstarter.client import DriverClient, DriverInvalidArgument, connect
 from jumpstarter.common.values import decode_json, encode_json
 from jumpstarter.driver import Driver, export
-from jumpstarter.exporter import session as session_module
+from jumpstarter.exporter import _servicer
 from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc
 
 
@@ -57,7 +57,7 @@ def json_only_exporter(
     exporter_socket: Callable[[Driver], AbstractContextManager[str]], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """An exporter that, like the original, does not advertise typed values."""
-    monkeypatch.setattr(session_module, "CAPABILITY_TYPED_VALUES", "something-else")
+    monkeypatch.setattr(_servicer, "EXPORTER_CAPABILITIES", ("something-else",))
     with exporter_socket(Probe()) as path:
         yield path
 

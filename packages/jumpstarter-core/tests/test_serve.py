@@ -157,14 +157,17 @@ def test_status_end_session_and_reset() -> None:
 
 
 def test_status_updates_count_versions() -> None:
-    from jumpstarter.exporter import Session
+    from jumpstarter.exporter import SingleSession, listen
 
-    session = Session(Board())
-    session.update_status(common_pb2.EXPORTER_STATUS_AVAILABLE, "idle")
-    session.update_status(common_pb2.EXPORTER_STATUS_LEASE_READY)
+    provider = SingleSession(Board())
+    provider.status.update(common_pb2.EXPORTER_STATUS_AVAILABLE, "idle")
+    provider.status.update(common_pb2.EXPORTER_STATUS_LEASE_READY)
 
     async def status() -> jumpstarter_pb2.GetStatusResponse:
-        async with session.serve_unix() as path, grpc.aio.insecure_channel(f"unix://{path}") as channel:
+        async with (
+            listen(provider, private_unix=True) as listening,
+            grpc.aio.insecure_channel(f"unix://{listening.unix_path}") as channel,
+        ):
             return await jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetStatus(jumpstarter_pb2.GetStatusRequest())
 
     response = anyio.run(status)

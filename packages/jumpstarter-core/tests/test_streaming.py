@@ -14,7 +14,7 @@ import pytest
 from jumpstarter.client import DriverClient
 from jumpstarter.common.utils import serve
 from jumpstarter.driver import Driver, export
-from jumpstarter.exporter.dispatch import STREAMING_BACKLOG_BYTES
+from jumpstarter.exporter._dispatch import STREAMING_BACKLOG_BYTES
 
 
 @dataclass(kw_only=True)

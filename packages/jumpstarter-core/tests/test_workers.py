@@ -8,7 +8,7 @@ import time
 import anyio
 import pytest
 
-from jumpstarter.exporter.workers import WorkerThreads
+from jumpstarter.exporter._workers import WorkerThreads
 
 pytestmark = pytest.mark.anyio
 

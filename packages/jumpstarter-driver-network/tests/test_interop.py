@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from anyio.from_thread import start_blocking_portal
 from jumpstarter_driver_network.client import MessageDatagramStream, NetworkClient
 from jumpstarter_driver_network.driver import TcpNetwork, UdpNetwork
 from network_helpers import UdpPeer, recv_all
 
 from jumpstarter.client import connect
 from jumpstarter.driver import Composite
-from jumpstarter.exporter import Session
+from jumpstarter.testing import serve_socket
 
 pytestmark = pytest.mark.interop
 
@@ -39,19 +38,14 @@ def test_the_original_client_drives_our_drivers(
             "udp": UdpNetwork(host=udp_echo.address[0], port=udp_echo.address[1]),
         }
     )
-    with start_blocking_portal() as portal:
-        session = Session(root)
-        with (
-            portal.wrap_async_context_manager(session),
-            portal.wrap_async_context_manager(session.serve_unix()) as path,
-        ):
-            result = subprocess.run(
-                [str(upstream_python), str(PEER), "client"],
-                env={**upstream_env, "JUMPSTARTER_HOST": path, "JMP_DRIVERS_ALLOW": "UNSAFE"},
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-            )
+    with serve_socket(root) as path:
+        result = subprocess.run(
+            [str(upstream_python), str(PEER), "client"],
+            env={**upstream_env, "JUMPSTARTER_HOST": path, "JMP_DRIVERS_ALLOW": "UNSAFE"},
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {

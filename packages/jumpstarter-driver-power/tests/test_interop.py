@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
 from jumpstarter_driver_power.client import PowerClient
 from jumpstarter_driver_power.command import CommandPower
@@ -27,7 +26,7 @@ from power_fake_usb import FakeBackend, FakeHub
 
 from jumpstarter.client import connect
 from jumpstarter.driver import Composite, Driver
-from jumpstarter.exporter import Session
+from jumpstarter.testing import serve_socket
 
 pytestmark = pytest.mark.interop
 
@@ -93,13 +92,8 @@ anyio.run(main)
 
 @contextmanager
 def our_exporter(root: Driver) -> Iterator[str]:
-    with start_blocking_portal() as portal:
-        session = Session(root)
-        with (
-            portal.wrap_async_context_manager(session),
-            portal.wrap_async_context_manager(session.serve_unix()) as path,
-        ):
-            yield path
+    with serve_socket(root) as path:
+        yield path
 
 
 def test_the_original_client_drives_our_drivers(

@@ -34,13 +34,13 @@ _NOT_IN_SHELL = "run pytest inside jmp shell: jmp shell --exporter-config FILE -
 
 @pytest.fixture(scope="session")
 def jumpstarter_client() -> Iterator[DriverClient]:
-    """The root client of the exporter of the enclosing ``jmp shell`` (see `jumpstarter.utils.env`)."""
+    """The root client of the exporter of the enclosing ``jmp shell`` (see `jumpstarter.client.environment`)."""
     if not os.environ.get("JUMPSTARTER_HOST"):
         pytest.fail(_NOT_IN_SHELL, pytrace=False)
 
     from jumpstarter.client import DriverConnectionError
+    from jumpstarter.client.environment import env
     from jumpstarter.config.yaml import ConfigError
-    from jumpstarter.utils.env import env
 
     with ExitStack() as stack:
         try:

@@ -20,7 +20,7 @@ import click
 
 if TYPE_CHECKING:
     from jumpstarter.config.exporter import ExporterConfig
-    from jumpstarter.exporter.listeners import TcpListener
+    from jumpstarter.exporter import TcpListener
 
 logger = logging.getLogger("jumpstarter.exporter")
 
@@ -114,8 +114,7 @@ def run_exporter(options: ServeOptions, log_level: str) -> None:
 
 
 async def _serve(config: ExporterConfig, options: ServeOptions, tcp: TcpListener | None, security: str) -> None:
-    from jumpstarter.exporter.exporter import Exporter
-    from jumpstarter.exporter.listeners import listen
+    from jumpstarter.exporter import Exporter, listen
 
     name = config.metadata.name
     exporter = Exporter(config.build, labels={"jumpstarter.dev/name": name})
@@ -133,8 +132,8 @@ async def _serve(config: ExporterConfig, options: ServeOptions, tcp: TcpListener
 def _tcp_listener(options: ServeOptions, name: str) -> tuple[TcpListener | None, str]:
     """The TCP listener the options ask for, with its TLS identity and token (made if needed),
     and how it is protected, to tell the user."""
+    from jumpstarter.exporter import TcpListener
     from jumpstarter.exporter.auth import TlsIdentity, default_names, new_token, write_secret
-    from jumpstarter.exporter.listeners import TcpListener
 
     if options.tcp is None:
         for flag, value in (("--tls-cert", options.tls_cert), ("--token-file", options.token_file)):

@@ -177,7 +177,7 @@ class _LocalExporter(_Exporter):
 
         from jumpstarter.config.exporter import load_exporter_config
         from jumpstarter.config.yaml import ConfigError
-        from jumpstarter.exporter.session import walk
+        from jumpstarter.driver.tree import walk_tree
 
         try:
             config = load_exporter_config(self.config_path)
@@ -185,7 +185,7 @@ class _LocalExporter(_Exporter):
             root = config.build()
         except ConfigError as error:
             raise _ShellError(EXIT_USAGE, str(error)) from None
-        self.client_classes = sorted({driver.client() for driver, _, _ in walk(root)})
+        self.client_classes = sorted({place.node.client() for place in walk_tree(root)})
         portal = stack.enter_context(start_blocking_portal())
         try:
             self.socket = stack.enter_context(portal.wrap_async_context_manager(_serve(root)))
@@ -212,10 +212,10 @@ class _LocalExporter(_Exporter):
 
 @asynccontextmanager
 async def _serve(root: Driver) -> AsyncIterator[str]:
-    from jumpstarter.exporter import Session
+    from jumpstarter.exporter import SingleSession, listen
 
-    async with Session(root) as session, session.serve_unix() as path:
-        yield path
+    async with listen(SingleSession(root), private_unix=True) as listening:
+        yield listening.unix_path
 
 
 @dataclass

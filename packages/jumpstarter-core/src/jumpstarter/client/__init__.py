@@ -1,9 +1,10 @@
-"""Client side of jumpstarter: `DriverClient` and the errors driver calls raise."""
+"""Client side of jumpstarter: `DriverClient`, connecting to exporters, and the errors driver calls raise."""
 
 from jumpstarter.client.base import DriverClient, StubDriverClient
 from jumpstarter.client.blocking import BlockingStream
 from jumpstarter.client.composite import CompositeClient
 from jumpstarter.client.connect import connect, connect_async
+from jumpstarter.client.environment import env, env_async
 from jumpstarter.common.exceptions import (
     DriverClientUnavailable,
     DriverConnectionError,
@@ -30,4 +31,6 @@ __all__ = [
     "StubDriverClient",
     "connect",
     "connect_async",
+    "env",
+    "env_async",
 ]

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID, uuid4
 
 from jumpstarter.client.blocking import BlockingStream, blocking_stream
@@ -183,50 +183,20 @@ class DriverClient:
 class StubDriverClient(DriverClient):
     """Stands in for a driver whose client class was refused or is not installed.
 
-    Using it raises DriverClientUnavailable with the reason and the fix; its children,
-    if any, work normally.
+    Its connection is an `UnavailableConnection`: every call, stream or resource raises
+    DriverClientUnavailable with the reason and the fix. Its children, if any, work normally.
     """
 
     unavailable: UnavailableClass
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.connection = UnavailableConnection(self.connection, self._fail())  # type: ignore[assignment]
 
     def _fail(self) -> DriverClientUnavailable:
         what = f"driver {self.name!r}" if self.name else "the root driver"
         path = f" needs the client class {self.unavailable.path}, but" if self.unavailable.path else ":"
         return DriverClientUnavailable(f"{what}{path} {self.unavailable.reason}; to fix: {self.unavailable.fix}")
-
-    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        raise self._fail()
-
-    async def call_async(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        raise self._fail()
-
-    def streamingcall(self, method: str, /, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
-        raise self._fail()
-        yield  # pragma: no cover - makes this a generator, like the method it replaces
-
-    async def streamingcall_async(self, method: str, /, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        raise self._fail()
-        yield  # pragma: no cover
-
-    @contextmanager
-    def stream(self, method: str = "connect") -> Iterator[BlockingStream]:
-        raise self._fail()
-        yield  # pragma: no cover
-
-    @asynccontextmanager
-    async def stream_async(self, method: str = "connect") -> AsyncIterator[FrameStream]:
-        raise self._fail()
-        yield  # pragma: no cover
-
-    @contextmanager
-    def resource(self, source: Any, content_encoding: str | None = None) -> Iterator[dict[str, Any]]:
-        raise self._fail()
-        yield  # pragma: no cover
-
-    @asynccontextmanager
-    async def resource_async(self, source: Any, content_encoding: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        raise self._fail()
-        yield  # pragma: no cover
 
     def cli(self) -> click.Group:
         from jumpstarter.client.cli import UnavailableDriverGroup
@@ -243,3 +213,21 @@ class StubDriverClient(DriverClient):
         if name.startswith("__"):
             raise AttributeError(name)
         raise self._fail()
+
+
+class UnavailableConnection:
+    """The connection of a `StubDriverClient`: a driver's calls, streams and resources raise
+    the stub's DriverClientUnavailable; the exporter's log stream, which is no driver's, works."""
+
+    def __init__(self, connection: Connection, error: DriverClientUnavailable) -> None:
+        self._connection = connection
+        self._error = error
+
+    def _fail(self, *args: Any, **kwargs: Any) -> NoReturn:
+        # A new exception each time: one raised twice would pile up tracebacks.
+        raise DriverClientUnavailable(*self._error.args)
+
+    call = call_async = streamingcall = streamingcall_async = stream_async = resource_async = _fail
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)

@@ -6,8 +6,8 @@ session: a blocking one, used directly by the calling thread for `call` and
 and an asyncio one, used by the async twins, byte streams, resources and logs on the
 connection's event loop.
 
-It also decides how values travel: typed values (ints, bytes, keyword arguments...) when
-the session advertises the ``typed-values`` capability, JSON values otherwise.
+How calls and their values travel, and how failures come back, is `jumpstarter.common.wire`:
+typed values when the exporter advertises them, JSON values otherwise.
 """
 
 from __future__ import annotations
@@ -28,27 +28,31 @@ import grpc
 from anyio.from_thread import BlockingPortal
 from google.protobuf import empty_pb2
 
-from jumpstarter.client.errors import error_from_rpc, error_from_status
 from jumpstarter.client.resources import local_endpoint
 from jumpstarter.common.exceptions import DriverConnectionError, DriverInvalidArgument
-from jumpstarter.common.protocol import (
-    CAPABILITY_TYPED_VALUES,
-    CLIENT_RELAY_LOGGER_PREFIX,
-    LEGACY_MAX_MESSAGE_BYTES,
-    LOG_BARRIER_FIELD,
-    LOG_BARRIER_METADATA_KEY,
-    LOG_CONSUMER_METADATA_KEY,
-    MAX_MESSAGE_BYTES,
-)
-from jumpstarter.common.streams import (
+from jumpstarter.common.handles import (
     EOF_ACK_METADATA_KEY,
     REQUEST_METADATA_KEY,
     RESOURCE_METADATA_KEY,
     DriverStreamRequest,
     ResourceStreamRequest,
+    is_client_stream_handle,
+)
+from jumpstarter.common.protocol import (
+    CLIENT_RELAY_LOGGER_PREFIX,
+    LOG_BARRIER_FIELD,
+    LOG_BARRIER_METADATA_KEY,
+    LOG_CONSUMER_METADATA_KEY,
 )
 from jumpstarter.common.tasks import Progress, background_tasks
-from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill_typed
+from jumpstarter.common.wire import (
+    decode_items,
+    decode_result,
+    encode_call,
+    error_from_rpc,
+    error_from_status,
+    typed_values_supported,
+)
 from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 
@@ -87,7 +91,7 @@ class Connection:
         self.sync_channel = sync_channel
         self.portal = portal
         self.report = report
-        self.typed = CAPABILITY_TYPED_VALUES in report.capabilities
+        self.typed = typed_values_supported(report.capabilities)
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
@@ -99,49 +103,17 @@ class Connection:
         # Streaming calls in progress, cancelled when the connection closes.
         self._active_calls: weakref.WeakSet[Any] = weakref.WeakSet()
 
-    # -- encoding --------------------------------------------------------------------
+    # -- encoding ----------------------------------------------------------------------
 
     def _request(self, message_type: Any, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        request = message_type(uuid=uuid, method=method)
         if self._unused_resources:
             self._mark_used_resources(args, kwargs)
-        try:
-            if self.typed:
-                typed_args = request.typed_args
-                typed_args.SetInParent()
-                for value in args:
-                    fill_typed(typed_args.args.add(), value)
-                for key, value in kwargs.items():
-                    keyword = typed_args.kwargs.add(name=key)
-                    fill_typed(keyword.value, value)
-            elif kwargs:
-                raise ValueError(
-                    "keyword arguments need an exporter that supports typed values; this one (such as "
-                    f"jumpstarter 0.9.0) takes positional arguments only: pass {', '.join(kwargs)} by position"
-                )
-            else:
-                for value in args:
-                    fill_json(request.args.add(), value)
-        except (TypeError, ValueError) as error:
-            raise DriverInvalidArgument(f"{method}(): {error}") from None
-        limit = MAX_MESSAGE_BYTES if self.typed else LEGACY_MAX_MESSAGE_BYTES
-        if request.ByteSize() > limit:
-            raise DriverInvalidArgument(
-                f"{method}(): the arguments take {request.ByteSize() >> 20} MiB, over the {limit >> 20} MiB a call "
-                "to this exporter may carry; send bulk data with client.resource() or a byte stream"
-            )
-        return request
+        return encode_call(message_type, uuid, method, args, kwargs, typed=self.typed)
 
     def _mark_used_resources(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         for value in (*args, *kwargs.values()):
-            if type(value) is dict and value.get("kind") == "client_stream":
+            if is_client_stream_handle(value):
                 self._unused_resources.discard(value.get("uuid"))
-
-    @staticmethod
-    def _result(response: jumpstarter_pb2.DriverCallResponse) -> Any:
-        if response.HasField("typed_result"):
-            return decode_typed(response.typed_result)
-        return decode_json(response.result)
 
     def _check_blocking_allowed(self, what: str) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -170,7 +142,7 @@ class Connection:
             response = self._sync_stub.DriverCall(request)
         except grpc.RpcError as error:
             raise error_from_rpc(error, method) from None
-        return self._result(response)
+        return decode_result(response)
 
     async def call_async(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._check_loop("call_async()")
@@ -179,7 +151,7 @@ class Connection:
             response = await _cancellable(self._stub.DriverCall(request))
         except grpc.RpcError as error:
             raise error_from_rpc(error, method) from None
-        return self._result(response)
+        return decode_result(response)
 
     def streamingcall(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
         """The items of a streaming call; leaving the loop early cancels the driver's generator."""
@@ -189,7 +161,7 @@ class Connection:
         self._active_calls.add(call)
         try:
             for response in call:
-                yield from _items(response)
+                yield from decode_items(response)
         except grpc.RpcError as error:
             raise error_from_rpc(error, method) from None
         finally:
@@ -204,7 +176,7 @@ class Connection:
         self._active_calls.add(call)
         try:
             async for response in call:
-                for item in _items(response):
+                for item in decode_items(response):
                     yield item
         except grpc.RpcError as error:
             raise error_from_rpc(error, method) from None
@@ -335,13 +307,6 @@ async def _cancellable(call: Any) -> Any:
         if anyio.current_effective_deadline() == -math.inf:  # an anyio scope is cancelled
             await anyio.sleep_forever()
         raise
-
-
-def _items(response: jumpstarter_pb2.StreamingDriverCallResponse) -> list[Any]:
-    """The items of one streaming response: a batch of typed values, or one JSON value."""
-    if response.typed_results:
-        return [decode_typed(item) for item in response.typed_results]
-    return [decode_json(response.result)]
 
 
 async def _upload(local: Any, remote: FrameStream) -> None:

@@ -40,8 +40,6 @@ class Driver(metaclass=ABCMeta):
     methods_description: dict[str, str] = field(default_factory=dict)
     """Help texts of the commands of command-line clients (``j``), by method name, instead of their docstrings."""
 
-    resources: dict[UUID, Any] = field(default_factory=dict, init=False, repr=False)
-    """Client resources opened for this driver and not yet used (see `resource`)."""
     logger: logging.Logger = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,7 +76,7 @@ class Driver(metaclass=ABCMeta):
         if the client declared an encoding) and `send()` writes bytes back to the client.
         A handle can be used once, and only on the driver it was made for.
         """
-        from jumpstarter.exporter.resources import open_resource
+        from jumpstarter.driver._resources import open_resource  # anyio streams: loaded when needed
 
         async with open_resource(self, handle) as stream:
             yield stream

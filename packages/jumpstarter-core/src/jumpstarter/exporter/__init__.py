@@ -1,5 +1,23 @@
-"""Exporter side: serve a driver tree over the jumpstarter.v1 protocol."""
+"""Exporter side: serve driver trees over the jumpstarter.v1 protocol.
 
+A `Session` runs one driver tree (no transport of its own); a session provider hands out
+the session of each call: `SingleSession` (one tree, one session) or `Exporter` (a session
+per set of connected clients, built from a configuration). `listen` serves a provider's
+sessions on a Unix socket and/or TCP, through one gRPC servicer.
+"""
+
+from jumpstarter.exporter._listeners import Listening, TcpListener, listen
+from jumpstarter.exporter._provider import SessionProvider, SingleSession, StatusBoard
+from jumpstarter.exporter._shared_session import Exporter
 from jumpstarter.exporter.session import Session
 
-__all__ = ["Session"]
+__all__ = [
+    "Exporter",
+    "Listening",
+    "Session",
+    "SessionProvider",
+    "SingleSession",
+    "StatusBoard",
+    "TcpListener",
+    "listen",
+]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import stat
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -13,10 +15,14 @@ from dataclasses import dataclass, field
 import anyio
 import grpc
 
-from jumpstarter.common.protocol import SERVER_OPTIONS
+from jumpstarter.exporter._provider import SessionProvider
+from jumpstarter.exporter._servicer import grpc_server
 from jumpstarter.exporter.auth import TlsIdentity, TokenAuthentication
-from jumpstarter.exporter.exporter import Exporter
-from jumpstarter.exporter.session import STOP_GRACE_SECONDS, private_socket_path
+
+__all__ = ["Listening", "TcpListener", "listen", "private_socket_path"]
+
+# How long stopping a server waits for the calls in progress (then they are cancelled).
+SERVER_STOP_GRACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,21 +44,22 @@ class Listening:
 
 
 @asynccontextmanager
-async def listen(exporter: Exporter, *, unix_path: str | None = None, tcp: TcpListener | None = None,
+async def listen(provider: SessionProvider, *, unix_path: str | None = None, tcp: TcpListener | None = None,
                  private_unix: bool = False) -> AsyncIterator[Listening]:  # fmt: skip
-    """Serve `exporter` on the given listeners until the context exits.
+    """Serve the sessions of `provider` (an `Exporter`, a `SingleSession`...) on the given
+    listeners until the context exits; `private_unix` makes a socket in a new private directory.
 
-    The Unix socket is private to the user (0600) and needs no token; the TCP listener has
-    its own server, so that its token applies to it alone. On exit the servers stop (calls
-    still running get a short grace), the session's drivers close and the socket is removed.
+    The provider is entered first and left last. The Unix socket is private to the user
+    (0600) and needs no token; the TCP listener has its own server, so that its token
+    applies to it alone. On exit the servers stop (calls still running get a short grace),
+    the socket is removed and the provider ends its sessions, closing their drivers.
     """
     listening = Listening()
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(exporter)
+        await stack.enter_async_context(provider)
         if unix_path is not None or private_unix:
             path = unix_path or stack.enter_context(private_socket_path())
-            server = grpc.aio.server(options=SERVER_OPTIONS)
-            exporter.add_to(server)
+            server = grpc_server(provider)
             with _prepared_socket_path(path), _private_umask():
                 server.add_insecure_port(f"unix://{path}")
                 await server.start()
@@ -61,8 +68,7 @@ async def listen(exporter: Exporter, *, unix_path: str | None = None, tcp: TcpLi
             listening.unix_path = path
         if tcp is not None:
             interceptors = [TokenAuthentication(tcp.token)] if tcp.token else None
-            server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
-            exporter.add_to(server)
+            server = grpc_server(provider, interceptors)
             address = f"[{tcp.host}]:{tcp.port}" if ":" in tcp.host else f"{tcp.host}:{tcp.port}"
             try:
                 if tcp.tls is not None:
@@ -80,7 +86,8 @@ async def listen(exporter: Exporter, *, unix_path: str | None = None, tcp: TcpLi
 
 async def _stop(server: grpc.aio.Server) -> None:
     with anyio.CancelScope(shield=True):
-        await server.stop(grace=STOP_GRACE_SECONDS)
+        # A grace period lets clients see a clean shutdown rather than an error.
+        await server.stop(grace=SERVER_STOP_GRACE_SECONDS)
 
 
 @contextlib.contextmanager
@@ -115,3 +122,16 @@ def _private_umask() -> Iterator[None]:
 def _remove_socket(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+@contextlib.contextmanager
+def private_socket_path() -> Iterator[str]:
+    """A socket path in a new directory that only this user can enter, removed afterwards."""
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    directory = tempfile.mkdtemp(
+        prefix="jumpstarter-", dir=runtime_dir if runtime_dir and os.path.isdir(runtime_dir) else None
+    )
+    try:
+        yield os.path.join(directory, "session.sock")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The JSON that opens a byte stream on an exporter session, and resource handles.
+"""Handles on the wire: the JSON that names a byte stream to open, and resource handles.
 
 A client opens `RouterService.Stream` with one metadata entry, ``request``, a JSON object
 whose ``kind`` says what to open:
@@ -91,6 +91,11 @@ class PresignedRequestResource:
     url: str
     method: str
     headers: dict[str, str]
+
+
+def is_client_stream_handle(value: Any) -> bool:
+    """Whether a call argument looks like the handle of a client resource (checked further when opened)."""
+    return type(value) is dict and value.get("kind") == "client_stream"
 
 
 def parse_resource_handle(handle: Any) -> ClientStreamResource | PresignedRequestResource:

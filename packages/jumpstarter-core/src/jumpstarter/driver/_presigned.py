@@ -19,7 +19,7 @@ import anyio
 from anyio import EndOfStream
 from anyio.abc import ByteStream
 
-from jumpstarter.common.streams import PresignedRequestResource
+from jumpstarter.common.handles import PresignedRequestResource
 from jumpstarter.common.tasks import background_tasks
 from jumpstarter.streams.channel import ThreadChannel
 

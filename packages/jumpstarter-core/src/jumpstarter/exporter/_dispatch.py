@@ -25,10 +25,11 @@ import grpc
 from google.protobuf.message import Message
 
 from jumpstarter.common.tasks import background_tasks
+from jumpstarter.common.wire import CallRefused
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.decorators import CallKind, ExportedMethod, exported_methods
-from jumpstarter.exporter.errors import EXITS, StatusError, exit_as_error, exits_contained
-from jumpstarter.exporter.workers import WorkerThreads
+from jumpstarter.exporter._containment import EXITS, exit_as_error, exits_contained
+from jumpstarter.exporter._workers import WorkerThreads
 from jumpstarter.streams.channel import ThreadChannel
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ _ITEM_OVERHEAD = 64
 
 
 def lookup(driver: Driver, name: str, kind: CallKind) -> ExportedMethod:
-    """The exported method `name` of `driver`, callable as `kind`, or a StatusError that says why not."""
+    """The exported method `name` of `driver`, callable as `kind`; CallRefused says why not."""
     methods = exported_methods(type(driver))
     method = methods.get(name)
     driver_name = type(driver).__name__
@@ -54,9 +55,9 @@ def lookup(driver: Driver, name: str, kind: CallKind) -> ExportedMethod:
             close = difflib.get_close_matches(name, methods, n=3)
             if close:
                 reason += " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
-        raise StatusError(grpc.StatusCode.NOT_FOUND, reason)
+        raise CallRefused(grpc.StatusCode.NOT_FOUND, reason)
     if method.kind is not kind:
-        raise StatusError(
+        raise CallRefused(
             grpc.StatusCode.NOT_FOUND,
             f"{driver_name}.{name} is a {method.kind.value}: use {method.kind.client_method}, not {kind.client_method}",
         )
@@ -119,7 +120,7 @@ def bind_arguments(
     try:
         bound = parameters.signature.bind(driver, *args, **kwargs)
     except TypeError as error:
-        raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, f"{method.name}(): {error}") from None
+        raise CallRefused(grpc.StatusCode.INVALID_ARGUMENT, f"{method.name}(): {error}") from None
     for name, validate in parameters.validators.items():
         if name not in bound.arguments:
             continue
@@ -144,7 +145,7 @@ def _validate(method: ExportedMethod, name: str, validate: Callable[[Any], Any],
         text = repr(value)
         if len(text) > 80:
             text = text[:77] + "..."
-        raise StatusError(
+        raise CallRefused(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{method.name}(): invalid argument {name!r}{' at ' + where if where else ''}: "
             f"{problem['msg']} (got {text})",

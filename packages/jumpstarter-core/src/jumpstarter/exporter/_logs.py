@@ -116,8 +116,11 @@ class LogBroadcast(logging.Handler):
         finally:
             self.release()
 
-    def install(self) -> None:
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Receive the records of every logger (the root logger's handlers) while open."""
         logging.getLogger().addHandler(self)
-
-    def uninstall(self) -> None:
-        logging.getLogger().removeHandler(self)
+        try:
+            yield
+        finally:
+            logging.getLogger().removeHandler(self)

@@ -1,0 +1,339 @@
+"""The wire format of a driver call, both ways: the one place that knows it.
+
+A call travels as a `DriverCallRequest` (one result) or a `StreamingDriverCallRequest`
+(a generator's items); a failed call travels as a gRPC status. This module turns each of
+them into Python values and back, for the client (`jumpstarter.client.connection`) and
+for the exporter (`jumpstarter.exporter`):
+
+- **negotiation**: values are typed (`TypedValue`: ints, bytes, keyword arguments...) when
+  the exporter advertises the ``typed-values`` capability and the request carries
+  ``typed_args``; otherwise JSON values (`google.protobuf.Value`), the only encoding the
+  original jumpstarter 0.9.0 speaks. The exporter answers in the encoding of the request.
+  See `jumpstarter.common.values` for the encodings of single values.
+- **size checks**: a request must fit the exporter's limit (`MAX_MESSAGE_BYTES`, or 4 MiB
+  for JSON-only exporters), and a result sent to a JSON-only client must fit its 4 MiB.
+- **streamed items**: typed items are batched, several per response, up to
+  `BATCH_BYTES`; JSON items travel one per response, as the original expects.
+- **errors**: an exception becomes a status code, its message and, when a driver raised
+  it, trailing metadata naming its class (`status_for`); the client turns these back into
+  the matching `DriverError` subclass (`error_from_status`). Refusals of the exporter
+  itself (an unknown method, bad arguments) are `CallRefused` and name no class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from jumpstarter.common.exceptions import (
+    DriverConnectionError,
+    DriverError,
+    DriverInvalidArgument,
+    DriverMethodNotImplemented,
+    DriverTimeout,
+    ExporterConnectionLost,
+    ExporterNotReady,
+)
+from jumpstarter.common.protocol import (
+    CAPABILITY_TYPED_VALUES,
+    ERROR_CLASS_METADATA_KEY,
+    LEGACY_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
+)
+from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill_typed
+from jumpstarter.v1 import jumpstarter_pb2, values_pb2
+
+__all__ = [
+    "BATCH_BYTES",
+    "BATCH_ITEMS",
+    "EXPORTER_CAPABILITIES",
+    "MAX_DETAILS_CHARACTERS",
+    "CallRefused",
+    "DecodedCall",
+    "WireStatus",
+    "decode_call",
+    "decode_items",
+    "decode_result",
+    "encode_call",
+    "encode_result",
+    "error_from_rpc",
+    "error_from_status",
+    "item_encoder",
+    "status_for",
+    "streaming_responses",
+    "typed_values_supported",
+]
+
+# The protocol features this project's exporters advertise in GetReportResponse.capabilities.
+EXPORTER_CAPABILITIES = (CAPABILITY_TYPED_VALUES,)
+
+# A response of a streaming call carries typed items up to this many encoded bytes, and
+# an exporter takes up to this many ready items at a time to pack them.
+BATCH_BYTES = 1 << 19
+BATCH_ITEMS = 1024
+
+# Status details travel in a trailer, and gRPC refuses a response whose metadata passes
+# 16 KiB (the client would get neither the message nor the error's class): longer messages
+# are cut.
+MAX_DETAILS_CHARACTERS = 4096
+
+
+def typed_values_supported(capabilities: Iterable[str]) -> bool:
+    """Whether an exporter that advertises `capabilities` takes and sends typed values."""
+    return CAPABILITY_TYPED_VALUES in capabilities
+
+
+# -- the request: client encodes, exporter decodes ------------------------------------------
+
+
+def encode_call(
+    message_type: type[Message], uuid: str, method: str, args: Sequence[Any], kwargs: dict[str, Any], *, typed: bool
+) -> Any:
+    """A DriverCallRequest or StreamingDriverCallRequest for a call of `method` of driver `uuid`.
+
+    Raises DriverInvalidArgument, saying what to do, for arguments that cannot travel in the
+    negotiated encoding or that exceed the exporter's message limit.
+    """
+    request: Any = message_type(uuid=uuid, method=method)
+    try:
+        if typed:
+            typed_args = request.typed_args
+            typed_args.SetInParent()
+            for value in args:
+                fill_typed(typed_args.args.add(), value)
+            for key, value in kwargs.items():
+                keyword = typed_args.kwargs.add(name=key)
+                fill_typed(keyword.value, value)
+        elif kwargs:
+            raise ValueError(
+                "keyword arguments need an exporter that supports typed values; this one (such as "
+                f"jumpstarter 0.9.0) takes positional arguments only: pass {', '.join(kwargs)} by position"
+            )
+        else:
+            for value in args:
+                fill_json(request.args.add(), value)
+    except (TypeError, ValueError) as error:
+        raise DriverInvalidArgument(f"{method}(): {error}") from None
+    limit = MAX_MESSAGE_BYTES if typed else LEGACY_MAX_MESSAGE_BYTES
+    size = request.ByteSize()
+    if size > limit:
+        raise DriverInvalidArgument(
+            f"{method}(): the arguments take {size >> 20} MiB, over the {limit >> 20} MiB a call "
+            "to this exporter may carry; send bulk data with client.resource() or a byte stream"
+        )
+    return request
+
+
+@dataclass(frozen=True)
+class DecodedCall:
+    """The arguments of a call as the exporter received them, and the encoding to answer in."""
+
+    typed: bool
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+def decode_call(request: Any) -> DecodedCall:
+    """The arguments of a DriverCallRequest or StreamingDriverCallRequest."""
+    if request.HasField("typed_args"):
+        typed_args = request.typed_args
+        return DecodedCall(
+            True,
+            [decode_typed(value) for value in typed_args.args],
+            {keyword.name: decode_typed(keyword.value) for keyword in typed_args.kwargs},
+        )
+    return DecodedCall(False, [decode_json(value) for value in request.args], {})
+
+
+# -- results and streamed items: exporter encodes, client decodes ---------------------------
+
+
+class CallRefused(Exception):
+    """The exporter refused a call itself: no driver raised this (an unknown driver or method,
+    bad arguments, a result that cannot travel...). Travels as `code` with no error class."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fill(message: Any, value: Any, typed: bool, method: str) -> None:
+    try:
+        fill_typed(message, value) if typed else fill_json(message, value)
+    except (TypeError, ValueError) as error:
+        raise CallRefused(
+            grpc.StatusCode.UNKNOWN, f"{method}() returned a value that cannot be sent: {error}"
+        ) from None
+
+
+def _check_legacy_size(response: Message, method: str) -> None:
+    """Refuse a result a JSON-only client (such as jumpstarter 0.9.0) could not receive."""
+    size = response.ByteSize()
+    if size > LEGACY_MAX_MESSAGE_BYTES:
+        raise CallRefused(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{method}() returned {size / 2**20:.1f} MiB, over the 4 MiB this client accepts in one message; "
+            "return bulk data through a resource or a byte stream",
+        )
+
+
+def encode_result(value: Any, *, typed: bool, method: str) -> jumpstarter_pb2.DriverCallResponse:
+    """The response carrying the result of a unary call (CallRefused if it cannot travel)."""
+    response = jumpstarter_pb2.DriverCallResponse()
+    if typed:
+        _fill(response.typed_result, value, True, method)
+    else:
+        _fill(response.result, value, False, method)
+        _check_legacy_size(response, method)
+    return response
+
+
+def decode_result(response: jumpstarter_pb2.DriverCallResponse) -> Any:
+    if response.HasField("typed_result"):
+        return decode_typed(response.typed_result)
+    return decode_json(response.result)
+
+
+def item_encoder(*, typed: bool, method: str) -> Callable[[Any], Message]:
+    """How the items of a streaming call are encoded: a TypedValue each, to be packed by
+    `streaming_responses`, or a whole JSON response each for JSON-only clients.
+
+    The encoder may run in a worker thread, beside the driver's generator.
+    """
+    if typed:
+
+        def encode_typed_item(item: Any) -> Message:
+            message = values_pb2.TypedValue()
+            _fill(message, item, True, method)
+            return message
+
+        return encode_typed_item
+
+    def encode_json_item(item: Any) -> Message:
+        response = jumpstarter_pb2.StreamingDriverCallResponse()
+        _fill(response.result, item, False, method)
+        _check_legacy_size(response, method)
+        return response
+
+    return encode_json_item
+
+
+def streaming_responses(items: list[Any], *, typed: bool) -> Iterator[jumpstarter_pb2.StreamingDriverCallResponse]:
+    """The responses carrying encoded items: typed ones packed up to BATCH_BYTES, JSON ones as they are."""
+    if not typed:
+        yield from items
+        return
+    response = jumpstarter_pb2.StreamingDriverCallResponse()
+    size = 0
+    for item in items:
+        item_size = item.ByteSize()
+        if size and size + item_size > BATCH_BYTES:
+            yield response
+            response = jumpstarter_pb2.StreamingDriverCallResponse()
+            size = 0
+        response.typed_results.append(item)
+        size += item_size
+    if response.typed_results:
+        yield response
+
+
+def decode_items(response: jumpstarter_pb2.StreamingDriverCallResponse) -> list[Any]:
+    """The items of one streaming response: a batch of typed values, or one JSON value."""
+    if response.typed_results:
+        return [decode_typed(item) for item in response.typed_results]
+    return [decode_json(response.result)]
+
+
+# -- errors: exporter maps an exception to a status, client maps it back ---------------------
+
+
+@dataclass(frozen=True)
+class WireStatus:
+    """How a failed call travels: a status code, details, and trailing metadata."""
+
+    code: grpc.StatusCode
+    details: str
+    metadata: tuple[tuple[str, str], ...]
+    raised_by_driver: bool
+
+
+def status_for(error: BaseException) -> WireStatus:
+    """The status a failed call travels as."""
+    if isinstance(error, CallRefused):
+        return WireStatus(error.code, _details(error), (), raised_by_driver=False)
+    return WireStatus(
+        _code(error), _details(error), ((ERROR_CLASS_METADATA_KEY, type(error).__name__),), raised_by_driver=True
+    )
+
+
+def _code(error: BaseException) -> grpc.StatusCode:
+    """The status code of a driver's exception; the more specific classes come first."""
+    if isinstance(error, ExporterNotReady):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(error, NotImplementedError):
+        return grpc.StatusCode.UNIMPLEMENTED
+    if isinstance(error, ValueError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(error, TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    if isinstance(error, ConnectionError):
+        return grpc.StatusCode.UNAVAILABLE
+    if isinstance(error, OSError):
+        return grpc.StatusCode.INTERNAL
+    return grpc.StatusCode.UNKNOWN
+
+
+def _details(error: BaseException) -> str:
+    """The message a client shows: the driver's own text, or the exception's name when it has none."""
+    details = str(error) or type(error).__name__
+    if len(details) > MAX_DETAILS_CHARACTERS:
+        cut = len(details) - MAX_DETAILS_CHARACTERS
+        details = f"{details[:MAX_DETAILS_CHARACTERS]}... ({cut} more characters in the exporter's log)"
+    return details
+
+
+_CLASSES: dict[grpc.StatusCode, type[DriverError]] = {
+    grpc.StatusCode.FAILED_PRECONDITION: ExporterNotReady,
+    grpc.StatusCode.NOT_FOUND: DriverMethodNotImplemented,
+    grpc.StatusCode.UNIMPLEMENTED: DriverMethodNotImplemented,
+    grpc.StatusCode.INVALID_ARGUMENT: DriverInvalidArgument,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DriverTimeout,
+    grpc.StatusCode.UNAVAILABLE: DriverConnectionError,
+}
+
+
+def error_from_status(
+    code: grpc.StatusCode, details: str | None, trailing_metadata: Sequence[tuple[str, str]] | None, method: str
+) -> DriverError:
+    """The exception a client raises for a failed call of `method`."""
+    raised_as = dict(trailing_metadata or ()).get(ERROR_CLASS_METADATA_KEY)
+    message = details or code.name
+    error_class = _CLASSES.get(code, DriverError)
+    if raised_as is None:
+        # No driver raised this: the exporter, or the connection to it, failed.
+        if code == grpc.StatusCode.UNAVAILABLE:
+            message = f"lost the connection to the exporter: {message}"
+            error_class = ExporterConnectionLost
+        elif code == grpc.StatusCode.CANCELLED:
+            message = f"the call was cancelled: {message}"
+        elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            message = (
+                f"{message} (a call carries at most {MAX_MESSAGE_BYTES >> 20} MiB, 4 MiB with older exporters; "
+                "send bulk data with client.resource() or a byte stream)"
+            )
+    error = error_class(message)
+    error.add_note(
+        f"in a call of {method!r}"
+        + (f" where the driver raised {raised_as}" if raised_as else "")
+        + f" (gRPC status {code.name})"
+    )
+    return error
+
+
+def error_from_rpc(error: grpc.RpcError, method: str) -> DriverError:
+    """The exception for a failed gRPC call (sync or async API)."""
+    return error_from_status(error.code(), error.details(), error.trailing_metadata(), method)  # type: ignore[attr-defined]

@@ -1,0 +1,103 @@
+"""What the exporter's servicer serves: a `SessionProvider` hands out the session of each call.
+
+The servicer (`jumpstarter.exporter._servicer`) is the same whoever provides the sessions:
+
+- `SingleSession`: one tree in one session for the provider's whole life (``serve()``,
+  ``jmp shell`` with a local exporter);
+- `jumpstarter.exporter.Exporter`: a session started on demand and shared by the clients
+  connected at the same time (``jmp exporter run``);
+- a provider of a fresh session per controller lease comes next: it hands out the lease's
+  session while the lease is ready, refuses calls otherwise (`ExporterNotReady`), and
+  reports the lease's progress through its `status`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+from jumpstarter.driver.base import Driver
+from jumpstarter.exporter.session import Session
+from jumpstarter.v1 import common_pb2
+
+__all__ = ["SessionProvider", "SingleSession", "StatusBoard"]
+
+
+class StatusBoard:
+    """The exporter's status as GetStatus reports it: a value of `jumpstarter.v1.ExporterStatus`,
+    a message, a version that counts the updates, and the status before the last update."""
+
+    def __init__(self, status: int = common_pb2.EXPORTER_STATUS_LEASE_READY, message: str = "") -> None:
+        self.status = status
+        self.message = message
+        self.version = 0
+        self.previous: int | None = None
+
+    def update(self, status: int, message: str = "") -> None:
+        self.previous, self.status = self.status, status
+        self.message = message
+        self.version += 1
+
+
+@runtime_checkable
+class SessionProvider(Protocol):
+    """Sessions for the calls a servicer receives. Entered (``async with``) while served."""
+
+    labels: Mapping[str, str]
+    """The exporter's labels, as reported to clients."""
+    status: StatusBoard
+
+    def session(self) -> AbstractAsyncContextManager[Session]:
+        """The session that serves one call, held while the call runs.
+
+        Raises `jumpstarter.common.wire.CallRefused` (or `ExporterNotReady`) when no
+        session can serve calls now.
+        """
+        ...
+
+    def current_session(self) -> Session | None:
+        """The session in service, if any, without starting one (for log barriers)."""
+        ...
+
+    async def end_session(self) -> tuple[bool, str]:
+        """A client asks to end its session (EndSession): whether it ended, and why (not)."""
+        ...
+
+    async def __aenter__(self) -> object: ...
+
+    async def __aexit__(self, *exc_info: object) -> bool | None: ...
+
+
+class SingleSession(anyio.AsyncContextManagerMixin):
+    """Serves one driver tree in one session, from entering to leaving: its drivers are reset
+    on entry and closed on exit, whoever connects in between."""
+
+    def __init__(self, root: Driver, *, labels: Mapping[str, str] | None = None) -> None:
+        self.root = root
+        self.labels = dict(labels or {})
+        self.status = StatusBoard()
+        self._session: Session | None = None
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncIterator[SingleSession]:
+        async with Session(self.root) as session:
+            self._session = session
+            try:
+                yield self
+            finally:
+                self._session = None
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        if self._session is None:
+            raise RuntimeError("SingleSession serves calls only while it is entered (async with)")
+        yield self._session
+
+    def current_session(self) -> Session | None:
+        return self._session
+
+    async def end_session(self) -> tuple[bool, str]:
+        return False, "this session has no lease to end"
