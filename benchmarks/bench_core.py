@@ -44,7 +44,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
@@ -434,18 +434,14 @@ def serve_startup(runs: int) -> dict[str, Any]:
         client.call("ping")
     starts, stops = [], []
     for _ in range(runs):
-        serving = serve(BenchDriver())
-        start = time.perf_counter()
-        client = serving.__enter__()
-        ready = time.perf_counter()
-        try:
+        with ExitStack() as serving:
+            start = time.perf_counter()
+            client = serving.enter_context(serve(BenchDriver()))
+            ready = time.perf_counter()
             client.call("ping")  # not timed: only proves the client was ready
-        except BaseException:
-            serving.__exit__(*sys.exc_info())
-            raise
-        stop = time.perf_counter()
-        serving.__exit__(None, None, None)
-        stopped = time.perf_counter()
+            stop = time.perf_counter()
+            serving.close()
+            stopped = time.perf_counter()
         starts.append(ready - start)
         stops.append(stopped - stop)
     return {

@@ -125,9 +125,9 @@ def test_every_use_of_a_stub_says_why_it_is_unavailable(exporter: str) -> None:
         uses = [
             lambda: client.portal.call(stub.call_async, "ping"),
             lambda: client.portal.call(_first_item, stub.streamingcall_async("x")),
-            lambda: stub.stream().__enter__(),
+            lambda: _enter_sync(stub.stream()),
             lambda: stub.open_stream(),
-            lambda: stub.resource(b"data").__enter__(),
+            lambda: _enter_sync(stub.resource(b"data")),
             lambda: client.portal.call(_enter, stub.resource_async(b"data")),
         ]
         for use in uses:
@@ -140,6 +140,11 @@ def test_every_use_of_a_stub_says_why_it_is_unavailable(exporter: str) -> None:
 
 async def _first_item(items: Any) -> Any:
     return await anext(items)
+
+
+def _enter_sync(manager: Any) -> Any:
+    with manager as value:
+        return value
 
 
 async def _enter(manager: Any) -> Any:

@@ -119,8 +119,11 @@ def test_an_aliased_driver_appears_twice() -> None:
 
 def test_two_drivers_with_one_uuid_are_refused() -> None:
     first = Plain()
-    with pytest.raises(ValueError, match="share the uuid"):
-        serve(Composite(children={"a": first, "b": Plain(uuid=first.uuid)})).__enter__()
+    with (
+        pytest.raises(ValueError, match="share the uuid"),
+        serve(Composite(children={"a": first, "b": Plain(uuid=first.uuid)})),
+    ):
+        pass
 
 
 def test_a_single_driver_is_the_root() -> None:

@@ -11,7 +11,8 @@ from typing import Any
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 
 from jumpstarter.client.connection import STREAM_LINGER_SECONDS
-from jumpstarter.common.tasks import Progress, background_tasks
+from jumpstarter.client.progress import Progress
+from jumpstarter.common.tasks import background_tasks
 from jumpstarter.streams.channel import ThreadChannel
 from jumpstarter.streams.frames import MAX_FRAME
 

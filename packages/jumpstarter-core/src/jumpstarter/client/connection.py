@@ -28,6 +28,7 @@ import grpc
 from anyio.from_thread import BlockingPortal
 from google.protobuf import empty_pb2
 
+from jumpstarter.client.progress import Progress
 from jumpstarter.client.resources import local_endpoint
 from jumpstarter.common.exceptions import DriverConnectionError, DriverInvalidArgument
 from jumpstarter.common.handles import (
@@ -44,7 +45,7 @@ from jumpstarter.common.protocol import (
     LOG_BARRIER_METADATA_KEY,
     LOG_CONSUMER_METADATA_KEY,
 )
-from jumpstarter.common.tasks import Progress, background_tasks
+from jumpstarter.common.tasks import background_tasks
 from jumpstarter.common.wire import (
     decode_items,
     decode_result,
