@@ -196,6 +196,23 @@ def test_a_handle_only_works_on_its_driver() -> None:
         client.call("flash", handle)
 
 
+@pytest.mark.timeout(20)
+def test_a_handle_is_open_only_in_the_session_that_made_it() -> None:
+    with (
+        serve(Flasher()) as first,
+        serve(Flasher()) as second,
+        first.resource(io.BytesIO()) as handle,
+        pytest.raises(DriverInvalidArgument, match="is not open on Flasher"),
+    ):
+        second.call("flash", handle)
+
+
+def test_a_handle_opened_outside_a_session_says_where_it_works() -> None:
+    handle = {"kind": "client_stream", "uuid": "8c1f1f36-5d3e-4c0e-9a4e-2f4f9a0b7d11"}
+    with pytest.raises(ValueError, match="open only during a call served by an exporter session"):
+        anyio.run(Flasher().flash, handle)
+
+
 def test_a_handle_that_is_not_a_handle(client: DriverClient) -> None:
     with pytest.raises(DriverInvalidArgument, match=r"a resource handle must be the object client.resource\(\) gave"):
         client.call("flash", 42)

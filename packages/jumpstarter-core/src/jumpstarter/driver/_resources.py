@@ -108,9 +108,9 @@ async def open_resource(driver: Driver, handle: Any) -> AsyncIterator[Any]:
         return
     registry = _current.get(None)
     if registry is None:
-        raise RuntimeError(
-            f"{type(driver).__name__}.resource() opens client resources during a call served by an exporter "
-            "session; open the handle in the driver method that received it"
+        raise ValueError(
+            f"resource {resource.uuid} is not open on {type(driver).__name__}: client resources are open only "
+            "during a call served by an exporter session; open the handle in the driver method that received it"
         )
     stream = registry.take(driver, resource)
     async with stream:
