@@ -295,8 +295,8 @@ def test_the_original_documentation_format_loads_unchanged() -> None:
     first, fix = split(raised.value)
     assert first == (
         f"{CONFIGS / 'original-docs.yaml'}:14:11: at export.power.type: 'jumpstarter_driver_yepkit.driver.Ykush' "
-        "names module 'jumpstarter_driver_yepkit.driver', which is not installed; "
-        "install it with: pip install jumpstarter-driver-yepkit"
+        "names module 'jumpstarter_driver_yepkit.driver', which is not installed, and no installed driver package "
+        "takes that path as an alias; install it with: pip install jumpstarter-driver-yepkit"
     )
     assert fix.startswith("type names a driver class")
 
@@ -660,7 +660,8 @@ def test_aliases_that_lead_back_to_an_ancestor() -> None:
         (
             "jumpstarter_driver_nothing.driver.Thing",
             "'jumpstarter_driver_nothing.driver.Thing' names module 'jumpstarter_driver_nothing.driver', "
-            "which is not installed; install it with: pip install jumpstarter-driver-nothing",
+            "which is not installed, and no installed driver package takes that path as an alias; "
+            "install it with: pip install jumpstarter-driver-nothing",
         ),
         (
             "jumpstarter.client.DriverClient",
