@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import subprocess
 import sys
 from collections.abc import Callable
@@ -79,20 +78,24 @@ HOSTILE: dict[str, tuple[bytes, str, str]] = {
 }
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+# Sets the limit, then becomes the command. Not preexec_fn: that makes Python fork this process, and
+# gRPC, loaded here by other tests, aborts in a forked child; without it Python spawns the child at once.
+LIMITED = (
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]),) * 2); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 
 def run(argv: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XDG_STATE_HOME": str(home / "state"), "HOME": str(home)}
     return subprocess.run(
-        argv,
+        [sys.executable, "-c", LIMITED, str(MEMORY_LIMIT), *argv],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
         env=env,
         cwd=home,
-        preexec_fn=_limit_memory,
         check=False,
     )
 

@@ -89,18 +89,17 @@ class Located:
         *,
         path: Sequence[PathPart] = (),
         where: str = "at the top level",
-        also: Sequence[str] = (),
         renamed: Mapping[str, str] | None = None,
     ) -> _M:
         """`model` validated from `data` (found at `path`), or a ConfigError for the first mistake.
 
-        Unknown keys come first, here and in nested sections, each with the closest allowed key
-        (`also`: keys accepted at this level but not suggested); then pydantic's first error,
-        with the field's description (or its type) as the fix. `renamed` maps a field's alias
-        to the key the file used for it, so that a message names what the file says.
+        Unknown keys come first, here and in nested sections, each with the closest allowed key;
+        then pydantic's first error, with the field's description (or its type) as the fix.
+        `renamed` maps a field's alias to the key the file used for it, so that a message names
+        what the file says.
         """
         path = tuple(path)
-        self._check_keys(model, data, path, where, also)
+        self._check_keys(model, data, path, where)
         try:
             return model.model_validate(data)
         except ValidationError as error:
@@ -112,17 +111,16 @@ class Located:
         data: Mapping[Any, Any],
         path: tuple[PathPart, ...],
         where: str,
-        also: Sequence[str],
     ) -> None:
         fields = _fields(model)
         for key in data:
-            if key not in fields and key not in also:
+            if key not in fields:
                 raise self.unknown_key(path, key, list(fields), where)
         for key, info in fields.items():
             section = _model_in(info.annotation)
             if section is not None and isinstance(data.get(key), dict):
                 inner = (*path, key)
-                self._check_keys(section, data[key], inner, f"in {format_path(inner)}", ())
+                self._check_keys(section, data[key], inner, f"in {format_path(inner)}")
 
     def _invalid(
         self, model: type[BaseModel], error: ValidationError, path: tuple[PathPart, ...], renamed: Mapping[str, str]
