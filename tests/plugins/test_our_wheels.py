@@ -65,8 +65,10 @@ def test_its_loop_driver_works_without_hardware(serial_alone: Venv, tmp_path: Pa
     assert result.stdout == "hello\n"
 
 
-def test_a_driver_of_a_package_not_installed_names_the_package(serial_alone: Venv, tmp_path: Path) -> None:
+def test_a_driver_of_a_package_not_installed_says_how_to_find_it(serial_alone: Venv, tmp_path: Path) -> None:
     (tmp_path / "power.yaml").write_text(LOOP_BENCH.replace("LoopbackSerial", "MockPower"))
     result = serial_alone.run("jmp", "exporter", "run", "--config", tmp_path / "power.yaml", check=False)
     assert result.returncode == 2, result.stderr
-    assert "it comes with jumpstarter-driver-power: pip install jumpstarter-driver-power" in result.stderr
+    # The core names no driver package: the installed drivers and the packages' naming convention.
+    assert "no installed driver is called 'MockPower'; `jmp driver list` shows the installed drivers" in result.stderr
+    assert "jumpstarter-driver-<name>: install it with: pip install jumpstarter-driver-<name>" in result.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jumpstarter.driver import Driver
-from jumpstarter.registry import installed_drivers
+from jumpstarter.registry import driver_aliases, installed_drivers
 from jumpstarter.testing import serve_socket
 
 DRIVER_MODULE_TEMPLATE = '''
@@ -31,6 +31,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
     """Install fake distributions: a package and its .dist-info with entry points, on sys.path."""
     monkeypatch.syspath_prepend(str(tmp_path))
     installed_drivers.cache_clear()
+    driver_aliases.cache_clear()
     packages = []
 
     def install(distribution: str, entry_points: str = "", client: str | None = None) -> None:
@@ -46,11 +47,14 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
         info = tmp_path / f"{package}-1.2.3.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.2.3\n")
+        # `entry_points` may go on with other groups: "[jumpstarter.driver_aliases]\n...".
         (info / "entry_points.txt").write_text(f"[jumpstarter.drivers]\n{entry_points}\n")
         installed_drivers.cache_clear()
+        driver_aliases.cache_clear()
 
     yield install
     installed_drivers.cache_clear()
+    driver_aliases.cache_clear()
     for name in [name for name in sys.modules if name.split(".")[0] in packages]:
         del sys.modules[name]
 

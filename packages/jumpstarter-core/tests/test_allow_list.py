@@ -84,8 +84,22 @@ def test_the_client_configuration_adds_patterns() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("drivers:\n  alow: [x]\n", r"client.yaml:2:3: at drivers.alow: unknown key 'alow'"),
-        ("drivers:\n  allow: x.*\n", r"client.yaml:2:10: at drivers.allow: Input should be a valid list"),
+        (
+            "drivers:\n  alow: [x]\n",
+            r"client.yaml:2:3: at drivers.alow: unknown key 'alow' in drivers\n"
+            r"  fix: did you mean 'allow'\? the keys allowed: allow, unsafe$",
+        ),
+        (
+            "drivers:\n  allow: x.*\n",
+            r"client.yaml:2:10: at drivers.allow: drivers.allow is 'x.\*': Input should be a valid list\n"
+            r"  fix: allow takes a list of glob patterns",
+        ),
+        (
+            "metadata: {name: ../../etc}\n",
+            r"client.yaml:1:18: at metadata.name: metadata.name is '../../etc': not a Kubernetes name \(it has '/'\); "
+            r"'etc' would be one\n"
+            r"  fix: name takes a Kubernetes name",
+        ),
         (
             "kind: ExporterConfig\n",
             r"client.yaml:1:7: at kind: kind is 'ExporterConfig'\n  fix: use kind: ClientConfig",

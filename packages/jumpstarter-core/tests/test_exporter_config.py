@@ -12,7 +12,15 @@ from typing import Any, ClassVar, Literal
 import pytest
 
 from jumpstarter.common.utils import serve
-from jumpstarter.config.exporter import ExporterConfig, ObjectMeta, load_exporter_config, parse_exporter_config
+from jumpstarter.config.exporter import (
+    ExporterConfig,
+    ObjectMeta,
+    check_for_serving,
+    lab_settings,
+    load_exporter_config,
+    local_mode_note,
+    parse_exporter_config,
+)
 from jumpstarter.config.yaml import ConfigError
 from jumpstarter.driver import Composite, Driver, export
 
@@ -86,6 +94,16 @@ class Missing(Driver):
     def __post_init__(self) -> None:
         super().__post_init__()
         raise FileNotFoundError(f"no such device: {self.device}")
+
+    @classmethod
+    def client(cls) -> str:
+        return "jumpstarter.client.DriverClient"
+
+
+class Thermometer(Driver):
+    """Settings annotated on a class that is no dataclass: they are no fields."""
+
+    celsius: bool = True
 
     @classmethod
     def client(cls) -> str:
@@ -295,8 +313,8 @@ def test_the_original_documentation_format_loads_unchanged() -> None:
     first, fix = split(raised.value)
     assert first == (
         f"{CONFIGS / 'original-docs.yaml'}:14:11: at export.power.type: 'jumpstarter_driver_yepkit.driver.Ykush' "
-        "names module 'jumpstarter_driver_yepkit.driver', which is not installed; "
-        "install it with: pip install jumpstarter-driver-yepkit"
+        "names module 'jumpstarter_driver_yepkit.driver', which is not installed, and no installed driver package "
+        "takes that path as an alias; install it with: pip install jumpstarter-driver-yepkit"
     )
     assert fix.startswith("type names a driver class")
 
@@ -490,13 +508,14 @@ def test_an_unquoted_on_is_a_boolean_to_yaml() -> None:
         (
             "metadata: {name: [bench]}\n",
             "exporter.yaml:1:18: at metadata.name: metadata.name is ['bench']: Input should be a valid string",
-            "name takes str",
+            "name takes a Kubernetes name: lowercase letters, digits, '-' and '.', starting and ending with a letter "
+            "or a digit, at most 253 characters (such as bench-3)",
         ),
         (
             "metadata: {name: bench}\nhooks:\n  afterLease: {script: x, timeout: soon}\n",
             "exporter.yaml:3:36: at hooks.afterLease.timeout: hooks.afterLease.timeout is 'soon': "
             "Input should be a valid integer, unable to parse string as an integer",
-            "timeout takes int",
+            "timeout takes a whole number of seconds above 0 (120 when left out)",
         ),
         (
             "metadata: {name: bench}\nhooks:\n  afterLease: {script: x, onFailure: stop}\n",
@@ -660,7 +679,8 @@ def test_aliases_that_lead_back_to_an_ancestor() -> None:
         (
             "jumpstarter_driver_nothing.driver.Thing",
             "'jumpstarter_driver_nothing.driver.Thing' names module 'jumpstarter_driver_nothing.driver', "
-            "which is not installed; install it with: pip install jumpstarter-driver-nothing",
+            "which is not installed, and no installed driver package takes that path as an alias; "
+            "install it with: pip install jumpstarter-driver-nothing",
         ),
         (
             "jumpstarter.client.DriverClient",
@@ -835,3 +855,188 @@ def test_an_entry_written_twice_is_an_error_not_a_loss() -> None:
             "metadata: {name: bench}\nexport:\n  lamp: {ref: x}\n  lamp: {ref: y}\n", name="twice.yaml"
         )
     assert str(raised.value) == "twice.yaml:4:3: at export.lamp: 'lamp' appears twice; keep one"
+
+
+def test_settings_annotated_on_a_class_that_is_not_a_dataclass() -> None:
+    first, fix = build_error(
+        f"metadata: {{name: bench}}\nexport:\n  t: {{type: {HERE}.Thermometer, config: {{celsius: no}}}}\n"
+    )
+    assert first == (
+        f"exporter.yaml:3:{len(HERE) + 36}: at export.t.config.celsius: 'celsius' is annotated in Thermometer, "
+        "but Thermometer is not a dataclass, so its annotations are no settings of Thermometer"
+    )
+    assert fix.startswith("decorate Thermometer with @dataclass(kw_only=True) (from dataclasses import dataclass)")
+    # Its other keys are unknown as before.
+    first, fix = build_error(
+        f"metadata: {{name: bench}}\nexport:\n  t: {{type: {HERE}.Thermometer, config: {{kelvin: 1}}}}\n"
+    )
+    assert first.endswith("unknown key 'kelvin' in the config of Thermometer")
+
+
+def test_a_driver_dataclass_without_kw_only_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "positional_driver.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from jumpstarter.driver import Driver\n"
+        "@dataclass\n"
+        "class Probe(Driver):\n"
+        "    port: int = 0\n"
+        "    device: str\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first, _ = build_error("metadata: {name: bench}\nexport:\n  probe: {type: positional_driver.Probe}\n")
+    assert "TypeError: non-default argument 'device' follows default argument" in first
+    assert first.endswith("; declare the driver class with @dataclass(kw_only=True)")
+
+
+# -- metadata: Kubernetes names ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["bench", "bench-3", "lab.bench-3", "3", "a" * 253])
+def test_kubernetes_names_are_accepted(name: str) -> None:
+    assert load(f"metadata: {{name: '{name}', namespace: lab-a}}\n").metadata.name == name
+
+
+@pytest.mark.parametrize(
+    ("metadata", "location", "problem"),
+    [
+        ("{name: ../..}", "1:18: at metadata.name", "metadata.name is '../..': not a Kubernetes name (it has '/')"),
+        ("{name: /etc}", "1:18: at metadata.name", "not a Kubernetes name (it has '/'); 'etc' would be one"),
+        ("{name: Bench_3}", "1:18: at metadata.name", "(it has uppercase letters and '_'); 'bench-3' would be one"),
+        ("{name: .hidden}", "1:18: at metadata.name", "(it must start and end with a letter or a digit)"),
+        ("{name: ''}", "1:18: at metadata.name", "metadata.name is '': an empty name"),
+        (f"{{name: {'a' * 254}}}", "1:18: at metadata.name", "254 characters long, more than a Kubernetes name"),
+        ("{name: bench, namespace: lab.a}", "1:36: at metadata.namespace", "(it has '.'); 'lab-a' would be one"),
+    ],
+)
+def test_names_that_are_not_kubernetes_names(metadata: str, location: str, problem: str) -> None:
+    first, fix = load_error(f"metadata: {metadata}\n")
+    assert first.startswith(f"exporter.yaml:{location}: ") and problem in first
+    assert fix.startswith(("name takes a Kubernetes name:", "namespace takes a Kubernetes namespace:"))
+
+
+def test_a_name_made_in_python_is_checked_too() -> None:
+    with pytest.raises(ValueError, match="not a Kubernetes name"):
+        ObjectMeta(name="../../etc")
+
+
+# -- the settings for a lab -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "location", "fix"),
+    [
+        (
+            "endpoint: https://grpc.lab.example.com\n",
+            "exporter.yaml:2:11: at endpoint: endpoint is 'https://grpc.lab.example.com': "
+            "a gRPC address has no scheme: write grpc.lab.example.com",
+            "endpoint takes the controller's gRPC address, HOST:PORT (such as grpc.lab.example.com:443)",
+        ),
+        (
+            "endpoint: grpc.lab.example.com:http\n",
+            "exporter.yaml:2:11: at endpoint: endpoint is 'grpc.lab.example.com:http': not HOST:PORT",
+            "endpoint takes the controller's gRPC address",
+        ),
+        (
+            "tls: {ca: '-----BEGIN CERTIFICATE-----'}\n",
+            "exporter.yaml:2:11: at tls.ca: tls.ca is '-----BEGIN CERTIFICATE-----': not base64: write the base64 "
+            "of the PEM file",
+            "ca takes the base64 of the PEM certificates to trust, as `base64 -w0 ca.crt` prints it",
+        ),
+        (
+            "tls: {ca: aGVsbG8=}\n",
+            "exporter.yaml:2:11: at tls.ca: tls.ca is 'aGVsbG8=': its base64 holds no PEM certificate "
+            "(-----BEGIN CERTIFICATE-----)",
+            "ca takes the base64",
+        ),
+        (
+            "hooks: {beforeLease: {script: j power on, timeout: 0}}\n",
+            "exporter.yaml:2:52: at hooks.beforeLease.timeout: hooks.beforeLease.timeout is 0: "
+            "Input should be greater than 0",
+            "timeout takes a whole number of seconds above 0",
+        ),
+        (
+            "hooks: {afterLease: {script: ''}}\n",
+            "exporter.yaml:2:30: at hooks.afterLease.script: hooks.afterLease.script is '': "
+            "String should have at least 1 character",
+            "script takes the script: inline text, or the path of a script file",
+        ),
+    ],
+)
+def test_the_settings_for_a_lab_are_checked(text: str, location: str, fix: str) -> None:
+    first, fixed = load_error("metadata: {name: bench}\n" + text)
+    assert first == location
+    assert fixed.startswith(fix)
+
+
+def test_a_ca_in_the_original_form_loads() -> None:
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    ca = __import__("base64").b64encode(pem).decode()
+    assert load(f"metadata: {{name: bench}}\ntls: {{ca: {ca}}}\n").tls.ca == ca
+
+
+def test_the_settings_for_a_lab_that_a_file_writes() -> None:
+    assert lab_settings(load_exporter_config(CONFIGS / "all-keys.yaml")) == [
+        "endpoint",
+        "token",
+        "tls",
+        "grpcOptions",
+        "hooks",
+        "failureDetection",
+    ]
+    assert lab_settings(load_exporter_config(CONFIGS / "original-docs.yaml")) == ["endpoint", "token", "grpcConfig"]
+    # Empty sections have nothing to use.
+    assert lab_settings(load("metadata: {name: bench}\ntls:\ngrpcOptions: {}\nhooks: {}\n")) == []
+
+
+def test_local_mode_names_the_settings_it_does_not_use_in_one_line() -> None:
+    note = local_mode_note(load_exporter_config(CONFIGS / "original-docs.yaml"))
+    assert note == (
+        f"{CONFIGS / 'original-docs.yaml'}: endpoint, token and grpcConfig are not used in local mode: "
+        "they are for an exporter in a lab"
+    )
+    assert local_mode_note(load("metadata: {name: bench}\nhooks: {afterLease: {script: x}}\n")) == (
+        "exporter.yaml: hooks is not used in local mode: they are for an exporter in a lab"
+    )
+    assert local_mode_note(load("metadata: {name: bench}\n")) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "location", "fix"),
+    [
+        (
+            "token: secret\nendpoint: grpc.lab.example.com:443\n",
+            "exporter.yaml:2:1: at token: token and endpoint: registering with a lab controller is not supported by "
+            "this version yet; it serves on --unix and --tcp only",
+            "remove endpoint:, token: and tls:",
+        ),
+        (
+            "grpcConfig: {grpc.keepalive_time_ms: 20000}\n",
+            "exporter.yaml:2:1: at grpcConfig: grpcConfig are options of the channel to a lab controller, which this "
+            "version does not open yet",
+            "remove grpcConfig:",
+        ),
+        (
+            "hooks:\n  beforeLease: {script: j power on}\n",
+            "exporter.yaml:2:1: at hooks: hooks run around each lease, once the exporter is registered with a lab "
+            "controller; this version does not register yet",
+            "remove hooks: to serve the drivers directly",
+        ),
+        (
+            "failureDetection: {maxRapidFailures: 3}\n",
+            "exporter.yaml:2:1: at failureDetection: failureDetection tunes how the original's exporter restarts "
+            "itself; this one does not restart itself",
+            "remove failureDetection:, and let a service manager restart the exporter",
+        ),
+    ],
+)
+def test_serving_refuses_the_settings_it_does_not_use(text: str, location: str, fix: str) -> None:
+    config = load("metadata: {name: bench}\n" + text)
+    with pytest.raises(ConfigError) as raised:
+        check_for_serving(config)
+    first, fixed = split(raised.value)
+    assert first == location
+    assert fixed.startswith(fix)
+
+
+def test_serving_takes_a_config_without_them() -> None:
+    check_for_serving(load("metadata: {name: bench}\ntls:\nhooks: {}\nexport: {a: {type: Composite}}\n"))

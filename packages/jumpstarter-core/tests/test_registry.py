@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from jumpstarter import registry
 from jumpstarter.cli.jmp import main
 from jumpstarter.driver import Composite
-from jumpstarter.registry import DriverNotFound, installed_drivers, resolve_driver
+from jumpstarter.registry import (
+    ALIAS_ENTRY_POINT_GROUP,
+    ENTRY_POINT_GROUP,
+    DriverNotFound,
+    driver_aliases,
+    installed_drivers,
+    resolve_driver,
+)
 
 
 def test_the_core_registers_composite() -> None:
@@ -42,8 +51,18 @@ def test_two_distributions_with_one_name_must_be_told_apart(site: Callable[..., 
     ("type_name", "message"),
     [
         ("Compostie", "no installed driver is called 'Compostie'; did you mean 'Composite'?"),
-        ("Nothing", "`jmp driver list` shows the installed drivers"),
-        ("nope-dist:Composite", "no installed driver is called 'nope-dist:Composite'"),
+        (
+            "Nothing",
+            "no installed driver is called 'Nothing'; `jmp driver list` shows the installed drivers, and a driver "
+            "package is usually named after its drivers, jumpstarter-driver-<name>: install it with: "
+            "pip install jumpstarter-driver-<name>",
+        ),
+        (
+            "nope-dist:Composite",
+            "no installed driver is called 'nope-dist:Composite': no installed distribution 'nope-dist' registers "
+            "drivers; install it with: pip install nope-dist",
+        ),
+        ("jumpstarter-core:Compsite", "did you mean jumpstarter-core:Composite?"),
         ("missing_pkg.driver.Thing", "names module 'missing_pkg.driver', which is not installed"),
         ("jumpstarter.driver.Compsite", "module 'jumpstarter.driver' has no 'Compsite'"),
         ("jumpstarter.client.DriverClient", "is <class 'jumpstarter.client.base.DriverClient'>, not a Driver class"),
@@ -79,3 +98,91 @@ def test_a_driver_module_that_fails_on_import_is_reported(tmp_path: Path, monkey
     message = r"importing .exploding_driver. for .* failed: RuntimeError: no such board"
     with pytest.raises(DriverNotFound, match=message):
         resolve_driver("exploding_driver.Relay")
+
+
+@pytest.fixture
+def only_the_core(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh environment with jumpstarter-core alone: no driver package installed."""
+    every = importlib.metadata.entry_points
+
+    def core_only(**selection: str) -> importlib.metadata.EntryPoints:
+        return importlib.metadata.EntryPoints(
+            entry_point
+            for entry_point in every(**selection)
+            if entry_point.dist is not None and entry_point.dist.name == "jumpstarter-core"
+        )
+
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", core_only)
+    installed_drivers.cache_clear()
+    driver_aliases.cache_clear()
+    yield
+    installed_drivers.cache_clear()
+    driver_aliases.cache_clear()
+
+
+@pytest.mark.usefixtures("only_the_core")
+@pytest.mark.parametrize("name", ["MockPower", "UsbHubPower", "PySerial", "TcpNetwork"])
+def test_the_core_names_no_driver_distribution(name: str) -> None:
+    with pytest.raises(DriverNotFound) as raised:
+        resolve_driver(name)
+    message = str(raised.value)
+    # Found from what is installed and the naming convention, not from a list of our packages in the core.
+    assert message.endswith("jumpstarter-driver-<name>: install it with: pip install jumpstarter-driver-<name>")
+    assert "jumpstarter-driver-power" not in message and "comes with" not in message
+
+
+def test_every_install_hint_comes_from_one_function(site: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "install_hint", lambda distribution: f"<how to install {distribution}>")
+    messages = []
+    for wrong in ("Nothing", "nope-dist:Composite", "acme_missing.driver.Relay"):
+        with pytest.raises(DriverNotFound) as raised:
+            resolve_driver(wrong)
+        messages.append(str(raised.value))
+    assert [message.partition("<how to install ")[2] for message in messages] == [
+        "jumpstarter-driver-<name>>",
+        "nope-dist>",
+        "acme-missing>",
+    ]
+    assert not any("pip" in message for message in messages)
+
+
+ALIASES = "[jumpstarter.driver_aliases]\n"
+
+
+def test_a_distribution_declares_the_class_paths_of_another_project(site: Callable[..., None]) -> None:
+    site(
+        "acme-relays",
+        "Relay = acme_relays.driver:Relay\n" + ALIASES + "oldvendor_relays.board.RelayBoard = acme_relays.driver:Relay",
+    )
+    relay = resolve_driver("Relay")
+    assert resolve_driver("oldvendor_relays.board.RelayBoard") is relay
+    # A typo of an alias finds it, by its class or by its module.
+    for typo in ("oldvendor_relays.board.RelayBord", "oldvendor_relay.board.RelayBoard"):
+        with pytest.raises(DriverNotFound, match=r"did you mean 'oldvendor_relays\.board\.RelayBoard'\?$"):
+            resolve_driver(typo)
+    # A path of that project that no distribution declares says so, and what to install.
+    with pytest.raises(DriverNotFound) as raised:
+        resolve_driver("oldvendor_relays.board.Dimmer")
+    assert str(raised.value) == (
+        "'oldvendor_relays.board.Dimmer' names module 'oldvendor_relays.board', which is not installed, and no "
+        "installed driver package takes that path as an alias; install it with: pip install oldvendor-relays"
+    )
+    # A path whose class is an installed driver's name says to use that name.
+    with pytest.raises(DriverNotFound, match=r"an installed driver has that name: write type: Relay$"):
+        resolve_driver("elsewhere.drivers.Relay")
+
+
+def test_an_alias_that_two_distributions_give_different_drivers(site: Callable[..., None]) -> None:
+    site("acme-relays", "Relay = acme_relays.driver:Relay\n" + ALIASES + "old.Relay = acme_relays.driver:Relay")
+    site("other-relays", "Relay2 = other_relays.driver:Relay\n" + ALIASES + "old.Relay = other_relays.driver:Relay")
+    with pytest.raises(DriverNotFound, match=r"'old.Relay' is an alias of a different driver in each of acme-relays, "):
+        resolve_driver("old.Relay")
+
+
+def test_jmp_driver_list_shows_drivers_not_aliases() -> None:
+    result = CliRunner().invoke(main, ["driver", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    names = [row["name"] for row in json.loads(result.output)]
+    assert len(names) == len(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    assert importlib.metadata.entry_points(group=ALIAS_ENTRY_POINT_GROUP)  # our packages declare some
+    assert not any("." in name for name in names)

@@ -93,11 +93,12 @@ def run_alias(config_path: Path, log_level: str, **options: object) -> None:
 
 def run_exporter(options: ServeOptions, log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from jumpstarter.config.exporter import load_exporter_config
+    from jumpstarter.config.exporter import check_for_serving, load_exporter_config
     from jumpstarter.config.yaml import ConfigError
 
     try:
         config = load_exporter_config(options.config)
+        check_for_serving(config)
         config.check()
     except ConfigError as error:
         _exit(2, str(error))

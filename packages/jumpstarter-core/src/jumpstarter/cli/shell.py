@@ -175,7 +175,7 @@ class _LocalExporter(_Exporter):
     def start(self, stack: ExitStack) -> None:
         from anyio.from_thread import start_blocking_portal
 
-        from jumpstarter.config.exporter import load_exporter_config
+        from jumpstarter.config.exporter import load_exporter_config, local_mode_note
         from jumpstarter.config.yaml import ConfigError
         from jumpstarter.driver.tree import walk_tree
 
@@ -185,6 +185,9 @@ class _LocalExporter(_Exporter):
             root = config.build()
         except ConfigError as error:
             raise _ShellError(EXIT_USAGE, str(error)) from None
+        note = local_mode_note(config)
+        if note is not None:
+            _echo(f"jmp shell: note: {note}")
         self.client_classes = sorted({place.node.client() for place in walk_tree(root)})
         portal = stack.enter_context(start_blocking_portal())
         try:

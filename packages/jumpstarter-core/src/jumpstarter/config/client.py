@@ -4,6 +4,7 @@
 
     apiVersion: jumpstarter.dev/v1alpha1
     kind: ClientConfig
+    metadata: {namespace: lab, name: alice}   # optional: the client's identity in a lab (Kubernetes names)
     drivers:
       allow: ["mycompany_drivers.*"]   # glob patterns over client class import paths
       unsafe: false                    # true: any client class (trust every exporter)
@@ -12,11 +13,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from jumpstarter.config.env import client_config_path
-from jumpstarter.config.yaml import KEY, ConfigError, load_yaml
+from jumpstarter.config.meta import ObjectMeta
+from jumpstarter.config.yaml import ConfigError, load_yaml
 
 API_VERSION = "jumpstarter.dev/v1alpha1"
 
@@ -24,15 +27,16 @@ API_VERSION = "jumpstarter.dev/v1alpha1"
 class DriversConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    allow: list[str] = []
-    unsafe: bool = False
+    allow: list[str] = Field([], description="a list of glob patterns over client class import paths")
+    unsafe: bool = Field(False, description="true or false: true allows any client class")
 
 
 class ClientConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    api_version: str = Field(API_VERSION, alias="apiVersion")
+    api_version: Literal["jumpstarter.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
     kind: str = "ClientConfig"
+    metadata: ObjectMeta | None = None
     drivers: DriversConfig = DriversConfig()
 
 
@@ -46,16 +50,7 @@ def load_client_config(path: Path | None = None) -> ClientConfig:
         return ClientConfig()
     if not isinstance(located.data, dict):
         raise located.error((), "a client configuration is a mapping", "start from the example in the documentation")
-    try:
-        config = ClientConfig.model_validate(located.data)
-    except ValidationError as error:
-        problem = error.errors()[0]
-        loc = tuple(problem["loc"])
-        if problem["type"] == "extra_forbidden":
-            raise located.error(
-                (*loc, KEY), f"unknown key {loc[-1]!r}", "see the client configuration reference"
-            ) from None
-        raise located.error(loc, problem["msg"]) from None
+    config = located.validate(ClientConfig, located.data)
     if config.kind != "ClientConfig":
         raise located.error(("kind",), f"kind is {config.kind!r}", "use kind: ClientConfig")
     return config
