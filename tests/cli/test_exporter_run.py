@@ -629,3 +629,17 @@ def test_the_exporter_going_away_mid_shell(commands: Any, power_exporter: Any, t
     assert "j: error: cannot reach the exporter" in result.stderr
     assert "lost the exporter (it stopped, or the connection broke)" in result.stderr, "the shell says so once"
     assert "Traceback" not in result.stderr
+
+
+def test_the_state_dir_default_is_the_same_in_help_and_docs(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from jumpstarter.cli.jmp import main
+
+    default = "$XDG_STATE_HOME/jumpstarter/exporters/NAME"
+    help_text = " ".join(CliRunner().invoke(main, ["exporter", "run", "--help"]).output.split())
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "command-line.md").read_text()
+    (row,) = [line for line in docs.splitlines() if line.startswith("| `--state-dir DIR` |")]
+    for text in (help_text, row):
+        assert f"default: {default}".replace("$", "") in text.replace("`", "").replace("$", ""), text
+        assert "~/.local/state" in text

@@ -8,7 +8,15 @@ Local mode serves the drivers of an exporter configuration in this process, on a
 Unix socket, for as long as the shell lives (one session: the drivers keep their state
 between commands). With ``--host`` the shell uses an exporter that already runs. Either way
 the shell or command gets ``JUMPSTARTER_HOST`` (with the credentials it needs, in its
-environment only), which `j`, `jumpstarter.utils.env()` and the pytest plugin read.
+environment only), which `j`, `jumpstarter.utils.env()` and the pytest plugin read; the
+environment that runs `jmp` comes first on its PATH, also after an interactive shell's rc
+files (see `jumpstarter.cli.interactive`), and the `j` commands it starts end with it (see
+`jumpstarter.cli.lifetime`).
+
+Options: one of ``--exporter-config`` (local mode) and ``--host``, with the credentials of
+the latter. An unknown option is an error naming the closest one; the original
+jumpstarter's spellings say what to write instead, and the lab options (``--selector``,
+``--lease``...) are declared with their final names and refused until leasing lands.
 
 The exporter's log records are printed on stderr for the shell's whole life: in local mode
 straight from the drivers' loggers (so that what `reset()` and `close()` log shows too),
@@ -32,7 +40,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
@@ -432,7 +439,7 @@ def _run(exporter: _Exporter, argv: list[str], interactive: bool) -> int:
                     stack.callback(shutil.rmtree, directory, ignore_errors=True)
                     start = interactive_shell(argv[0], env, exporter.label(), directory)
                     argv, env = start.argv, start.env
-                    if supervisor.stop_signal is None and sys.stdin.isatty():
+                    if supervisor.stop_signal is None and _stdin_is_terminal():
                         output.say(PROGRAM, exporter.banner())
                 code = supervisor.run(argv, env)
                 # Leaving the stack stops the exporter (or disconnects from it).
@@ -442,6 +449,14 @@ def _run(exporter: _Exporter, argv: list[str], interactive: bool) -> int:
                 return EXIT_START_FAILED
         assert code is not None
         return code
+
+
+def _stdin_is_terminal() -> bool:
+    """Whether someone types at this shell (no banner for input from a pipe or a file)."""
+    try:
+        return os.isatty(0)
+    except OSError:
+        return False
 
 
 class _Supervisor:
