@@ -121,7 +121,7 @@ def test_jmp_shell_runs_a_config_written_for_the_original(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("power on")
     # Local mode says once that the controller's settings are not used, and nothing else goes wrong.
-    assert f"jmp shell: note: {path}: endpoint and token are not used in local mode" in result.stderr
+    assert f"jmp: note: {path}: endpoint and token are not used in local mode" in result.stderr
     assert "Traceback" not in result.stderr
 
 

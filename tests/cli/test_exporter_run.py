@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import grpc
+import psutil
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -122,11 +123,12 @@ def test_tcp_generates_a_certificate_and_a_token_and_requires_them(start: Any, t
         with refused, connect(exporter.tcp, tls_ca=certificate, token=wrong):
             pass
     # Plaintext to a TLS port, then TLS trusting another certificate than the exporter's.
-    with pytest.raises(DriverConnectionError, match="cannot reach"), connect(exporter.tcp, token=token, insecure=True):
+    plaintext = pytest.raises(DriverConnectionError, match="closed the connection without TLS")
+    with plaintext, connect(exporter.tcp, token=token, insecure=True):
         pass
     other = TlsIdentity.self_signed(["127.0.0.1"])
     with (
-        pytest.raises(DriverConnectionError, match="cannot reach"),
+        pytest.raises(DriverConnectionError, match=r"certificates given to trust \(--tls-ca\) did not sign"),
         connect(exporter.tcp, tls_ca=other.certificate, token=token),
     ):
         pass
@@ -143,6 +145,27 @@ def test_the_generated_certificate_and_token_are_kept(start: Any) -> None:
     second = start("--tcp", "127.0.0.1:0")
     assert second.tls() == first_tls
     second.stop()
+
+
+def test_the_generated_certificate_follows_the_listen_address(start: Any) -> None:
+    first = start("--tcp", "127.0.0.1:0")
+    first_certificate = first.tls()[0]
+    first.stop()
+    moved = start("--tcp", "127.0.0.2:0")  # the laptop on another network, say
+    certificate, _, token = moved.tls()
+    assert certificate != first_certificate
+    assert "made a new TLS certificate" in moved.stderr and "give clients the new one" in moved.stderr
+    names = TlsIdentity(certificate, b"").names
+    assert {"127.0.0.2", "127.0.0.1", "localhost"} <= set(names)
+    address = re.search(r"serving on (127\.0\.0\.2:\d+)", moved.stderr)
+    assert address, moved.stderr
+    with connect(address[1], tls_ca=certificate, token=token) as client:
+        assert client.counter.call("increment") == 1
+    moved.stop()
+    # Back where it was: the certificate covers that too, and is kept.
+    back = start("--tcp", "127.0.0.1:0")
+    assert back.tls()[0] == certificate and "made a new" not in back.stderr
+    back.stop()
 
 
 def _raw_calls(channel: grpc.Channel, token: str) -> dict[str, Callable[[tuple[tuple[str, str], ...]], Any]]:
@@ -225,6 +248,8 @@ def test_unix_and_tcp_at_once(start: Any, tmp_path: Path) -> None:
         (["--tcp", "lab-7"], "--tcp takes HOST:PORT"),
         (["--tcp", "127.0.0.1:99999"], "--tcp takes HOST:PORT"),
         (["--token-file", "token"], "--token-file is for a TCP listener: add --tcp HOST:PORT"),
+        (["--insecure-no-auth"], "--insecure-no-auth is for a TCP listener: add --tcp HOST:PORT"),
+        (["--tcp", "203.0.113.7:0"], "--tcp 203.0.113.7:0: 203.0.113.7 is not an address of this host"),
         (["--tcp", "127.0.0.1:0", "--tls-cert", "lab.crt"], "--tls-cert and --tls-key go together"),
         (["--tcp", "127.0.0.1:0", "--insecure-no-auth", "--token-file", "t"], "cannot go with"),
         (["--log-level", "LOUD"], "Invalid value for '--log-level'"),
@@ -286,7 +311,23 @@ def test_a_port_in_use_exits_1(commands: Any, exporter_config: Path) -> None:
             "jmp", "exporter", "run", "--config", exporter_config, "--tcp", f"127.0.0.1:{port}", "--insecure-no-auth"
         )
     assert result.returncode == 1, result
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+    # One line of ours: no gRPC log line, no "set GRPC_VERBOSITY"; who holds it, when this user may know.
+    assert result.stderr == (
+        f"jmp: error: 127.0.0.1:{port} is in use (by pid {os.getpid()}, {psutil.Process().name()}): stop what "
+        "listens there, or choose another port (--tcp 127.0.0.1:0 picks a free one)\n"
+    )
+
+
+def test_a_port_another_exporter_serves_is_in_use(start: Any, commands: Any, exporter_config: Path) -> None:
+    # gRPC lets two servers share a port (SO_REUSEPORT): a second exporter would take half the clients.
+    first = start("--tcp", "127.0.0.1:0", "--insecure-no-auth")
+    port = first.tcp.rpartition(":")[2]
+    second = commands.run(
+        "jmp", "exporter", "run", "--config", exporter_config, "--tcp", f"127.0.0.1:{port}", "--insecure-no-auth"
+    )
+    assert second.returncode == 1, second
+    assert second.stderr.startswith(f"jmp: error: 127.0.0.1:{port} is in use (by pid {first.running.pid}, "), second
+    assert first.stop().returncode == 0
 
 
 def test_a_socket_path_in_use_exits_1_and_a_stale_one_is_replaced(start: Any, commands: Any, tmp_path: Path) -> None:
@@ -339,6 +380,22 @@ def test_a_crashing_driver_call_leaves_the_exporter_serving(start: Any, kind: st
         assert client.counter.call("increment") == 1, "the session and its drivers carry on"
     assert exporter.running.process.poll() is None
     assert exporter.stop().returncode == 0
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_the_exporters_log_is_timed_and_tracebacks_are_for_debug(start: Any, level: str) -> None:
+    exporter = start("--log-level", level)
+    with connect(exporter.unix) as client, pytest.raises(DriverError):
+        client.counter.call("crash", "exception")
+    stderr = exporter.stop().stderr
+    (failure,) = [line for line in stderr.splitlines() if "Counter.crash() raised" in line]
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING jumpstarter\.exporter\.session: ", failure), failure
+    assert failure.endswith("raised RuntimeError: the driver broke")
+    if level == "DEBUG":
+        assert "  Traceback (most recent call last):" in stderr
+        assert "grpc._cython" not in stderr and "asyncio" not in stderr, "no gRPC or asyncio machinery"
+    else:
+        assert "Traceback" not in stderr
 
 
 # -- stopping ------------------------------------------------------------------------
@@ -431,23 +488,108 @@ def test_shell_over_tcp_with_tls_and_the_token(commands: Any, power_exporter: An
     exporter.stop()
 
 
-@pytest.mark.parametrize("credentials", ["wrong token", "no token", "untrusted certificate", "plaintext"])
-def test_shell_over_tcp_refused(commands: Any, power_exporter: Any, tmp_path: Path, credentials: str) -> None:
+THE_CERTIFICATE = "the exporter's certificate (the tls.crt that `jmp exporter run` printed)"
+
+
+@pytest.mark.parametrize(
+    ("mistake", "message"),
+    [
+        ("wrong token", "refused the credentials: missing or wrong token"),
+        ("no token", "refused the credentials: missing or wrong token"),
+        (
+            "forgot --tls-ca",
+            "presented a TLS certificate that is not trusted here (self signed certificate): "
+            f"give {THE_CERTIFICATE} with --tls-ca FILE (or JMP_TLS_CA)",
+        ),
+        (
+            "another certificate",
+            f"presented a TLS certificate that the certificates given to trust (--tls-ca) did not sign: give "
+            f"{THE_CERTIFICATE}, which it makes anew when its names or addresses change",
+        ),
+        (
+            "--insecure",
+            "closed the connection without TLS (--insecure): it most likely uses TLS; drop --insecure and give "
+            f"{THE_CERTIFICATE} with --tls-ca FILE",
+        ),
+        (
+            "another name",
+            "presented a TLS certificate that is not valid for the name 'bench-9.lab' (the certificate given to "
+            "trust is valid for localhost, ",
+        ),
+    ],
+)
+def test_shell_over_tcp_mistakes(
+    commands: Any, power_exporter: Any, tmp_path: Path, mistake: str, message: str
+) -> None:
     exporter = power_exporter("--tcp", "127.0.0.1:0")
     certificate, _, token = exporter.tls()
     (tmp_path / "ca.pem").write_bytes(certificate)
-    (tmp_path / "token").write_text("not-the-token" if credentials == "wrong token" else token)
+    (tmp_path / "other.pem").write_bytes(TlsIdentity.self_signed(["127.0.0.1"]).certificate)
+    (tmp_path / "token").write_text("not-the-token" if mistake == "wrong token" else token)
+    trust, token_file = ["--tls-ca", tmp_path / "ca.pem"], ["--token-file", tmp_path / "token"]
     options: list[str | Path] = {
-        "wrong token": ["--tls-ca", tmp_path / "ca.pem", "--token-file", tmp_path / "token"],
-        "no token": ["--tls-ca", tmp_path / "ca.pem"],
-        "untrusted certificate": ["--token-file", tmp_path / "token"],
-        "plaintext": ["--insecure", "--token-file", tmp_path / "token"],
-    }[credentials]
+        "wrong token": [*trust, *token_file],
+        "no token": trust,
+        "forgot --tls-ca": token_file,
+        "another certificate": ["--tls-ca", tmp_path / "other.pem", *token_file],
+        "--insecure": ["--insecure", *token_file],
+        "another name": [*trust, *token_file, "--tls-server-name", "bench-9.lab"],
+    }[mistake]
     result = _shell(commands, exporter, *options, script="echo never")
     assert result.returncode == 3, result
-    expected = "refused the credentials" if "token" in credentials else "cannot reach the exporter"
-    assert expected in result.stderr and len(result.stderr.splitlines()) == 1, result
+    assert result.stderr.startswith(f"jmp: error: the exporter at {exporter.tcp} {message}"), result
+    assert len(result.stderr.splitlines()) == 1, "one line: no gRPC log lines"
+    if mistake == "another name":
+        assert "127.0.0.1, ::1): connect with a name it is valid for, or give one with --tls-server-name NAME" in (
+            result.stderr
+        )
     assert result.stdout == "" and token not in result.stderr
+    exporter.stop()
+
+
+def test_shell_with_a_ca_file_that_is_not_pem(commands: Any, power_exporter: Any, write: Any, tmp_path: Path) -> None:
+    exporter = power_exporter("--tcp", "127.0.0.1:0")
+    certificate, _, token = exporter.tls()
+    der = x509.load_pem_x509_certificate(certificate).public_bytes(Encoding.DER)
+    (tmp_path / "bench.der").write_bytes(der)
+    write("notes.txt", "the token is in the other file\n")
+    key = tmp_path / "state" / "jumpstarter" / "exporters" / "bench-9" / "tls.key"
+    for path, holds in [(tmp_path / "notes.txt", "no certificate"), (tmp_path / "bench.der", "a DER (binary) file"),
+                        (key, "a private key")]:  # fmt: skip
+        result = _shell(commands, exporter, "--tls-ca", path, script="echo never", JMP_TOKEN=token)
+        assert result.returncode == 2, result
+        assert result.stderr.startswith(
+            f"jmp: error: --tls-ca {path} holds {holds}, not a PEM certificate (-----BEGIN CERTIFICATE-----): "
+            "give the exporter's certificate, the tls.crt it printed when it started"
+        ), result
+        assert len(result.stderr.splitlines()) == 1, "one line: no gRPC log lines"
+    exporter.stop()
+
+
+def test_a_certificate_for_another_name_and_tls_server_name(commands: Any, power_exporter: Any, tmp_path: Path) -> None:
+    # The certificate names 127.0.0.1; the exporter is reached at 127.0.0.2 (loopback too).
+    identity = TlsIdentity.self_signed(["127.0.0.1"])
+    (tmp_path / "lab.crt").write_bytes(identity.certificate)
+    (tmp_path / "lab.key").write_bytes(identity.private_key)
+    (tmp_path / "lab.token").write_text("lab-token\n")
+    exporter = power_exporter(
+        "--tcp", "127.0.0.2:0", "--tls-cert", str(tmp_path / "lab.crt"), "--tls-key", str(tmp_path / "lab.key"),
+        "--token-file", str(tmp_path / "lab.token"),
+    )  # fmt: skip
+    address = re.search(r"serving on (127\.0\.0\.2:\d+)", exporter.stderr)
+    assert address, exporter.stderr
+    exporter.tcp = address[1]
+    options = ["--tls-ca", tmp_path / "lab.crt", "--token-file", tmp_path / "lab.token"]
+    refused = _shell(commands, exporter, *options, script="echo never")
+    assert refused.returncode == 3, refused
+    assert refused.stderr == (
+        f"jmp: error: the exporter at {exporter.tcp} presented a TLS certificate that is not valid for the name "
+        "'127.0.0.2' (the certificate given to trust is valid for 127.0.0.1): connect with a name it is valid for, "
+        "or give one with --tls-server-name NAME\n"
+    )
+    # Its certificate is checked against the name given; j inside gets it too.
+    accepted = _shell(commands, exporter, *options, "--tls-server-name", "127.0.0.1", script="j power on")
+    assert (accepted.returncode, accepted.stdout) == (0, "switched on\n"), accepted
     exporter.stop()
 
 
@@ -456,7 +598,11 @@ def test_shell_over_plaintext_tcp(commands: Any, power_exporter: Any) -> None:
     result = _shell(commands, exporter, "--insecure", script="j power on")
     assert result.returncode == 0 and result.stdout == "switched on\n", result
     refused = _shell(commands, exporter, script="echo never")  # TLS expected, plaintext found
-    assert refused.returncode == 3 and "cannot reach the exporter" in refused.stderr, refused
+    assert refused.returncode == 3, refused
+    assert refused.stderr == (
+        f"jmp: error: the exporter at {exporter.tcp} does not use TLS (it runs with --insecure-no-auth): "
+        "connect with --insecure\n"
+    )
     exporter.stop()
 
 
@@ -483,3 +629,17 @@ def test_the_exporter_going_away_mid_shell(commands: Any, power_exporter: Any, t
     assert "j: error: cannot reach the exporter" in result.stderr
     assert "lost the exporter (it stopped, or the connection broke)" in result.stderr, "the shell says so once"
     assert "Traceback" not in result.stderr
+
+
+def test_the_state_dir_default_is_the_same_in_help_and_docs(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from jumpstarter.cli.jmp import main
+
+    default = "$XDG_STATE_HOME/jumpstarter/exporters/NAME"
+    help_text = " ".join(CliRunner().invoke(main, ["exporter", "run", "--help"]).output.split())
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "command-line.md").read_text()
+    (row,) = [line for line in docs.splitlines() if line.startswith("| `--state-dir DIR` |")]
+    for text in (help_text, row):
+        assert f"default: {default}".replace("$", "") in text.replace("`", "").replace("$", ""), text
+        assert "~/.local/state" in text

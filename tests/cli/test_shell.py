@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
+import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import pexpect
+import psutil
 import pytest
 
 from jumpstarter.driver import Composite
+
+BIN_DIR = Path(sys.executable).parent
 
 
 def test_a_driver_command_runs_and_its_output_shows(commands: Any, config: Path) -> None:
@@ -42,8 +50,23 @@ def test_a_failing_driver_call_is_one_line(commands: Any, config: Path, tmp_path
     result = commands.run("jmp", "shell", "--exporter-config", config, "--", "sh", "-c", "j power fail 2>j.err")
     assert result.returncode == 1, result
     assert (tmp_path / "j.err").read_text() == "j: error: the relay is stuck\n"
-    # The exporter logged it, with the driver's traceback, for whoever debugs the driver.
-    assert "WARNING jumpstarter.exporter.session: Power.fail() raised RuntimeError: the relay is stuck" in result.stderr
+    # The exporter logged it too, in one line: no traceback above the user's prompt.
+    assert result.stderr.splitlines() == [
+        "INFO Power: relay ready",
+        "WARNING jumpstarter.exporter.session: Power.fail() raised RuntimeError: the relay is stuck",
+        "INFO Power: relay released",
+    ], result.stderr
+
+
+def test_the_drivers_tracebacks_show_at_debug(commands: Any, config: Path, tmp_path: Path) -> None:
+    result = commands.run(
+        "jmp", "shell", "--exporter-config", config, "--log-level", "DEBUG", "--", "sh", "-c", "j power fail 2>j.err"
+    )
+    assert result.returncode == 1, result
+    assert "Power.fail() raised RuntimeError: the relay is stuck\n  Traceback (most recent call last):" in result.stderr
+    assert 'raise RuntimeError("the relay is stuck")' in result.stderr
+    # Debugging the drivers, not gRPC's or asyncio's machinery.
+    assert "grpc._cython" not in result.stderr and "asyncio" not in result.stderr, result.stderr
 
 
 def test_the_session_lives_as_long_as_the_shell(commands: Any, config: Path, journal: Path) -> None:
@@ -94,14 +117,24 @@ def test_the_command_gets_the_exporter_and_the_client_classes(commands: Any, con
     assert token == "unset"  # a local session needs no credentials: none are passed on
 
 
-def test_interactive_mode_runs_shell_with_a_banner(commands: Any, config: Path, write: Any) -> None:
+def test_without_a_command_it_runs_the_users_shell(commands: Any, config: Path, write: Any) -> None:
     fake_shell = write("fake-shell", "#!/bin/sh\nj power on\nexit 5\n")
     fake_shell.chmod(0o755)
     result = commands.run("jmp", "shell", "--exporter-config", config, SHELL=str(fake_shell))
     assert result.returncode == 5, result
     assert result.stdout == "switched on\n"
-    banners = [line for line in result.stderr.splitlines() if line.startswith("jmp shell: ")]
-    assert len(banners) == 1 and banners[0].startswith("jmp shell: exporter bench-7 ") and "exit" in banners[0]
+    # Its input is not a terminal: nobody would read a banner (tests/test_readme.py shows it at one).
+    assert not [line for line in result.stderr.splitlines() if line.startswith("jmp:")], result.stderr
+
+
+def test_the_environments_j_without_activating_it(commands: Any, config: Path) -> None:
+    """`.venv/bin/jmp shell ... -- j power on` from a PATH without the environment."""
+    script = "command -v j; command -v python; j power on"
+    bare_path = "/usr/local/bin:/usr/bin:/bin"
+    result = commands.run(BIN_DIR / "jmp", "shell", "--exporter-config", config, "--", "sh", "-c", script,
+                          PATH=bare_path, VIRTUAL_ENV=None)  # fmt: skip
+    assert result.returncode == 0, result
+    assert result.stdout.splitlines() == [str(BIN_DIR / "j"), str(BIN_DIR / "python"), "switched on"]
 
 
 @pytest.mark.parametrize(
@@ -120,14 +153,17 @@ def test_a_malformed_config_is_located(commands: Any, write: Any, text: str, mes
     write("bad.yaml", text)
     result = commands.run("jmp", "shell", "--exporter-config", "bad.yaml", "--", "j", "power", "on")
     assert result.returncode == 2, result
-    assert result.stderr.startswith(message), result
+    assert result.stderr.startswith(f"jmp: error: {message}"), result
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
 
 
 def test_a_missing_config_file(commands: Any) -> None:
     result = commands.run("jmp", "shell", "--exporter-config", "nowhere.yaml", "--", "true")
-    assert (result.returncode, result.stderr) == (2, "nowhere.yaml: cannot be read: No such file or directory\n")
+    assert (result.returncode, result.stderr) == (
+        2,
+        "jmp: error: nowhere.yaml: cannot be read: No such file or directory\n",
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,13 +174,43 @@ def test_a_missing_config_file(commands: Any) -> None:
 def test_usage_errors(commands: Any, arguments: list[str]) -> None:
     result = commands.run("jmp", "shell", *arguments, "--", "true")
     assert result.returncode == 2, result
-    assert "Error: " in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.startswith("jmp: error: ") and len(result.stderr.splitlines()) == 1, result
+    assert "(see 'jmp shell --help')" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--exporter-confg", "a.yaml"], "no such option --exporter-confg: did you mean --exporter-config?"),
+        (["--hots", "h:1"], "no such option --hots: did you mean --host?"),
+        (["--selector", "board=rpi4"], "--selector: leasing an exporter from a lab controller is not available"),
+        (["-l", "board=rpi4"], "--selector: leasing an exporter from a lab controller is not available"),
+        (["--lease", "x"], "--lease: leasing an exporter from a lab controller is not available"),
+        (["--client", "me"], "--client: leasing an exporter from a lab controller is not available"),
+        (["--exporter", "bench"], "--exporter is the original jumpstarter's option: give the configuration's file"),
+        (["--tls-grpc", "lab-7:1234"], "--tls-grpc is the original jumpstarter's option: use --host HOST:PORT"),
+        (["--tls-grpc-insecure"], "--tls-grpc-insecure is the original jumpstarter's option: use --insecure"),
+        (["--passphrase", "s3cret"], "--passphrase is the original jumpstarter's option: put the token in a file"),
+    ],
+)
+def test_unknown_and_the_originals_options_are_named(commands: Any, arguments: list[str], message: str) -> None:
+    # Never taken for the command to run (which would say "command not found", exit 127).
+    result = commands.run("jmp", "shell", *arguments, "--", "true")
+    assert result.returncode == 2, result
+    assert result.stderr.startswith(f"jmp: error: {message}"), result
+    assert len(result.stderr.splitlines()) == 1 and "s3cret" not in result.stderr
+
+
+def test_a_command_without_the_double_dash(commands: Any, config: Path) -> None:
+    # Options of the command are the command's: only those before it are jmp shell's.
+    result = commands.run("jmp", "shell", "--exporter-config", config, "sh", "-c", "echo $0", "--exporter-confg")
+    assert (result.returncode, result.stdout) == (0, "--exporter-confg\n"), result
 
 
 def test_a_command_that_does_not_exist(commands: Any, config: Path) -> None:
     result = commands.run("jmp", "shell", "--exporter-config", config, "--", "no-such-command-here")
     assert result.returncode == 127, result
-    assert "jmp shell: error: no-such-command-here: command not found" in result.stderr
+    assert "jmp: error: no-such-command-here: command not found" in result.stderr
 
 
 def test_drivers_that_fail_to_start(commands: Any, config: Path, journal: Path) -> None:
@@ -153,7 +219,7 @@ def test_drivers_that_fail_to_start(commands: Any, config: Path, journal: Path) 
     assert result.returncode == 1, result
     assert result.stderr.splitlines() == [
         "INFO Power: relay released",
-        "jmp shell: error: the exporter bench-7 did not start: OSError: the relay does not answer",
+        "jmp: error: the exporter bench-7 did not start: OSError: the relay does not answer",
     ]
     assert result.stdout == ""
     assert journal.read_text() == "reset\nclose\n"  # closed all the same
@@ -209,7 +275,7 @@ def test_host_with_a_unix_socket(commands: Any, test_drivers: Any, exporter: Any
 def test_host_that_cannot_be_reached(commands: Any, tmp_path: Path) -> None:
     result = commands.run("jmp", "shell", "--host", tmp_path / "nothing.sock", "--", "true")
     assert result.returncode == 3, result
-    assert result.stderr.startswith(f"jmp shell: error: cannot reach the exporter at {tmp_path / 'nothing.sock'}")
+    assert result.stderr.startswith(f"jmp: error: cannot reach the exporter at {tmp_path / 'nothing.sock'}")
     assert len(result.stderr.splitlines()) == 1
 
 
@@ -217,5 +283,55 @@ def test_host_with_an_unreadable_token_file(commands: Any, tmp_path: Path) -> No
     result = commands.run("jmp", "shell", "--host", "localhost:1", "--token-file", "absent", "--", "true")
     assert (result.returncode, result.stderr) == (
         2,
-        "jmp shell: error: --token-file absent: No such file or directory\n",
+        "jmp: error: --token-file absent: No such file or directory\n",
     )
+
+
+def test_a_remote_drivers_error_is_one_line_too(commands: Any, test_drivers: Any, exporter: Any) -> None:
+    # The exporter sends its record with the traceback in its text; the shell shows the first line.
+    with exporter(Composite(children={"power": test_drivers.Power()})) as socket:
+        result = commands.run(
+            "jmp", "shell", "--host", socket, "--", "sh", "-c", "j power fail 2>/dev/null; echo $?",
+            JMP_DRIVERS_ALLOW="jmpcli_drivers.*",
+        )  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, "1\n"), result
+    assert "WARNING system: Power.fail() raised RuntimeError: the relay is stuck" in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+
+
+def test_a_background_helper_ends_with_the_interactive_shell(tmp_path: Path) -> None:
+    """`j net forward-tcp PORT &` then `exit`: nothing is left holding the port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("PS1='bench$ '\n")
+    env = {**os.environ, "HOME": str(home), "SHELL": shutil.which("bash") or "/bin/bash", "TERM": "dumb"}
+    config = Path(__file__).resolve().parents[2] / "examples" / "local.yaml"
+    shell = pexpect.spawn(str(BIN_DIR / "jmp"), ["shell", "--exporter-config", str(config)], env=env,
+                          cwd=str(tmp_path), encoding="utf-8", timeout=30)  # fmt: skip
+    helpers: list[psutil.Process] = []
+    try:
+        shell.expect_exact("bench$ ")
+        shell.sendline(f"j net forward-tcp {port} &")
+        shell.expect_exact(f"127.0.0.1:{port}")  # it listens
+        helpers = [
+            process
+            for process in psutil.Process(shell.pid).children(recursive=True)
+            if "forward-tcp" in " ".join(process.cmdline())
+        ]
+        assert helpers, "the forward runs"
+        shell.sendline("exit")
+        shell.expect(pexpect.EOF)
+        shell.close()
+        assert shell.exitstatus == 0
+        _, alive = psutil.wait_procs(helpers, timeout=10)
+        assert not alive, "the forward outlived the shell that started it"
+        with socket.socket() as again:
+            again.bind(("127.0.0.1", port))  # free again
+    finally:
+        for process in helpers:
+            with suppress(psutil.NoSuchProcess):
+                process.kill()
+        shell.close(force=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
+import os
 import shutil
 import sys
 import tomllib
@@ -19,6 +21,8 @@ from plugin_venvs import CommandFailed, Uv, Venv, run
 
 from jumpstarter.cli.driver_new import LAYOUT
 from jumpstarter.cli.jmp import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FILES = [
     "README.md",
@@ -57,7 +61,8 @@ def test_layout_and_names(tmp_path: Path) -> None:
 
     pyproject = tomllib.loads((package / "pyproject.toml").read_text())
     assert pyproject["project"]["name"] == "jumpstarter-driver-my-relay"
-    assert pyproject["project"]["dependencies"] == ["jumpstarter-core>=0.1.0"]
+    core = importlib.metadata.version("jumpstarter-core")
+    assert pyproject["project"]["dependencies"] == [f"jumpstarter-core>={core}"]
     assert pyproject["build-system"]["build-backend"] == "hatchling.build"
     assert pyproject["project"]["entry-points"]["jumpstarter.drivers"] == {
         "MyRelay": "jumpstarter_driver_my_relay.driver:MyRelay",
@@ -117,7 +122,8 @@ def test_bad_names_create_nothing(tmp_path: Path, name: str, message: str) -> No
     result = CliRunner().invoke(main, ["driver", "new", "-d", str(tmp_path), "--", name])
     assert result.exit_code == 2
     error = result.output.strip().splitlines()[-1]
-    assert error.startswith("Error: Invalid value for 'NAME': ") and message in error, result.output
+    assert error.startswith("jmp: error: Invalid value for 'NAME': ") and message in error, result.output
+    assert error.endswith("(see 'jmp driver new --help')")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -127,7 +133,7 @@ def test_existing_directory_is_left_alone(tmp_path: Path) -> None:
     (existing / "keep.txt").write_text("mine")
     result = CliRunner().invoke(main, ["driver", "new", "my-relay", "-d", str(tmp_path)])
     assert result.exit_code == 1
-    expected = f"Error: {existing} already exists: remove it, or choose another NAME or --directory"
+    expected = f"jmp: error: {existing} already exists: remove it, or choose another NAME or --directory"
     assert result.output.strip() == expected
     assert tree(tmp_path) == ["jumpstarter-driver-my-relay/keep.txt"]
 
@@ -176,43 +182,93 @@ def test_core_wheel_ships_the_templates(core_wheel: Path) -> None:
 class Generated:
     venv: Venv
     package: Path
+    next_steps: list[str]  # the commands `jmp driver new` said to run next
+
+
+def printed_next_steps(stdout: str) -> list[str]:
+    """The commands after the "Next, ..." line of `jmp driver new`'s output."""
+    lines = stdout.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("Next, "))
+    return [line.strip() for line in lines[start + 1 :]]
+
+
+def run_steps(steps: list[str], env: dict[str, str]) -> str:
+    """Run the printed commands as a user would type them, in one shell; return their output."""
+    result = run(["sh", "-ec", "\n".join(steps)], env=env)
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
 def generated(make_venv: Callable[..., Venv], core_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Generated:
-    """A venv with the core wheel, where its own `jmp driver new` made a package, installed editable."""
-    venv = make_venv("driver-new", core_wheel, "pytest")
+    """A fresh venv with the core wheel only, where its own `jmp driver new` made a package."""
+    venv = make_venv("driver-new", core_wheel)
     directory = tmp_path_factory.mktemp("authored")
     # The jmp of the wheel: this also proves that the wheel ships the templates.
     created = venv.run("jmp", "driver", "new", "my-relay", "--directory", directory)
     assert "Created" in created.stdout
     package = directory / "jumpstarter-driver-my-relay"
-    return Generated(venv, package)
+    return Generated(venv, package, printed_next_steps(created.stdout))
 
 
 @pytest.fixture(scope="module")
-def installed(generated: Generated, uv: Uv) -> Generated:
-    uv("pip", "install", "--quiet", "--python", generated.venv.python, "-e", generated.package)
-    return generated
+def installed(generated: Generated) -> tuple[Generated, str]:
+    """The package after the printed next steps, run as printed: installed, its tests run."""
+    steps = generated.next_steps
+    assert steps[0] == f"cd {generated.package}"
+    assert steps[1] == f"uv pip install --python {generated.venv.python} -e . pytest", "uv made this venv: no pip"
+    assert steps[2] == f"{generated.venv.python} -m pytest"
+    try:
+        return generated, run_steps(steps, generated.venv.env())
+    except CommandFailed as error:
+        pytest.fail(f"the next steps that jmp driver new printed fail:\n{error}")
+
+
+def test_the_next_steps_with_pip(make_venv: Callable[..., Venv], core_wheel: Path, tmp_path: Path, uv: Uv) -> None:
+    """In an environment that has pip, the next steps use it (from any directory, nothing activated)."""
+    venv = make_venv("driver-new-pip", core_wheel)
+    uv("pip", "install", "--quiet", "--python", venv.python, "pip")
+    created = venv.run("jmp", "driver", "new", "relay", "-d", tmp_path, cwd=tmp_path)
+    steps = printed_next_steps(created.stdout)
+    assert steps[1] == f"{venv.python} -m pip install -e . pytest", steps
+    env = venv.env({"PATH": "/usr/local/bin:/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    assert "8 passed" in run_steps(steps, env)
+
+
+def test_in_the_workspace_uv_run_pytest_imports_the_new_package(tmp_path: Path, uv: Uv) -> None:
+    """`jmp driver new NAME -d packages` in this workspace, then `uv run pytest` (on a copy of it)."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    for name in ("pyproject.toml", "uv.lock", "README.md"):
+        shutil.copy(ROOT / name, workspace / name)
+    ignore = shutil.ignore_patterns("tests", "__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "packages", workspace / "packages", ignore=ignore)
+    result = CliRunner().invoke(main, ["driver", "new", "my-relay", "-d", str(workspace / "packages")])
+    assert result.exit_code == 0, result.output
+    steps = printed_next_steps(result.output)
+    assert steps == [f"cd {workspace}", "uv run pytest packages/jumpstarter-driver-my-relay"], result.output
+    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    steps[-1] = f"{uv.binary} run --quiet pytest -p no:cacheprovider packages/jumpstarter-driver-my-relay"
+    try:
+        output = run_steps(steps, env)
+    except CommandFailed as error:
+        pytest.fail(f"uv run pytest cannot use the new package:\n{error}")
+    assert "8 passed" in output, output
 
 
 def test_installed_jmp_refuses_a_bad_name(generated: Generated, tmp_path: Path) -> None:
     result = generated.venv.run("jmp", "driver", "new", "My_Relay", "-d", tmp_path, check=False)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("Error: Invalid value for 'NAME': 'My_Relay' is not")
+    assert result.stderr.strip().splitlines()[-1].startswith("jmp: error: Invalid value for 'NAME': 'My_Relay' is not")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_generated_package_passes_its_own_tests(installed: Generated) -> None:
-    try:
-        result = installed.venv.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=installed.package)
-    except CommandFailed as error:
-        pytest.fail(f"the generated package's tests fail:\n{error}")
-    assert "8 passed" in result.stdout, result.stdout
+def test_generated_package_passes_its_own_tests(installed: tuple[Generated, str]) -> None:
+    assert "8 passed" in installed[1], installed[1]
 
 
-def test_generated_drivers_are_registered(installed: Generated) -> None:
-    listed = json.loads(installed.venv.run("jmp", "driver", "list", "--json").stdout)
+def test_generated_drivers_are_registered(installed: tuple[Generated, str]) -> None:
+    generated = installed[0]
+    listed = json.loads(generated.venv.run("jmp", "driver", "list", "--json").stdout)
     rows = {row["name"]: row for row in listed}
     assert rows["MyRelay"]["class"] == "jumpstarter_driver_my_relay.driver.MyRelay"
     assert rows["MockMyRelay"]["class"] == "jumpstarter_driver_my_relay.driver.MockMyRelay"
@@ -226,13 +282,14 @@ def test_generated_drivers_are_registered(installed: Generated) -> None:
         "print(resolve_driver('MockMyRelay').__module__)\n"
         "print(ClientClassPolicy.default().allows('jumpstarter_driver_my_relay.client.MyRelayClient'))\n"
     )
-    assert installed.venv.run("python", "-c", check).stdout.split() == ["jumpstarter_driver_my_relay.driver", "True"]
+    assert generated.venv.run("python", "-c", check).stdout.split() == ["jumpstarter_driver_my_relay.driver", "True"]
 
 
-def test_readme_example_runs(installed: Generated, tmp_path: Path) -> None:
+def test_readme_example_runs(installed: tuple[Generated, str], tmp_path: Path) -> None:
+    generated = installed[0]
     example = tmp_path / "readme_example.py"
-    example.write_text(readme_block(installed.package, "python"))
-    output = installed.venv.run("python", example).stdout.splitlines()
+    example.write_text(readme_block(generated.package, "python"))
+    output = generated.venv.run("python", example).stdout.splitlines()
     assert output == ["Mock,MyRelay,0,0.1", "1.0", "1.0", "1.0", "b'ping'"]
 
 
@@ -250,10 +307,9 @@ with serve(root) as client:
 """
 
 
-def test_readme_config_builds(installed: Generated, tmp_path: Path) -> None:
-    if installed.venv.run("python", "-c", "import jumpstarter.config.exporter", check=False).returncode != 0:
-        pytest.skip("pending: jumpstarter.config.exporter (load_exporter_config) is not in jumpstarter-core yet")
-    (tmp_path / "exporter.yaml").write_text(readme_block(installed.package, "yaml"))
+def test_readme_config_builds(installed: tuple[Generated, str], tmp_path: Path) -> None:
+    generated = installed[0]
+    (tmp_path / "exporter.yaml").write_text(readme_block(generated.package, "yaml"))
     (tmp_path / "read.py").write_text(READ_README_CONFIG)
-    output = installed.venv.run("python", "read.py", "exporter.yaml", cwd=tmp_path).stdout.splitlines()
+    output = generated.venv.run("python", "read.py", "exporter.yaml", cwd=tmp_path).stdout.splitlines()
     assert output == ["MyRelay 192.0.2.10", "Mock,MyRelay,0,0.1"]

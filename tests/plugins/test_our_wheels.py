@@ -71,4 +71,7 @@ def test_a_driver_of_a_package_not_installed_says_how_to_find_it(serial_alone: V
     assert result.returncode == 2, result.stderr
     # The core names no driver package: the installed drivers and the packages' naming convention.
     assert "no installed driver is called 'MockPower'; `jmp driver list` shows the installed drivers" in result.stderr
-    assert "jumpstarter-driver-<name>: install it with: pip install jumpstarter-driver-<name>" in result.stderr
+    assert (
+        "jumpstarter-driver-<name>: install it with: pip install --find-links DIST jumpstarter-driver-<name>"
+        in result.stderr
+    )

@@ -100,7 +100,11 @@ def test_unsafe_allows_everything(exporter: str, side_effect_module: Path) -> No
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("missing", "not_installed_pkg.client.Client, but it is not installed; to fix: pip install not-installed-pkg"),
+        (
+            "missing",
+            "not_installed_pkg.client.Client, but it is not installed; to fix: pip install --find-links DIST "
+            "not-installed-pkg",
+        ),
         ("not_a_client", "it is not a DriverClient subclass"),
         ("no_such_class", "json has no NoSuchClient"),
         ("malformed", "it is not an import path of the form package.module.Class"),

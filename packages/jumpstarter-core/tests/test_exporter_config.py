@@ -23,6 +23,7 @@ from jumpstarter.config.exporter import (
 )
 from jumpstarter.config.yaml import ConfigError
 from jumpstarter.driver import Composite, Driver, export
+from jumpstarter.registry import install_hint
 
 CONFIGS = Path(__file__).parent / "exporter_configs"
 HERE = __name__  # drivers of this module are named by their import path: f"{HERE}.Lamp"
@@ -314,7 +315,7 @@ def test_the_original_documentation_format_loads_unchanged() -> None:
     assert first == (
         f"{CONFIGS / 'original-docs.yaml'}:14:11: at export.power.type: 'jumpstarter_driver_yepkit.driver.Ykush' "
         "names module 'jumpstarter_driver_yepkit.driver', which is not installed, and no installed driver package "
-        "takes that path as an alias; install it with: pip install jumpstarter-driver-yepkit"
+        f"takes that path as an alias; {install_hint('jumpstarter-driver-yepkit')}"
     )
     assert fix.startswith("type names a driver class")
 
@@ -680,7 +681,7 @@ def test_aliases_that_lead_back_to_an_ancestor() -> None:
             "jumpstarter_driver_nothing.driver.Thing",
             "'jumpstarter_driver_nothing.driver.Thing' names module 'jumpstarter_driver_nothing.driver', "
             "which is not installed, and no installed driver package takes that path as an alias; "
-            "install it with: pip install jumpstarter-driver-nothing",
+            "install it with: pip install --find-links DIST jumpstarter-driver-nothing",
         ),
         (
             "jumpstarter.client.DriverClient",
@@ -845,7 +846,7 @@ def test_build_checks_every_entry_before_making_any_driver() -> None:
 def test_load_needs_no_driver_but_build_does() -> None:
     config = load("metadata: {name: bench}\nexport:\n  power: {type: jumpstarter_driver_nothing.driver.Power}\n")
     assert config.export == {"power": {"type": "jumpstarter_driver_nothing.driver.Power"}}
-    with pytest.raises(ConfigError, match="pip install jumpstarter-driver-nothing"):
+    with pytest.raises(ConfigError, match="pip install --find-links DIST jumpstarter-driver-nothing"):
         config.build()
 
 

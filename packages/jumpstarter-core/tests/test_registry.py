@@ -55,12 +55,12 @@ def test_two_distributions_with_one_name_must_be_told_apart(site: Callable[..., 
             "Nothing",
             "no installed driver is called 'Nothing'; `jmp driver list` shows the installed drivers, and a driver "
             "package is usually named after its drivers, jumpstarter-driver-<name>: install it with: "
-            "pip install jumpstarter-driver-<name>",
+            "pip install --find-links DIST jumpstarter-driver-<name>",
         ),
         (
             "nope-dist:Composite",
             "no installed driver is called 'nope-dist:Composite': no installed distribution 'nope-dist' registers "
-            "drivers; install it with: pip install nope-dist",
+            "drivers; install it with: pip install --find-links DIST nope-dist",
         ),
         ("jumpstarter-core:Compsite", "did you mean jumpstarter-core:Composite?"),
         ("missing_pkg.driver.Thing", "names module 'missing_pkg.driver', which is not installed"),
@@ -127,7 +127,9 @@ def test_the_core_names_no_driver_distribution(name: str) -> None:
         resolve_driver(name)
     message = str(raised.value)
     # Found from what is installed and the naming convention, not from a list of our packages in the core.
-    assert message.endswith("jumpstarter-driver-<name>: install it with: pip install jumpstarter-driver-<name>")
+    assert (
+        "jumpstarter-driver-<name>: install it with: pip install --find-links DIST jumpstarter-driver-<name>" in message
+    )
     assert "jumpstarter-driver-power" not in message and "comes with" not in message
 
 
@@ -165,7 +167,7 @@ def test_a_distribution_declares_the_class_paths_of_another_project(site: Callab
         resolve_driver("oldvendor_relays.board.Dimmer")
     assert str(raised.value) == (
         "'oldvendor_relays.board.Dimmer' names module 'oldvendor_relays.board', which is not installed, and no "
-        "installed driver package takes that path as an alias; install it with: pip install oldvendor-relays"
+        f"installed driver package takes that path as an alias; {registry.install_hint('oldvendor-relays')}"
     )
     # A path whose class is an installed driver's name says to use that name.
     with pytest.raises(DriverNotFound, match=r"an installed driver has that name: write type: Relay$"):

@@ -192,6 +192,27 @@ def test_forward_udp_runs_until_stopped(udp_echo: UdpPeer) -> None:
     assert result.stdout == f"127.0.0.1:{port}\n"
 
 
+@pytest.mark.parametrize(
+    ("driver", "message"),
+    [
+        (EchoNetwork(), "driver 'root' is a byte stream, not a UDP port: forward-udp needs a UdpNetwork driver"),
+        (
+            TcpNetwork(host="192.0.2.7", port=22),
+            "driver 'root' reaches tcp://192.0.2.7:22, not a UDP port: forward-udp needs a UdpNetwork driver",
+        ),
+    ],
+    ids=["byte-stream", "tcp-port"],
+)
+def test_forward_udp_through_a_stream_only_driver_is_refused_at_start(driver: Any, message: str) -> None:
+    port = free_port(socket.SOCK_DGRAM)
+    with serve(driver) as client:
+        result = invoke(client, "forward-udp", str(port))  # would run until stopped if it started
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: {message}"), result.output
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))  # nothing was listening
+
+
 # -- as a process, stopped by a signal -------------------------------------------------------
 
 SCRIPT = textwrap.dedent(

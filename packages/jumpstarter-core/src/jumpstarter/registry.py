@@ -37,9 +37,22 @@ ENTRY_POINT_GROUP = "jumpstarter.drivers"
 ALIAS_ENTRY_POINT_GROUP = "jumpstarter.driver_aliases"
 
 
+def install_command(distribution: str) -> str:
+    """How to install the driver distribution `distribution`: the one place every message takes it from.
+
+    The package index holds the original jumpstarter's packages under the names of ours (and
+    the original's `jumpstarter` has our import name), so a plain `pip install` could bring
+    the wrong project: the wheels built from the repository come first.
+    """
+    return (
+        f"pip install --find-links DIST {distribution} (DIST: the wheels built in the jumpstarter repository by "
+        "'uv build --all-packages --wheel --out-dir DIST'; the package index's packages of these names are the "
+        "original jumpstarter's)"
+    )
+
+
 def install_hint(distribution: str) -> str:
-    """How to install the driver distribution `distribution`: the one place every message takes it from."""
-    return f"install it with: pip install {distribution}"
+    return f"install it with: {install_command(distribution)}"
 
 
 class DriverNotFound(LookupError):

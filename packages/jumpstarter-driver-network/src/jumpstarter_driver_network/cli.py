@@ -92,9 +92,35 @@ def add_commands(group: Any, client: NetworkClient) -> None:
         PORT is the local port to listen on; 0 (the default) picks a free one. Answers go
         back to the local program that sent the request.
         """
+        _check_datagrams(client)
         where = "UDP " + join_host_port(host, port)
         with _listening(lambda: client.forward_udp(port, host, idle_timeout=idle_timeout), where) as bound:
             _serve_until_stopped(join_host_port(*bound))
+
+
+def _check_datagrams(client: NetworkClient) -> None:
+    """Refuse, before listening, to forward UDP through a driver whose target is not a UDP port.
+
+    Its address tells (``udp://`` for UdpNetwork, ours and the original's alike); a driver
+    without one (EchoNetwork, the original's UnixNetwork) is a byte stream. A driver that
+    hides its address (``enable_address: false``) gets the benefit of the doubt.
+    """
+    name = client.name or "root"
+    try:
+        address = client.address()
+    except DriverMethodNotImplemented:
+        raise click.ClickException(
+            f"driver {name!r} is a byte stream, not a UDP port: forward-udp needs a UdpNetwork driver; "
+            f"forward its stream with forward-tcp or forward-unix"
+        ) from None
+    except DriverError:
+        return
+    scheme = split_address(address)[0]
+    if scheme != "udp":
+        raise click.ClickException(
+            f"driver {name!r} reaches {address}, not a UDP port: forward-udp needs a UdpNetwork driver; "
+            f"use forward-tcp or forward-unix"
+        )
 
 
 @contextmanager

@@ -42,7 +42,10 @@ def list_drivers(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo("No drivers are installed: pip install a driver package, such as jumpstarter-driver-power.")
+        click.echo(
+            "No drivers are installed: install a driver package from the wheels built from the jumpstarter "
+            "repository, such as: pip install --find-links DIST jumpstarter-driver-power"
+        )
         return
     columns = ("name", "class", "distribution", "version", "description")
     widths = {column: max(len(column), *(len(row[column]) for row in rows)) for column in columns[:-1]}

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import ast
 import builtins
+import fnmatch
 import importlib.metadata
+import importlib.util
 import keyword
 import re
+import shlex
 import shutil
+import sys
+import tomllib
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -162,10 +167,61 @@ def new_driver(name: DriverNames, directory: Path) -> None:
     click.echo(f"Created {target} with the drivers {name.cls} and Mock{name.cls}:")
     for relative in written:
         click.echo(f"  {relative}")
-    click.echo("Next, in a virtual environment:")
-    click.echo(f"  cd {target}")
-    click.echo("  pip install -e . pytest")
-    click.echo("  pytest")
+    for line in next_steps(target):
+        click.echo(line)
+
+
+def next_steps(target: Path) -> list[str]:
+    """What to run next, as commands that work where the package was made.
+
+    In a uv workspace whose members include the package, `uv run` installs it with the
+    others. Anywhere else, the package goes into the environment of this jmp, which has
+    the jumpstarter-core it depends on (not on PyPI): by its python's path, so that no
+    activation is needed, with pip if that environment has it, else with uv.
+    """
+    workspace = _uv_workspace(target)
+    if workspace is not None:
+        root, member = workspace
+        relative = target.resolve().relative_to(root).as_posix()
+        steps = [f"  cd {shlex.quote(str(root))}", f"  uv run pytest {shlex.quote(relative)}"]
+        if member:
+            return [f"Next, in the uv workspace {root}, which it is a member of:", *steps]
+        return [
+            f"Next, add {relative!r} to the members of [tool.uv.workspace] in {root / 'pyproject.toml'}, then:",
+            *steps,
+        ]
+    python = shlex.quote(sys.executable)
+    if importlib.util.find_spec("pip") is not None:
+        install = f"{python} -m pip install -e . pytest"
+    else:
+        install = f"uv pip install --python {python} -e . pytest"
+    return [
+        "Next, install it into the environment of this jmp (which has jumpstarter-core) and run its tests:",
+        f"  cd {shlex.quote(str(target))}",
+        f"  {install}",
+        f"  {python} -m pytest",
+    ]
+
+
+def _uv_workspace(target: Path) -> tuple[Path, bool] | None:
+    """The root of the uv workspace `target` lies in, and whether its members include it; None outside one."""
+    resolved = target.resolve()
+    for directory in resolved.parents:
+        pyproject = directory / "pyproject.toml"
+        if not pyproject.is_file():
+            continue
+        try:
+            settings = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        workspace = settings.get("tool", {}).get("uv", {}).get("workspace")
+        if not isinstance(workspace, dict):
+            continue
+        relative = resolved.relative_to(directory).as_posix()
+        included = any(fnmatch.fnmatch(relative, str(glob).rstrip("/")) for glob in workspace.get("members", []))
+        excluded = any(fnmatch.fnmatch(relative, str(glob).rstrip("/")) for glob in workspace.get("exclude", []))
+        return directory, included and not excluded
+    return None
 
 
 def _templates() -> Traversable:

@@ -7,9 +7,11 @@ included).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 import anyio
 import click
+
+from jumpstarter.cli import output
+from jumpstarter.cli.logs import configure_terminal_logging
 
 if TYPE_CHECKING:
     from jumpstarter.config.exporter import ExporterConfig
@@ -56,7 +61,9 @@ def serve_options(function: click.decorators.FC) -> click.decorators.FC:
             click.option(
                 "--state-dir",
                 type=click.Path(path_type=Path),
-                help="Where a generated certificate and token are kept (default: $XDG_STATE_HOME/jumpstarter).",
+                help="Where a generated certificate and token are kept (default: "
+                "$XDG_STATE_HOME/jumpstarter/exporters/NAME, NAME from the configuration's metadata.name; "
+                "XDG_STATE_HOME defaults to ~/.local/state).",
             ),
             click.option("--log-level", type=LOG_LEVELS, default="INFO", show_default=True, help="Exporter logs."),
         ]
@@ -92,7 +99,8 @@ def run_alias(config_path: Path, log_level: str, **options: object) -> None:
 
 
 def run_exporter(options: ServeOptions, log_level: str) -> None:
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # The exporter's log outlives the terminal it was started in: every line has its time.
+    configure_terminal_logging(log_level, timestamps=True)
     from jumpstarter.config.exporter import check_for_serving, load_exporter_config
     from jumpstarter.config.yaml import ConfigError
 
@@ -106,6 +114,8 @@ def run_exporter(options: ServeOptions, log_level: str) -> None:
         tcp, security = _tcp_listener(options, config.metadata.name)
     except ValueError as error:
         _exit(2, str(error))
+    except _CannotListen as error:
+        _exit(1, str(error))
     except OSError as error:  # a TLS or token file that cannot be read
         _exit(2, f"{error.filename}: {error.strerror}" if error.filename else str(error))
     try:
@@ -133,12 +143,18 @@ async def _serve(config: ExporterConfig, options: ServeOptions, tcp: TcpListener
 def _tcp_listener(options: ServeOptions, name: str) -> tuple[TcpListener | None, str]:
     """The TCP listener the options ask for, with its TLS identity and token (made if needed),
     and how it is protected, to tell the user."""
+    from jumpstarter.common.tls import TlsIdentity, default_names, generated_identity, write_secret
     from jumpstarter.exporter import TcpListener
-    from jumpstarter.exporter.auth import TlsIdentity, default_names, new_token, write_secret
+    from jumpstarter.exporter.auth import new_token
 
     if options.tcp is None:
-        for flag, value in (("--tls-cert", options.tls_cert), ("--token-file", options.token_file)):
-            if value is not None:
+        for flag, given in (
+            ("--tls-cert", options.tls_cert),
+            ("--tls-key", options.tls_key),
+            ("--token-file", options.token_file),
+            ("--insecure-no-auth", options.insecure_no_auth),
+        ):
+            if given:
                 raise ValueError(f"{flag} is for a TCP listener: add --tcp HOST:PORT")
         return None, ""
     host, separator, port_text = options.tcp.rpartition(":")
@@ -147,28 +163,30 @@ def _tcp_listener(options: ServeOptions, name: str) -> tuple[TcpListener | None,
             f"--tcp takes HOST:PORT (such as 0.0.0.0:7777, or 127.0.0.1:0 for any port), not {options.tcp!r}"
         )
     host = host.strip("[]") or "0.0.0.0"
+    port = int(port_text)
+    if options.insecure_no_auth and (options.tls_cert or options.tls_key or options.token_file):
+        raise ValueError("--insecure-no-auth cannot go with --tls-cert, --tls-key or --token-file")
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    _check_free(host, port)
     if options.insecure_no_auth:
-        if options.tls_cert or options.tls_key or options.token_file:
-            raise ValueError("--insecure-no-auth cannot go with --tls-cert, --tls-key or --token-file")
         _say(
             f"WARNING: {options.tcp} has no TLS and no token: anyone who can reach it can drive the hardware "
             "and read what passes"
         )
-        return TcpListener(host=host, port=int(port_text)), " WITHOUT TLS OR TOKEN"
+        return TcpListener(host=host, port=port), " WITHOUT TLS OR TOKEN"
     state = options.state_dir or _default_state_dir(name)
-    if (options.tls_cert is None) != (options.tls_key is None):
-        raise ValueError("--tls-cert and --tls-key go together")
     if options.tls_cert is not None and options.tls_key is not None:
         tls = TlsIdentity.load(options.tls_cert, options.tls_key)
         certificate_path = options.tls_cert
     else:
-        certificate_path, key_path = state / "tls.crt", state / "tls.key"
-        if certificate_path.exists() and key_path.exists():
-            tls = TlsIdentity.load(certificate_path, key_path)
-        else:
-            tls = TlsIdentity.self_signed(default_names(host), common_name=f"jumpstarter exporter {name}")
-            write_secret(key_path, tls.private_key)
-            certificate_path.write_bytes(tls.certificate)
+        generated = generated_identity(state, default_names(host), common_name=f"jumpstarter exporter {name}")
+        tls, certificate_path = generated.identity, generated.certificate_path
+        if generated.replaced:
+            _say(
+                f"made a new TLS certificate: the one in {certificate_path} was not valid for every name and "
+                "address of this listener; give clients the new one"
+            )
     if options.token_file is not None:
         token = options.token_file.read_text().strip()
         if not token:
@@ -182,7 +200,62 @@ def _tcp_listener(options: ServeOptions, name: str) -> tuple[TcpListener | None,
             token = new_token()
             write_secret(token_path, token.encode() + b"\n")
     security = f" with TLS (certificate {certificate_path}, SHA-256 {tls.fingerprint}) and a token (in {token_path})"
-    return TcpListener(host=host, port=int(port_text), tls=tls, token=token), security
+    return TcpListener(host=host, port=port, tls=tls, token=token), security
+
+
+class _CannotListen(Exception):
+    """The TCP address cannot be listened on (exit 1)."""
+
+
+def _check_free(host: str, port: int) -> None:
+    """Bind the address as gRPC would, to report a port in use (or an address not ours) in one line of our own.
+
+    gRPC would only log its own lines and say "set GRPC_VERBOSITY"; it also lets two servers
+    share a port (SO_REUSEPORT), which this probe, binding without it, does not.
+    """
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ValueError(f"--tcp {shown}: {host!r} is not an address or a known host name ({error.strerror})") from None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise _CannotListen(
+                        f"{shown} is in use{_holder(port)}: stop what listens there, or choose another port "
+                        f"(--tcp {host}:0 picks a free one)"
+                    ) from None
+                if error.errno == errno.EACCES:
+                    raise _CannotListen(
+                        f"cannot listen on {shown}: permission denied (ports below 1024 need privileges): "
+                        "choose a port above 1023"
+                    ) from None
+                if error.errno == errno.EADDRNOTAVAIL:
+                    raise ValueError(
+                        f"--tcp {shown}: {host} is not an address of this host: give one of its addresses, "
+                        "or 0.0.0.0 for all"
+                    ) from None
+                raise _CannotListen(f"cannot listen on {shown}: {error.strerror or error}") from None
+
+
+def _holder(port: int) -> str:
+    """`` (by pid N, NAME)`` for the process listening on `port`, when this user may see it."""
+    try:
+        import psutil
+
+        for connection in psutil.net_connections(kind="tcp"):
+            listening = connection.status == psutil.CONN_LISTEN and connection.laddr
+            if listening and connection.laddr.port == port and connection.pid:
+                return f" (by pid {connection.pid}, {psutil.Process(connection.pid).name()})"
+    except Exception:  # other users' processes are hidden, and this is only a hint
+        return ""
+    return ""
 
 
 def _default_state_dir(name: str) -> Path:
@@ -191,9 +264,9 @@ def _default_state_dir(name: str) -> Path:
 
 
 def _say(message: str) -> None:
-    click.echo(f"jmp: {message}", err=True)
+    output.say("jmp", message)
 
 
 def _exit(code: int, message: str) -> NoReturn:
-    click.echo(f"jmp: error: {message}", err=True)
+    output.error("jmp", message)
     sys.exit(code)

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from jumpstarter.cli import output
+from jumpstarter.cli.lifetime import end_with_shell
 from jumpstarter.cli.logs import LEVELS, configure_terminal_logging
 
 if TYPE_CHECKING:
@@ -49,7 +51,8 @@ DEFAULT_LOG_LEVEL = "WARNING"
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """The ``j`` script."""
+    """The ``j`` script: it ends with the `jmp shell` it runs in (see `jumpstarter.cli.lifetime`)."""
+    end_with_shell()
     sys.exit(run(sys.argv[1:] if argv is None else list(argv)))
 
 
@@ -114,8 +117,7 @@ def _invoke(client: DriverClient, args: list[str], debug: bool) -> int:
         error.show()
         return EXIT_USAGE
     except click.UsageError as error:
-        where = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
-        return _fail(EXIT_USAGE, f"{error.format_message()}{where}", debug)
+        return _fail(EXIT_USAGE, output.usage_message(error), debug)
     except click.ClickException as error:
         return _fail(error.exit_code, error.format_message(), debug)
     except click.Abort as error:
@@ -190,18 +192,16 @@ def _fail(code: int, message: str, debug: bool) -> int:
 def _echo_error(message: str, debug: bool) -> None:
     if debug and sys.exc_info()[0] is not None:
         traceback.print_exc()
-    _echo(f"{PROG_NAME}: error: {message}")
+    output.error(PROG_NAME, message)
 
 
 def _interrupted() -> int:
     # On a terminal, ^C was echoed: start a line of our own.
-    _echo(f"{chr(10) if sys.stderr.isatty() else ''}{PROG_NAME}: interrupted")
+    with suppress(OSError, ValueError):
+        if sys.stderr.isatty():
+            click.echo("", err=True)
+    output.say(PROG_NAME, "interrupted")
     return EXIT_INTERRUPTED
-
-
-def _echo(line: str) -> None:
-    with suppress(OSError, ValueError):  # stderr is gone too: the exit code says it
-        click.echo(line, err=True)
 
 
 def _silence_stdout() -> None:

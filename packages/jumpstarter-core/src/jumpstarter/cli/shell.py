@@ -8,7 +8,15 @@ Local mode serves the drivers of an exporter configuration in this process, on a
 Unix socket, for as long as the shell lives (one session: the drivers keep their state
 between commands). With ``--host`` the shell uses an exporter that already runs. Either way
 the shell or command gets ``JUMPSTARTER_HOST`` (with the credentials it needs, in its
-environment only), which `j`, `jumpstarter.utils.env()` and the pytest plugin read.
+environment only), which `j`, `jumpstarter.utils.env()` and the pytest plugin read; the
+environment that runs `jmp` comes first on its PATH, also after an interactive shell's rc
+files (see `jumpstarter.cli.interactive`), and the `j` commands it starts end with it (see
+`jumpstarter.cli.lifetime`).
+
+Options: one of ``--exporter-config`` (local mode) and ``--host``, with the credentials of
+the latter. An unknown option is an error naming the closest one; the original
+jumpstarter's spellings say what to write instead, and the lab options (``--selector``,
+``--lease``...) are declared with their final names and refused until leasing lands.
 
 The exporter's log records are printed on stderr for the shell's whole life: in local mode
 straight from the drivers' loggers (so that what `reset()` and `close()` log shows too),
@@ -29,22 +37,29 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from jumpstarter.cli import output
+from jumpstarter.cli.interactive import command_environment, interactive_shell
+from jumpstarter.cli.lifetime import JMP_SHELL_PID
 from jumpstarter.cli.logs import configure_terminal_logging, log_level_option
 from jumpstarter.config.env import (
     JMP_DRIVERS_ALLOW,
     JMP_GRPC_INSECURE,
     JMP_GRPC_PASSPHRASE,
     JMP_TLS_CA,
+    JMP_TLS_SERVER_NAME,
     JMP_TOKEN,
     JUMPSTARTER_HOST,
 )
@@ -53,6 +68,8 @@ if TYPE_CHECKING:
     from jumpstarter.driver import Driver
 
 logger = logging.getLogger(__name__)
+
+PROGRAM = "jmp"
 
 EXIT_START_FAILED = 1
 EXIT_USAGE = 2
@@ -66,21 +83,66 @@ STOP_GRACE_SECONDS = 5.0
 DEFAULT_LOG_LEVEL = "INFO"
 
 # The variables that carry an exporter's credentials: a local shell gives its command none.
-_CREDENTIAL_VARIABLES = (JMP_TOKEN, JMP_GRPC_PASSPHRASE, JMP_TLS_CA, JMP_GRPC_INSECURE, "JUMPSTARTER_GRPC_INSECURE")
+_CREDENTIAL_VARIABLES = (
+    JMP_TOKEN,
+    JMP_GRPC_PASSPHRASE,
+    JMP_TLS_CA,
+    JMP_TLS_SERVER_NAME,
+    JMP_GRPC_INSECURE,
+    "JUMPSTARTER_GRPC_INSECURE",
+)
+
+_LAB_UNAVAILABLE = (
+    "leasing an exporter from a lab controller is not available in this jmp yet; for an exporter you run "
+    "yourself, give --host ADDRESS (see jmp exporter run --tcp) or --exporter-config FILE"
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _ShellError(Exception):
-    """Ends `jmp shell` before the command runs: `message` on stderr, exit `code`."""
+    """Ends `jmp shell` before the command runs: ``jmp: error: MESSAGE`` on stderr, exit `code`."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-@click.command(
-    "shell",
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
-)
+def _original_option(*declarations: str, takes_value: bool, advice: str) -> Callable[[F], F]:
+    """An option of the original jumpstarter's `jmp shell`: refused with what to write instead.
+
+    Declared (hidden) so that it is never taken for the command to run.
+    """
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: object) -> None:
+        if value:
+            raise click.UsageError(f"{declarations[-1]} is the original jumpstarter's option: {advice}", ctx=ctx)
+
+    return click.option(
+        *declarations, is_flag=not takes_value, hidden=True, expose_value=False, callback=refuse, is_eager=True
+    )
+
+
+# Leasing an exporter from a lab controller: the options have their final names, and the
+# command refuses them until it can lease (then they choose a third kind of _Exporter).
+_LAB_OPTIONS = ("selector", "lease", "duration", "client", "client_config")
+
+
+def _lab_options(function: F) -> F:
+    for option in reversed(
+        [
+            click.option("-l", "--selector", multiple=True, hidden=True, help="Lease an exporter with these labels."),
+            click.option("--lease", hidden=True, help="Use this existing lease."),
+            click.option("--duration", hidden=True, help="How long to lease the exporter for."),
+            click.option("--client", hidden=True, help="The client configuration of this name."),
+            click.option("--client-config", hidden=True, help="The client configuration in this file."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+@click.command("shell", context_settings={"allow_interspersed_args": False})
 @click.option(
     "--exporter-config",
     metavar="FILE",
@@ -97,6 +159,12 @@ class _ShellError(Exception):
     help=f"With --host: the PEM certificate(s) to trust for TLS (default: ${JMP_TLS_CA}, else the system's).",
 )
 @click.option(
+    "--tls-server-name",
+    metavar="NAME",
+    help="With --host HOST:PORT: check the exporter's certificate against NAME instead of HOST "
+    f"(also ${JMP_TLS_SERVER_NAME}).",
+)
+@click.option(
     "--token-file",
     metavar="FILE",
     help=f"With --host: a file holding the exporter's token (default: ${JMP_TOKEN}).",
@@ -107,22 +175,43 @@ class _ShellError(Exception):
     help=f"With --host HOST:PORT: no TLS, for exporters run with --insecure-no-auth (also ${JMP_GRPC_INSECURE}=1).",
 )
 @log_level_option(f"Print the exporter's log records of this level and above ({DEFAULT_LOG_LEVEL}).")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [ARGS]...]")
+@_lab_options
+@_original_option(
+    "--tls-grpc", takes_value=True, advice="use --host HOST:PORT (with --tls-ca FILE and --token-file FILE)"
+)
+@_original_option("--tls-grpc-insecure", takes_value=False, advice="use --insecure")
+@_original_option(
+    "--passphrase",
+    takes_value=True,
+    advice=f"put the token in a file and give --token-file FILE, or set ${JMP_TOKEN} "
+    "(a secret on the command line is visible to every user of this machine)",
+)
+@_original_option("--exporter", takes_value=True, advice="give the configuration's file: --exporter-config FILE")
+@_original_option(
+    "--exporter-logs", takes_value=False, advice="the exporter's logs are always shown (--log-level chooses how many)"
+)
+@_original_option("-n", "--name", takes_value=True, advice=_LAB_UNAVAILABLE)
+@_original_option("--acquisition-timeout", takes_value=True, advice=_LAB_UNAVAILABLE)
+@_original_option("--retry-timeout", takes_value=True, advice=_LAB_UNAVAILABLE)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[--] [COMMAND [ARGS]...]")
 @click.pass_context
 def shell(
     ctx: click.Context,
     exporter_config: str | None,
     host: str | None,
     tls_ca: str | None,
+    tls_server_name: str | None,
     token_file: str | None,
     insecure: bool,
     log_level: str | None,
     command: tuple[str, ...],
+    **lab: object,
 ) -> None:
     """Run $SHELL, or COMMAND, with an exporter's drivers at hand.
 
     Inside, `j` drives them from the command line (j --help), and Python code reaches them
-    with jumpstarter.utils.env() or pytest's jumpstarter_client fixture. The exit code is the
+    with jumpstarter.utils.env() or pytest's jumpstarter_client fixture; `j`, `python` and
+    `pytest` are those of the environment that runs this jmp. The exit code is the
     command's (128+N when signal N killed it).
 
     \b
@@ -132,10 +221,16 @@ def shell(
       jmp shell --exporter-config bench.yaml -- pytest tests/
       jmp shell --host lab-7:1234 --tls-ca ca.pem --token-file token
     """
+    lab_given = [name for name in _LAB_OPTIONS if lab.get(name)]
+    if lab_given:
+        option = "--" + lab_given[0].replace("_", "-")
+        raise click.UsageError(f"{option}: {_LAB_UNAVAILABLE}", ctx=ctx)
     if (exporter_config is None) == (host is None):
-        raise click.UsageError("give either --exporter-config FILE (local mode) or --host ADDRESS")
-    if exporter_config is not None and (tls_ca or token_file or insecure):
-        raise click.UsageError("--tls-ca, --token-file and --insecure go with --host, not --exporter-config")
+        raise click.UsageError("give either --exporter-config FILE (local mode) or --host ADDRESS", ctx=ctx)
+    if exporter_config is not None and (tls_ca or tls_server_name or token_file or insecure):
+        raise click.UsageError(
+            "--tls-ca, --tls-server-name, --token-file and --insecure go with --host, not --exporter-config", ctx=ctx
+        )
     configure_terminal_logging(log_level or DEFAULT_LOG_LEVEL)
     interactive = not command
     argv = list(command) or [os.environ.get("SHELL") or "/bin/sh"]
@@ -143,7 +238,7 @@ def shell(
         target: _Exporter = _LocalExporter(exporter_config)
     else:
         assert host is not None
-        target = _RemoteExporter(host, tls_ca, token_file, insecure)
+        target = _RemoteExporter(host, tls_ca, tls_server_name, token_file, insecure)
     ctx.exit(_run(target, argv, interactive))
 
 
@@ -162,6 +257,10 @@ class _Exporter:
         raise NotImplementedError
 
     def banner(self) -> str:
+        raise NotImplementedError
+
+    def label(self) -> str:
+        """What the prompt shows: ``(jmp LABEL)``."""
         raise NotImplementedError
 
 
@@ -187,15 +286,14 @@ class _LocalExporter(_Exporter):
             raise _ShellError(EXIT_USAGE, str(error)) from None
         note = local_mode_note(config)
         if note is not None:
-            _echo(f"jmp shell: note: {note}")
+            output.say(PROGRAM, f"note: {note}")
         self.client_classes = sorted({place.node.client() for place in walk_tree(root)})
         portal = stack.enter_context(start_blocking_portal())
         try:
             self.socket = stack.enter_context(portal.wrap_async_context_manager(_serve(root)))
         except Exception as error:  # a driver's reset() failed: the session closed the drivers
             raise _ShellError(
-                EXIT_START_FAILED,
-                f"jmp shell: error: the exporter {self.name} did not start: {type(error).__name__}: {error}",
+                EXIT_START_FAILED, f"the exporter {self.name} did not start: {type(error).__name__}: {error}"
             ) from None
 
     def environment(self, base: dict[str, str]) -> dict[str, str]:
@@ -210,7 +308,10 @@ class _LocalExporter(_Exporter):
         return env
 
     def banner(self) -> str:
-        return f"jmp shell: exporter {self.name} runs here (local mode); 'j --help' lists its drivers; exit to stop it"
+        return f"exporter {self.name} runs here (local mode); 'j --help' lists its drivers; exit to stop it"
+
+    def label(self) -> str:
+        return self.name
 
 
 @asynccontextmanager
@@ -225,6 +326,7 @@ async def _serve(root: Driver) -> AsyncIterator[str]:
 class _RemoteExporter(_Exporter):
     host: str
     tls_ca_path: str | None
+    tls_server_name: str | None
     token_file: str | None
     insecure: bool
     address: str = ""
@@ -234,25 +336,42 @@ class _RemoteExporter(_Exporter):
         from jumpstarter.client import DriverConnectionError, DriverError
         from jumpstarter.client.connect import connect
         from jumpstarter.client.endpoint import ExporterEndpoint, is_tcp_address
+        from jumpstarter.common.tls import check_pem_certificates
         from jumpstarter.config.yaml import ConfigError
 
         self.address = self.host if is_tcp_address(self.host) else os.path.abspath(self.host)
-        self.tls_ca_path = self.tls_ca_path or os.environ.get(JMP_TLS_CA) or None
+        if self.insecure and (self.tls_ca_path or self.tls_server_name):
+            raise _ShellError(EXIT_USAGE, "--insecure means no TLS: it does not go with --tls-ca or --tls-server-name")
         self.insecure = self.insecure or os.environ.get(JMP_GRPC_INSECURE) == "1"
-        tls_ca = _read(self.tls_ca_path, "--tls-ca", binary=True) if self.tls_ca_path else None
+        ca_option = "--tls-ca" if self.tls_ca_path else JMP_TLS_CA
+        if not self.insecure:  # the TLS settings of the environment apply to TLS only
+            self.tls_ca_path = self.tls_ca_path or os.environ.get(JMP_TLS_CA) or None
+            self.tls_server_name = self.tls_server_name or os.environ.get(JMP_TLS_SERVER_NAME) or None
+        tls_ca = _read(self.tls_ca_path, ca_option, binary=True) if self.tls_ca_path else None
         if self.token_file is not None:
-            self.token = _read(self.token_file, "--token-file").strip()
+            self.token = _read(self.token_file, "--token-file").strip()  # type: ignore[union-attr]
             if not self.token:
-                raise _ShellError(EXIT_USAGE, f"jmp shell: error: the token file {self.token_file} is empty")
+                raise _ShellError(EXIT_USAGE, f"the token file {self.token_file} is empty")
         else:
             self.token = os.environ.get(JMP_TOKEN) or os.environ.get(JMP_GRPC_PASSPHRASE) or None
-        endpoint = ExporterEndpoint(self.address, tls_ca=tls_ca, token=self.token, insecure=self.insecure)  # type: ignore[arg-type]
+        try:
+            if tls_ca is not None:  # checked here to name the file; gRPC would only log lines of its own
+                check_pem_certificates(tls_ca, f"{ca_option} {self.tls_ca_path}")  # type: ignore[arg-type]
+            endpoint = ExporterEndpoint(
+                self.address,
+                tls_ca=tls_ca,  # type: ignore[arg-type]
+                token=self.token,
+                insecure=self.insecure,
+                tls_server_name=self.tls_server_name,
+            )
+        except ValueError as error:
+            raise _ShellError(EXIT_USAGE, str(error)) from None
         try:
             # Attached: the exporter keeps its session (the drivers' state) while the shell
             # lives, and sends its log records, which are printed here.
             stack.enter_context(connect(endpoint, attach=True))
         except DriverConnectionError as error:
-            raise _ShellError(EXIT_UNREACHABLE, f"jmp shell: error: {error}") from None
+            raise _ShellError(EXIT_UNREACHABLE, str(error)) from None
         except ConfigError as error:  # the client configuration (its allow-list) is wrong
             raise _ShellError(EXIT_USAGE, str(error)) from None
         except DriverError as error:
@@ -260,7 +379,7 @@ class _RemoteExporter(_Exporter):
             try:
                 stack.enter_context(connect(endpoint, attach=False))
             except DriverConnectionError as error:
-                raise _ShellError(EXIT_UNREACHABLE, f"jmp shell: error: {error}") from None
+                raise _ShellError(EXIT_UNREACHABLE, str(error)) from None
 
     def environment(self, base: dict[str, str]) -> dict[str, str]:
         env = dict(base)
@@ -270,6 +389,8 @@ class _RemoteExporter(_Exporter):
             env.pop(JMP_GRPC_PASSPHRASE, None)
         if self.tls_ca_path:
             env[JMP_TLS_CA] = os.path.abspath(self.tls_ca_path)
+        if self.tls_server_name:
+            env[JMP_TLS_SERVER_NAME] = self.tls_server_name
         if self.insecure:
             env[JMP_GRPC_INSECURE] = "1"
         else:
@@ -280,7 +401,10 @@ class _RemoteExporter(_Exporter):
     stopping = "disconnecting from the exporter"
 
     def banner(self) -> str:
-        return f"jmp shell: exporter at {self.address}; 'j --help' lists its drivers; exit to leave"
+        return f"exporter at {self.address}; 'j --help' lists its drivers; exit to leave"
+
+    def label(self) -> str:
+        return self.host
 
 
 def _read(path: str, option: str, binary: bool = False) -> bytes | str:
@@ -288,9 +412,9 @@ def _read(path: str, option: str, binary: bool = False) -> bytes | str:
         with open(path, "rb" if binary else "r") as file:
             return file.read()
     except OSError as error:
-        raise _ShellError(EXIT_USAGE, f"jmp shell: error: {option} {path}: {error.strerror or error}") from None
+        raise _ShellError(EXIT_USAGE, f"{option} {path}: {error.strerror or error}") from None
     except UnicodeDecodeError:
-        raise _ShellError(EXIT_USAGE, f"jmp shell: error: {option} {path}: not a text file") from None
+        raise _ShellError(EXIT_USAGE, f"{option} {path}: not a text file") from None
 
 
 # -- the command and the signals ---------------------------------------------------------
@@ -305,21 +429,37 @@ def _run(exporter: _Exporter, argv: list[str], interactive: bool) -> int:
                 try:
                     exporter.start(stack)
                 except _ShellError as error:
-                    _echo(str(error))
+                    output.error(PROGRAM, str(error))
                     return error.code
                 except Exception as error:
-                    _echo(f"jmp shell: error: {type(error).__name__}: {error}")
+                    output.error(PROGRAM, f"{type(error).__name__}: {error}")
                     return EXIT_START_FAILED
-                if interactive and supervisor.stop_signal is None:
-                    _echo(exporter.banner())
-                code = supervisor.run(argv, exporter.environment(dict(os.environ)))
+                env = command_environment(exporter.environment(dict(os.environ)))
+                env[JMP_SHELL_PID] = str(os.getpid())  # what `j` watches, to end with the shell
+                if interactive:
+                    # Our rc file reads the user's, then puts this environment first again.
+                    directory = Path(tempfile.mkdtemp(prefix="jmp-shell-"))
+                    stack.callback(shutil.rmtree, directory, ignore_errors=True)
+                    start = interactive_shell(argv[0], env, exporter.label(), directory)
+                    argv, env = start.argv, start.env
+                    if supervisor.stop_signal is None and _stdin_is_terminal():
+                        output.say(PROGRAM, exporter.banner())
+                code = supervisor.run(argv, env)
                 # Leaving the stack stops the exporter (or disconnects from it).
         except Exception as error:
-            _echo(f"jmp shell: error: {exporter.stopping} failed: {type(error).__name__}: {error}")
+            output.error(PROGRAM, f"{exporter.stopping} failed: {type(error).__name__}: {error}")
             if code is None:
                 return EXIT_START_FAILED
         assert code is not None
         return code
+
+
+def _stdin_is_terminal() -> bool:
+    """Whether someone types at this shell (no banner for input from a pipe or a file)."""
+    try:
+        return os.isatty(0)
+    except OSError:
+        return False
 
 
 class _Supervisor:
@@ -363,10 +503,10 @@ class _Supervisor:
         try:
             process = subprocess.Popen(argv, env=env)
         except FileNotFoundError:
-            _echo(f"jmp shell: error: {argv[0]}: command not found")
+            output.error(PROGRAM, f"{argv[0]}: command not found")
             return EXIT_NOT_FOUND
         except OSError as error:
-            _echo(f"jmp shell: error: {argv[0]}: {error.strerror or error}")
+            output.error(PROGRAM, f"{argv[0]}: {error.strerror or error}")
             return EXIT_CANNOT_RUN
         self._process = process
         try:
@@ -382,10 +522,10 @@ class _Supervisor:
         if self._process is None:
             # Starting or stopping the exporter: stop as soon as possible, or now if asked twice.
             if self.stop_signal is not None:
-                _echo("jmp shell: exiting at once, the exporter was not stopped")
+                output.say(PROGRAM, "exiting at once, the exporter was not stopped")
                 os._exit(128 + signum)
             self.stop_signal = signum
-            _echo("jmp shell: stopping (send the signal again to exit at once, leaving the exporter as it is)")
+            output.say(PROGRAM, "stopping (send the signal again to exit at once, leaving the exporter as it is)")
         elif self._passed_on:
             self._kill()  # asked again: no more waiting
         elif not (signum == signal.SIGINT and self._from_terminal()):
@@ -422,8 +562,3 @@ class _Supervisor:
         if process is not None:
             with suppress(ProcessLookupError):
                 process.kill()
-
-
-def _echo(message: str) -> None:
-    with suppress(OSError):  # stderr is gone: the exit code says it
-        click.echo(message, err=True)

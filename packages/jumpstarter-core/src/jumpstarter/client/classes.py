@@ -105,7 +105,7 @@ def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type | 
     top_level = module_name.split(".")[0]
     if not policy.allows(path):
         if not _installed(top_level):
-            return UnavailableClass(path, "it is not installed", f"pip install {top_level.replace('_', '-')}")
+            return UnavailableClass(path, "it is not installed", _install_command(top_level))
         return UnavailableClass(
             path,
             f"it is not in the allowed client packages ({top_level} is installed but registers no drivers)",
@@ -117,7 +117,7 @@ def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type | 
     except ModuleNotFoundError as error:
         if error.name is not None and module_name.startswith(error.name):
             package = module_name.split(".")[0]
-            return UnavailableClass(path, "it is not installed", f"pip install {package.replace('_', '-')}")
+            return UnavailableClass(path, "it is not installed", _install_command(package))
         return UnavailableClass(path, f"importing it failed: {error}", "fix the client package's installation")
     except Exception as error:
         return UnavailableClass(path, f"importing it failed: {type(error).__name__}: {error}", "fix the client package")
@@ -149,3 +149,9 @@ def _driver_package(module: str) -> str:
 
 def _escape(path: str) -> str:
     return "".join(f"[{char}]" if char in "*?[" else char for char in path)
+
+
+def _install_command(package: str) -> str:
+    from jumpstarter.registry import install_command  # only on this error path: j starts without it
+
+    return install_command(package.replace("_", "-"))

@@ -92,10 +92,69 @@ async def async_client(open_client: OpenClient) -> AsyncIterator[DriverClient]:
 
 
 def _connection_error(endpoint: ExporterEndpoint, error: grpc.RpcError) -> DriverConnectionError:
-    code, details = error.code(), error.details()  # type: ignore[attr-defined]
+    """What went wrong reaching `endpoint`, and how to fix it, from gRPC's status and its details."""
+    code, details = error.code(), error.details() or ""  # type: ignore[attr-defined]
+    where = f"the exporter at {endpoint.address}"
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return DriverConnectionError(f"the exporter at {endpoint.address} refused the credentials: {details}")
-    return ExporterConnectionLost(f"cannot reach the exporter at {endpoint.address}: {details}")
+        return DriverConnectionError(f"{where} refused the credentials: {details}")
+    tls_problem = _tls_problem(endpoint, details)
+    if tls_problem is not None:
+        return DriverConnectionError(f"{where} {tls_problem}")
+    if "Connection refused" in details:
+        return ExporterConnectionLost(f"cannot reach {where}: nothing listens there (connection refused)")
+    return ExporterConnectionLost(f"cannot reach {where}: {details}")
+
+
+# What gRPC says (in a status's details) when TLS fails, for each mistake.
+_UNTRUSTED = "CERTIFICATE_VERIFY_FAILED"
+_NOT_TLS = "WRONG_VERSION_NUMBER"
+_WRONG_NAME = "Hostname Verification Check failed"
+_CLOSED = "Socket closed"
+
+_TRUST_HINT = "the exporter's certificate (the tls.crt that `jmp exporter run` printed)"
+
+
+def _tls_problem(endpoint: ExporterEndpoint, details: str) -> str | None:
+    """The TLS mistake behind a failed connection, as the end of a sentence about the exporter; None if none."""
+    if _UNTRUSTED in details:
+        reason = details.rsplit(_UNTRUSTED + ":", 1)[-1].split(":")[0].strip()
+        reason = f" ({reason})" if reason and reason != "OK" else ""
+        if endpoint.tls_ca is None:
+            return (
+                f"presented a TLS certificate that is not trusted here{reason}: give {_TRUST_HINT} "
+                "with --tls-ca FILE (or JMP_TLS_CA)"
+            )
+        return (
+            "presented a TLS certificate that the certificates given to trust (--tls-ca) did not sign: give "
+            f"{_TRUST_HINT}, which it makes anew when its names or addresses change"
+        )
+    if _NOT_TLS in details:
+        return "does not use TLS (it runs with --insecure-no-auth): connect with --insecure"
+    if _WRONG_NAME in details:
+        name = endpoint.tls_server_name or endpoint.address.rpartition(":")[0].strip("[]")
+        problem = f"presented a TLS certificate that is not valid for the name {name!r}"
+        names = _trusted_names(endpoint.tls_ca)
+        if names:
+            problem += f" (the certificate given to trust is valid for {', '.join(names)})"
+        return f"{problem}: connect with a name it is valid for, or give one with --tls-server-name NAME"
+    if _CLOSED in details and endpoint.insecure:
+        return (
+            "closed the connection without TLS (--insecure): it most likely uses TLS; drop --insecure and give "
+            f"{_TRUST_HINT} with --tls-ca FILE"
+        )
+    return None
+
+
+def _trusted_names(tls_ca: bytes | None) -> list[str]:
+    """The names the first certificate to trust is valid for: an exporter's own, when it is self-signed."""
+    if tls_ca is None:
+        return []
+    from jumpstarter.common.tls import check_pem_certificates
+
+    try:
+        return check_pem_certificates(tls_ca, "tls_ca")
+    except ValueError:
+        return []
 
 
 def _opener(endpoint: ExporterEndpoint, allow: Iterable[str], unsafe: bool, attach: bool) -> OpenClient:

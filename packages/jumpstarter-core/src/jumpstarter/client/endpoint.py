@@ -16,7 +16,15 @@ from typing import Any
 import grpc
 
 from jumpstarter.common.protocol import CHANNEL_OPTIONS
-from jumpstarter.config.env import JMP_GRPC_INSECURE, JMP_GRPC_PASSPHRASE, JMP_TLS_CA, JMP_TOKEN, JUMPSTARTER_HOST
+from jumpstarter.common.tls import check_pem_certificates
+from jumpstarter.config.env import (
+    JMP_GRPC_INSECURE,
+    JMP_GRPC_PASSPHRASE,
+    JMP_TLS_CA,
+    JMP_TLS_SERVER_NAME,
+    JMP_TOKEN,
+    JUMPSTARTER_HOST,
+)
 
 # TCP channels ping an idle connection so that a vanished exporter is noticed (the exporter
 # allows pings every 10 s, like the original's).
@@ -43,10 +51,24 @@ class ExporterEndpoint:
     token: str | None = field(default=None, repr=False)
     insecure: bool = False
     """TCP without TLS: only for exporters started with --insecure-no-auth."""
+    tls_server_name: str | None = None
+    """The name the exporter's certificate must be valid for, when it is not the host of `address`."""
+
+    def __post_init__(self) -> None:
+        """ValueError, saying what to give, for a `tls_ca` that is not PEM or options that contradict."""
+        if self.tls_ca is not None:
+            check_pem_certificates(self.tls_ca, "tls_ca")
+        if self.insecure and (self.tls_ca is not None or self.tls_server_name):
+            raise ValueError(
+                "insecure means no TLS: drop the certificate to trust and the TLS server name, or insecure"
+            )
 
     @classmethod
     def from_environment(cls) -> ExporterEndpoint:
-        """The endpoint ``jmp shell`` sets for the commands it runs (``JUMPSTARTER_HOST`` and friends)."""
+        """The endpoint ``jmp shell`` sets for the commands it runs (``JUMPSTARTER_HOST`` and friends).
+
+        LookupError says what is missing or wrong; OSError when ``JMP_TLS_CA`` cannot be read.
+        """
         address = os.environ.get(JUMPSTARTER_HOST)
         if not address:
             raise LookupError(
@@ -57,7 +79,15 @@ class ExporterEndpoint:
         tls_ca = Path(ca_path).read_bytes() if ca_path else None
         token = os.environ.get(JMP_TOKEN) or os.environ.get(JMP_GRPC_PASSPHRASE) or None
         insecure = any(os.environ.get(name) == "1" for name in (JMP_GRPC_INSECURE, "JUMPSTARTER_GRPC_INSECURE"))
-        return cls(address=address, tls_ca=tls_ca, token=token, insecure=insecure)
+        server_name = os.environ.get(JMP_TLS_SERVER_NAME) or None
+        if tls_ca is not None:
+            try:
+                check_pem_certificates(tls_ca, f"{JMP_TLS_CA} {ca_path}")
+            except ValueError as error:
+                raise LookupError(str(error)) from None
+        if insecure:  # the original's clients set it alone; TLS settings left over do not apply
+            tls_ca = server_name = None
+        return cls(address=address, tls_ca=tls_ca, token=token, insecure=insecure, tls_server_name=server_name)
 
     @property
     def is_tcp(self) -> bool:
@@ -81,10 +111,13 @@ class ExporterEndpoint:
             sync_channel = grpc.insecure_channel(self.address, options=_TCP_OPTIONS)
         else:
             credentials = grpc.ssl_channel_credentials(root_certificates=self.tls_ca)
+            options = _TCP_OPTIONS
+            if self.tls_server_name:
+                options = [*options, ("grpc.ssl_target_name_override", self.tls_server_name)]
             aio_channel = grpc.aio.secure_channel(
-                self.address, credentials, options=_TCP_OPTIONS, interceptors=_aio_interceptors(metadata)
+                self.address, credentials, options=options, interceptors=_aio_interceptors(metadata)
             )
-            sync_channel = grpc.secure_channel(self.address, credentials, options=_TCP_OPTIONS)
+            sync_channel = grpc.secure_channel(self.address, credentials, options=options)
         if metadata:
             sync_channel = grpc.intercept_channel(sync_channel, _SyncMetadata(metadata))
         return aio_channel, sync_channel

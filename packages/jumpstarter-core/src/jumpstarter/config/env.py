@@ -19,6 +19,8 @@ JMP_TOKEN = "JMP_TOKEN"
 JMP_GRPC_PASSPHRASE = "JMP_GRPC_PASSPHRASE"
 # A PEM file of the certificate(s) to trust for an exporter's TLS listener.
 JMP_TLS_CA = "JMP_TLS_CA"
+# The name to check an exporter's TLS certificate against, instead of the host of host:port.
+JMP_TLS_SERVER_NAME = "JMP_TLS_SERVER_NAME"
 # "1": connect to host:port without TLS (an exporter started with --insecure-no-auth).
 JMP_GRPC_INSECURE = "JMP_GRPC_INSECURE"
 

@@ -9,20 +9,19 @@ streaming, byte stream).
 
 from __future__ import annotations
 
-import datetime
-import hashlib
 import hmac
-import ipaddress
 import logging
-import os
 import secrets
-import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
+
+# The certificate and secret-file code moved to jumpstarter.common.tls (the controller uses
+# it too); these names stay importable from here for code written against this module.
+from jumpstarter.common.tls import TlsIdentity, default_names, write_secret
+
+__all__ = ["REFUSED", "TlsIdentity", "TokenAuthentication", "default_names", "new_token", "write_secret"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,95 +77,3 @@ def _refusing(handler: Any) -> Any:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
-
-
-def write_secret(path: Path, data: bytes) -> None:
-    """Write a file only its owner can read (0600), created so from the start."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(data)
-    os.chmod(path, 0o600)  # also when the file existed with wider permissions
-
-
-@dataclass(frozen=True)
-class TlsIdentity:
-    """A server certificate and its private key (PEM)."""
-
-    certificate: bytes
-    private_key: bytes
-
-    @property
-    def fingerprint(self) -> str:
-        """SHA-256 of the certificate (DER), as colon-separated hex pairs."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        der = x509.load_pem_x509_certificate(self.certificate).public_bytes(Encoding.DER)
-        return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
-
-    def server_credentials(self) -> grpc.ServerCredentials:
-        return grpc.ssl_server_credentials([(self.private_key, self.certificate)])
-
-    @classmethod
-    def load(cls, certificate: Path, private_key: Path) -> TlsIdentity:
-        """Read a PEM certificate and its key; ValueError names the file that is wrong and why."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
-        identity = cls(certificate=certificate.read_bytes(), private_key=private_key.read_bytes())
-        try:
-            public_key = x509.load_pem_x509_certificate(identity.certificate).public_key()
-        except ValueError:
-            raise ValueError(f"{certificate} is not a PEM certificate (-----BEGIN CERTIFICATE-----)") from None
-        try:
-            key = serialization.load_pem_private_key(identity.private_key, password=None)
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"{private_key} is not an unencrypted PEM private key: {error}") from None
-        if key.public_key() != public_key:
-            raise ValueError(f"{private_key} is not the key of the certificate {certificate}")
-        return identity
-
-    @classmethod
-    def self_signed(cls, names: list[str], common_name: str = "jumpstarter exporter") -> TlsIdentity:
-        """A new self-signed certificate (ECDSA P-256, ten years) valid for `names` (hosts and addresses)."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        alternative_names: list[x509.GeneralName] = []
-        for name in dict.fromkeys(names):
-            try:
-                alternative_names.append(x509.IPAddress(ipaddress.ip_address(name)))
-            except ValueError:
-                alternative_names.append(x509.DNSName(name))
-        now = datetime.datetime.now(datetime.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        return cls(
-            certificate=certificate.public_bytes(serialization.Encoding.PEM),
-            private_key=key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        )
-
-
-def default_names(listen_host: str) -> list[str]:
-    """The names a self-signed certificate should cover: loopback, this host, the listen address."""
-    names = ["localhost", "127.0.0.1", "::1", socket.gethostname(), socket.getfqdn()]
-    if listen_host not in ("", "0.0.0.0", "::", "[::]"):
-        names.append(listen_host.strip("[]"))
-    return names
