@@ -681,7 +681,7 @@ def test_aliases_that_lead_back_to_an_ancestor() -> None:
             "jumpstarter_driver_nothing.driver.Thing",
             "'jumpstarter_driver_nothing.driver.Thing' names module 'jumpstarter_driver_nothing.driver', "
             "which is not installed, and no installed driver package takes that path as an alias; "
-            install_hint("jumpstarter-driver-nothing"),
+            + install_hint("jumpstarter-driver-nothing"),
         ),
         (
             "jumpstarter.client.DriverClient",
