@@ -42,13 +42,15 @@ def uv(config_home: Path) -> Uv:
 
 @pytest.fixture(scope="session")
 def build_wheel(uv: Uv, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
-    """Build the wheel of the project at a path (``uv build --wheel``); return the wheel's path."""
+    """Build the wheel of the project at a path (``uv build --wheel``), once; return the wheel's path."""
+    built: dict[Path, Path] = {}
 
     def build(project: Path) -> Path:
-        out = tmp_path_factory.mktemp(f"wheel-{project.name}")
-        uv("build", "--wheel", "--quiet", "--out-dir", out, project)
-        (wheel,) = out.glob("*.whl")
-        return wheel
+        if project not in built:
+            out = tmp_path_factory.mktemp(f"wheel-{project.name}")
+            uv("build", "--wheel", "--quiet", "--out-dir", out, project)
+            (built[project],) = out.glob("*.whl")
+        return built[project]
 
     return build
 

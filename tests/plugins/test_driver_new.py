@@ -30,6 +30,7 @@ FILES = [
     "src/jumpstarter_driver_my_relay/__init__.py",
     "src/jumpstarter_driver_my_relay/client.py",
     "src/jumpstarter_driver_my_relay/driver.py",
+    "src/jumpstarter_driver_my_relay/py.typed",
     "tests/test_driver.py",
 ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,18 @@ export:
 def serial_alone(build_wheel: Callable[[Path], Path], core_wheel: Path, make_venv: Callable[..., Venv]) -> Venv:
     serial_wheel = build_wheel(ROOT / "packages" / "jumpstarter-driver-serial")
     return make_venv("serial-alone", core_wheel, serial_wheel)
+
+
+def test_every_distribution_says_it_is_typed(build_wheel: Callable[[Path], Path]) -> None:
+    # py.typed (PEP 561): type checkers read the annotations of the installed packages.
+    for project, package in [
+        ("jumpstarter-core", "jumpstarter"),
+        ("jumpstarter-driver-network", "jumpstarter_driver_network"),
+        ("jumpstarter-driver-power", "jumpstarter_driver_power"),
+        ("jumpstarter-driver-serial", "jumpstarter_driver_serial"),
+    ]:
+        names = zipfile.ZipFile(build_wheel(ROOT / "packages" / project)).namelist()
+        assert f"{package}/py.typed" in names, project
 
 
 def on_path(venv: Venv) -> dict[str, str]:

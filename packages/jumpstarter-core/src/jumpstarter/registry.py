@@ -28,7 +28,7 @@ import importlib.metadata
 import inspect
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from jumpstarter.driver import Driver
@@ -79,7 +79,8 @@ class InstalledDriver:
 
     def load(self) -> type[Driver]:
         """The class; DriverNotFound if its module cannot be imported (AttributeError if it lacks the class)."""
-        return _load(self.value, f"the driver {self.name!r} of {self.distribution}")  # type: ignore[return-value]
+        # What the entry point names, which resolve_driver checks before using it as a driver.
+        return cast("type[Driver]", _load(self.value, f"the driver {self.name!r} of {self.distribution}"))
 
     def description(self) -> str:
         """The first line of the class's docstring (imports the class)."""
@@ -97,7 +98,8 @@ class DriverAlias:
 
     def load(self) -> type[Driver]:
         """The class; DriverNotFound if its module cannot be imported (AttributeError if it lacks the class)."""
-        return _load(self.value, f"the alias {self.path!r} of {self.distribution}")  # type: ignore[return-value]
+        # What the entry point names, which resolve_driver checks before using it as a driver.
+        return cast("type[Driver]", _load(self.value, f"the alias {self.path!r} of {self.distribution}"))
 
 
 @cache
@@ -121,7 +123,7 @@ def driver_aliases() -> tuple[DriverAlias, ...]:
 
 def _entry_points(group: str) -> list[tuple[str, str, str, str]]:
     """(name, value, distribution, version) of each entry point of `group`, once each."""
-    found = {}
+    found: dict[tuple[str, str, str], str] = {}
     for entry_point in importlib.metadata.entry_points(group=group):
         distribution = entry_point.dist
         name = distribution.name if distribution else "(unknown)"
@@ -140,8 +142,6 @@ def resolve_driver(type_name: str) -> type[Driver]:
     (``jumpstarter_driver_power.driver.MockPower``), tried in that order.
     Raises DriverNotFound with close matches and the fix.
     """
-    from jumpstarter.driver import Driver
-
     type_name = type_name.strip()
     if ":" in type_name:
         distribution, _, name = type_name.partition(":")
@@ -153,10 +153,11 @@ def resolve_driver(type_name: str) -> type[Driver]:
         if not candidates:
             raise DriverNotFound(_not_in_distribution(type_name, distribution, name))
     else:
-        candidates = [driver for driver in installed_drivers() if driver.name == type_name]
-        if len({driver.value for driver in candidates}) > 1:
-            names = ", ".join(driver.qualified_name for driver in candidates)
+        registered = [driver for driver in installed_drivers() if driver.name == type_name]
+        if len({driver.value for driver in registered}) > 1:
+            names = ", ".join(driver.qualified_name for driver in registered)
             raise DriverNotFound(f"{type_name!r} is registered by more than one distribution; name one of: {names}")
+        candidates = list(registered)
         if not candidates:
             candidates = [alias for alias in driver_aliases() if alias.path == type_name]
             if len({alias.value for alias in candidates}) > 1:
@@ -167,11 +168,11 @@ def resolve_driver(type_name: str) -> type[Driver]:
                 )
     if candidates:
         try:
-            return _checked(candidates[0].load(), type_name, Driver)
+            return _checked(candidates[0].load(), type_name)
         except AttributeError as error:
             raise DriverNotFound(f"{type_name!r} cannot be loaded: {error}") from None
     if "." in type_name:
-        return _checked(_import_path(type_name), type_name, Driver)
+        return _checked(_import_path(type_name), type_name)
     raise DriverNotFound(_not_found_message(type_name))
 
 
@@ -196,7 +197,7 @@ def _failure(error: Exception) -> str:
     return text
 
 
-def _import_path(path: str) -> type:
+def _import_path(path: str) -> object:
     module_name, _, class_name = path.rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -207,7 +208,8 @@ def _import_path(path: str) -> type:
     except Exception as error:  # a module that raises on import: report it, not a traceback
         raise DriverNotFound(f"importing {module_name!r} for {path!r} failed: {_failure(error)}") from None
     try:
-        return getattr(module, class_name)  # type: ignore[no-any-return]
+        found: object = getattr(module, class_name)
+        return found
     except AttributeError:
         close = difflib.get_close_matches(class_name, [n for n in dir(module) if not n.startswith("_")], n=3)
         hint = f" (did you mean {' or '.join(repr(f'{module_name}.{c}') for c in close)}?)" if close else ""
@@ -235,10 +237,12 @@ def _module_missing(path: str, module_name: str) -> str:
     return message
 
 
-def _checked(value: object, type_name: str, driver_base: type) -> type[Driver]:
-    if not (isinstance(value, type) and issubclass(value, driver_base)):
+def _checked(value: object, type_name: str) -> type[Driver]:
+    from jumpstarter.driver import Driver
+
+    if not (isinstance(value, type) and issubclass(value, Driver)):
         raise DriverNotFound(f"{type_name!r} is {value!r}, not a Driver class")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _not_found_message(type_name: str) -> str:

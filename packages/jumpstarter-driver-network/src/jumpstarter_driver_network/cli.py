@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def add_commands(group: Any, client: NetworkClient) -> None:
+def add_commands(group: click.Group, client: NetworkClient) -> None:
     """Add the network commands to `group`, the client's click group."""
 
     @group.command()

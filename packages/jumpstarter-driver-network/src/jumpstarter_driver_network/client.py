@@ -27,10 +27,10 @@ from contextlib import (
     asynccontextmanager,
     contextmanager,
 )
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
-from anyio.abc import ObjectStream
+from anyio.abc import AnyByteStream, ObjectStream
 
 from jumpstarter.client import DriverClient, DriverMethodNotImplemented
 from jumpstarter_driver_network.forward import serve_tcp, serve_unix
@@ -61,11 +61,13 @@ class NetworkClient(DriverClient):
         it (``enable_address: false``), and DriverMethodNotImplemented for drivers that have
         none (EchoNetwork).
         """
-        return self.call("address")
+        address: str = self.call("address")
+        return address
 
     async def address_async(self) -> str:
         """Async twin of `address`."""
-        return await self.call_async("address")
+        address: str = await self.call_async("address")
+        return address
 
     # -- forwards ------------------------------------------------------------------------
 
@@ -174,7 +176,7 @@ class NetworkClient(DriverClient):
 class FramedDatagramStream(ObjectStream[bytes]):
     """Datagrams over UdpNetwork's `datagrams` stream: each one length-prefixed (see `framing`)."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: AnyByteStream) -> None:
         self._stream = stream
         self._decoder = DatagramDecoder()
         self._ready: deque[bytes] = deque()
@@ -202,7 +204,7 @@ class MessageDatagramStream(ObjectStream[bytes]):
     read, so boundaries hold; an empty datagram would be no message at all, so it is refused.
     """
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: AnyByteStream) -> None:
         self._stream = stream
 
     async def send(self, item: bytes) -> None:

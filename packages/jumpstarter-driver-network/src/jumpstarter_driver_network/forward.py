@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
-from anyio.abc import ByteStream, Listener, SocketAttribute, SocketStream, TaskGroup
+from anyio.abc import ByteStream, Listener, SocketAttribute, SocketListener, SocketStream, TaskGroup
 
 from jumpstarter.common.tasks import background_tasks
 from jumpstarter_driver_network.addresses import join_host_port
@@ -96,7 +96,7 @@ class _Forward:
             finally:
                 self.stopping = True
 
-    async def accept(self, listener: Listener[SocketStream], tasks: TaskGroup) -> None:
+    async def accept(self, listener: SocketListener, tasks: TaskGroup) -> None:
         while True:
             try:
                 local = await listener.accept()

@@ -98,9 +98,10 @@ class _UdpForward:
                     self.logger.debug("forward %s: closing the idle stream of %s", self.name, peer)
                     copies.cancel_scope.cancel()
         except Exception as error:
-            while isinstance(error, BaseExceptionGroup) and error.exceptions:
-                error = error.exceptions[0]
-            self.logger.warning("forward %s: the datagrams of %s: %s", self.name, peer, str(error) or repr(error))
+            cause: BaseException = error
+            while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+                cause = cause.exceptions[0]
+            self.logger.warning("forward %s: the datagrams of %s: %s", self.name, peer, str(cause) or repr(cause))
         finally:
             # Datagrams queued meanwhile are lost, as on a network; the next one opens a new stream.
             queue = self.peers.pop(peer, None)

@@ -202,7 +202,8 @@ def format_reading(reading: PowerReading) -> str:
     )
 
 
-class _Seconds(click.ParamType):
+# click.ParamType is generic from click 8.5 on; subscripting it would fail with the older click the core allows.
+class _Seconds(click.ParamType):  # type: ignore[type-arg]
     """A number of seconds, 0 or more and finite (click's FloatRange lets nan through)."""
 
     name = "seconds"

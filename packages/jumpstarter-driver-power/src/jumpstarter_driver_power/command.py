@@ -124,12 +124,11 @@ class CommandPower(PowerInterface, Driver):
             if deadline.cancelled_caught:
                 raise TimeoutError(f"{setting} `{shown}` did not finish within {self.timeout:g} s and was killed")
         out = stdout.decode(errors="replace")
-        if process.returncode != 0:
-            how = (
-                f"was killed by signal {-process.returncode}"
-                if process.returncode < 0
-                else f"failed with exit status {process.returncode}"
-            )
+        returncode = process.returncode
+        assert returncode is not None  # the process was waited for, or killed and closed
+        if returncode != 0:
+            how = f"was killed by signal {-returncode}" if returncode < 0 else f"failed with exit status {returncode}"
+
             said = _tail(stderr.decode(errors="replace")) or _tail(out)
             raise CommandFailed(f"{setting} `{shown}` {how}" + (f": {said}" if said else " and printed nothing"))
         self.logger.debug("%s printed %r", setting, out)

@@ -10,7 +10,7 @@ jumpstarter's power drivers). The drivers for real hardware live in their own mo
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 
 from jumpstarter.driver import Driver, export
@@ -30,12 +30,14 @@ class PowerInterface(metaclass=ABCMeta):
     def client(cls) -> str:
         return "jumpstarter_driver_power.client.PowerClient"
 
+    # Each method may be a plain method (run in a worker thread) or an async one (run on the event loop).
+
     @abstractmethod
-    def on(self) -> None:
+    def on(self) -> Awaitable[None] | None:
         """Switch the power on."""
 
     @abstractmethod
-    def off(self) -> None:
+    def off(self) -> Awaitable[None] | None:
         """Switch the power off."""
 
     @abstractmethod
@@ -43,7 +45,7 @@ class PowerInterface(metaclass=ABCMeta):
         """Yield the readings of one measurement (usually one)."""
 
     @export
-    def state(self) -> bool:
+    def state(self) -> bool | Awaitable[bool]:
         """Whether the power is on, as the hardware reports it."""
         raise StateNotSupported(f"{type(self).__name__} does not report whether the power is on")
 

@@ -83,7 +83,8 @@ def read_string(device: usb.core.Device, index: int) -> str | None:
     langids = usb.util.get_langids(device)
     if not langids:
         return None
-    return usb.util.get_string(device, index, langids[0])
+    text: str | None = usb.util.get_string(device, index, langids[0])
+    return text
 
 
 def default_backend() -> IBackend:

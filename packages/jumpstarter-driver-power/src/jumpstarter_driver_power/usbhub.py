@@ -73,7 +73,7 @@ class UsbHubPower(UsbPowerDriver):
         self._power_bit = PORT_POWER_BIT
 
     def _is_candidate(self, device: usb.core.Device) -> bool:
-        return device.bDeviceClass == HUB_CLASS
+        return bool(device.bDeviceClass == HUB_CLASS)
 
     def _setup(self, device: usb.core.Device) -> None:
         """Read the hub descriptor: check the port exists and that the hub switches ports one by one."""

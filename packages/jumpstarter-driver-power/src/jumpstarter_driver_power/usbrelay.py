@@ -78,7 +78,7 @@ class UsbRelayPower(UsbPowerDriver):
                 return False
             if attached:
                 device.detach_kernel_driver(INTERFACE)
-            return attached
+            return bool(attached)
 
     def _reattach(self, device: usb.core.Device) -> None:
         with self._errors("giving the board back to the kernel's HID driver", device):

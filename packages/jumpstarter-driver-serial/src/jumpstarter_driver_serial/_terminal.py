@@ -99,7 +99,8 @@ def escape_name(code: int) -> str:
 
 def _binary(stream: Any) -> IO[bytes]:
     """The binary side of a standard stream (click's CliRunner replaces them with its own, which have one too)."""
-    return getattr(stream, "buffer", stream)
+    binary: IO[bytes] = getattr(stream, "buffer", stream)
+    return binary
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -102,7 +102,8 @@ class PySerialClient(DriverClient):
 
     def status(self) -> dict[str, Any]:
         """The port's settings and state: url, baudrate, framing ("8N1"), rtscts, xonxoff, cps, open, held_since."""
-        return self.call("status")
+        status: dict[str, Any] = self.call("status")
+        return status
 
     # -- command line --------------------------------------------------------------------------
 

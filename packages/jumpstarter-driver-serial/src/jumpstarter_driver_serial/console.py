@@ -9,30 +9,52 @@ helpers for consoles: `run` (a command and its output), `sendcontrol`, `sendintr
 
 from __future__ import annotations
 
+import io
 import re
 import threading
-from typing import TYPE_CHECKING, Any, AnyStr, NoReturn
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
+from anyio.abc import ByteReceiveStream
 from pexpect import EOF, TIMEOUT
 from pexpect.spawnbase import SpawnBase
 
 if TYPE_CHECKING:
     from jumpstarter_driver_serial.client import PySerialClient
 
+    class _Coder(Protocol):
+        """pexpect's incremental codec of the spawn's encoding, or its pass-through in bytes mode."""
+
+        def encode(self, s: str | bytes, final: bool = False) -> bytes: ...
+        def decode(self, b: bytes, final: bool = False) -> str | bytes: ...
+
+    class _SpawnBase(SpawnBase[Any]):
+        """What this module uses of pexpect's SpawnBase beyond its type stubs: its helpers for subclasses."""
+
+        _decoder: _Coder
+        _encoder: _Coder
+        _before: io.StringIO | io.BytesIO
+
+        def _log(self, s: str | bytes, direction: str) -> None: ...
+        def _coerce_send_string(self, s: str) -> str | bytes: ...
+
+else:
+    _SpawnBase = SpawnBase
+
 # Control characters that are not Ctrl-<letter> (as in pexpect.spawn.sendcontrol).
 _CONTROLS = {"@": 0, "`": 0, "[": 27, "{": 27, "\\": 28, "|": 28, "]": 29, "}": 29, "^": 30, "~": 30, "_": 31, "?": 127}
 
 
-async def _receive(stream: Any, seconds: float | None) -> bytes | None:
+async def _receive(stream: ByteReceiveStream, seconds: float | None) -> bytes | None:
     """The next chunk of the stream, or None after `seconds` (the read stays pending for the next call)."""
     with anyio.move_on_after(seconds):
         return await stream.receive()
     return None
 
 
-class SerialConsole(SpawnBase):
+class SerialConsole(_SpawnBase):
     """A serial console as a pexpect spawn: `expect` what the device prints, `send` what to type.
 
     Made by `PySerialClient.open()`. Bytes mode by default (`before` and `after` are bytes;
@@ -73,15 +95,17 @@ class SerialConsole(SpawnBase):
         self._lock = threading.Lock()
         self._pending = b""
         self._ended: str | None = None
-        self._context = self._portal.wrap_async_context_manager(client.stream_async("connect"))
-        self._stream = self._context.__enter__()
+        self._exits = ExitStack()
+        self._stream = self._exits.enter_context(
+            self._portal.wrap_async_context_manager(client.stream_async("connect"))
+        )
         self.closed = False
         self.terminated = False
 
     # -- reading -------------------------------------------------------------------------------
 
-    def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> AnyStr:
-        """Up to `size` bytes (decoded in text mode): what has arrived, waiting at most `timeout` seconds for some.
+    def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> Any:
+        """Up to `size` bytes (a str in text mode): what has arrived, waiting at most `timeout` seconds for some.
 
         Raises pexpect.TIMEOUT when nothing came in time, pexpect.EOF once the connection ended.
         """
@@ -164,8 +188,8 @@ class SerialConsole(SpawnBase):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def run(self, command: str, *, prompt: str | None = None, timeout: float | None = -1) -> AnyStr:
-        """Type `command` and Enter, wait for the prompt, and return the command's output.
+    def run(self, command: str, *, prompt: str | None = None, timeout: float | None = -1) -> Any:
+        """Type `command` and Enter, wait for the prompt, and return the command's output (a str in text mode).
 
         The output is what came between the echo of the command and the prompt, with line
         ends made "\\n" and the outer blank lines removed. `prompt` (default: the console's
@@ -177,13 +201,14 @@ class SerialConsole(SpawnBase):
         self.sendline(command)
         self.expect_exact(prompt, timeout=timeout)
         output = self.before
+        assert output is not None  # set by the match of expect_exact()
         text = output if isinstance(output, str) else output.decode(self.encoding or "utf-8", "replace")
         text = re.sub(r"\r+\n|\r", "\n", text)
         lines = text.split("\n")
         if lines and lines[0].strip() == command.strip():
             lines = lines[1:]  # the device's echo of the command
         result = "\n".join(lines).strip("\n")
-        return result if isinstance(output, str) else result.encode(self.encoding or "utf-8")  # type: ignore[return-value]
+        return result if isinstance(output, str) else result.encode(self.encoding or "utf-8")
 
     def isalive(self) -> bool:
         """True until the console is closed or its connection ended."""
@@ -196,7 +221,7 @@ class SerialConsole(SpawnBase):
                 return
             self.closed = True
             self.terminated = True
-        self._context.__exit__(None, None, None)
+        self._exits.close()
 
     def __str__(self) -> str:
         # pexpect puts this in the messages of TIMEOUT and EOF: show what came since the last match.

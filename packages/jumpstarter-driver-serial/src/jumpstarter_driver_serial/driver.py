@@ -262,8 +262,8 @@ class PySerial(Driver):
     def _after_open(self, port: Any) -> None:
         from serial import serialposix
 
-        if not isinstance(port, serialposix.Serial):
-            return
+        if not isinstance(port, serialposix.Serial) or port.fd is None or port.port is None:
+            return  # (an open port has both: a file descriptor and the device's path)
         if self.disable_hupcl:
             import termios
 

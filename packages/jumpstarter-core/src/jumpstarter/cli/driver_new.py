@@ -33,6 +33,7 @@ LAYOUT = {
     "package/__init__.py.tmpl": "src/{package}/__init__.py",
     "package/driver.py.tmpl": "src/{package}/driver.py",
     "package/client.py.tmpl": "src/{package}/client.py",
+    "package/py.typed.tmpl": "src/{package}/py.typed",
     "tests/test_driver.py.tmpl": "tests/test_driver.py",
 }
 

@@ -250,8 +250,8 @@ def _holder(port: int) -> str:
         import psutil
 
         for connection in psutil.net_connections(kind="tcp"):
-            listening = connection.status == psutil.CONN_LISTEN and connection.laddr
-            if listening and connection.laddr.port == port and connection.pid:
+            address = connection.laddr  # empty when the socket has no address
+            if connection.status == psutil.CONN_LISTEN and address and address.port == port and connection.pid:
                 return f" (by pid {connection.pid}, {psutil.Process(connection.pid).name()})"
     except Exception:  # other users' processes are hidden, and this is only a hint
         return ""

@@ -57,6 +57,7 @@ class Program(click.Group):
     when interrupted.
     """
 
+    # click types main() with overloads on standalone_mode (NoReturn when true); this one may return.
     def main(  # type: ignore[override]
         self,
         args: list[str] | None = None,
@@ -66,10 +67,10 @@ class Program(click.Group):
         **extra: object,
     ) -> object:
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)  # type: ignore[arg-type]
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         program = prog_name or self.name or "jmp"
         try:
-            result = super().main(args, program, complete_var, standalone_mode=False, **extra)  # type: ignore[arg-type]
+            result = super().main(args, program, complete_var, standalone_mode=False, **extra)
         except click.UsageError as problem:
             error(program, usage_message(problem))
             raise SystemExit(problem.exit_code) from None

@@ -41,12 +41,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -63,9 +63,6 @@ from jumpstarter.config.env import (
     JMP_TOKEN,
     JUMPSTARTER_HOST,
 )
-
-if TYPE_CHECKING:
-    from jumpstarter.driver import Driver
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +194,7 @@ def _lab_options(function: F) -> F:
 @click.pass_context
 def shell(
     ctx: click.Context,
+    /,
     exporter_config: str | None,
     host: str | None,
     tls_ca: str | None,
@@ -277,6 +275,7 @@ class _LocalExporter(_Exporter):
         from jumpstarter.config.exporter import load_exporter_config, local_mode_note
         from jumpstarter.config.yaml import ConfigError
         from jumpstarter.driver.tree import walk_tree
+        from jumpstarter.testing import serve_socket_async
 
         try:
             config = load_exporter_config(self.config_path)
@@ -290,7 +289,7 @@ class _LocalExporter(_Exporter):
         self.client_classes = sorted({place.node.client() for place in walk_tree(root)})
         portal = stack.enter_context(start_blocking_portal())
         try:
-            self.socket = stack.enter_context(portal.wrap_async_context_manager(_serve(root)))
+            self.socket = stack.enter_context(portal.wrap_async_context_manager(serve_socket_async(root)))
         except Exception as error:  # a driver's reset() failed: the session closed the drivers
             raise _ShellError(
                 EXIT_START_FAILED, f"the exporter {self.name} did not start: {type(error).__name__}: {error}"
@@ -312,14 +311,6 @@ class _LocalExporter(_Exporter):
 
     def label(self) -> str:
         return self.name
-
-
-@asynccontextmanager
-async def _serve(root: Driver) -> AsyncIterator[str]:
-    from jumpstarter.exporter import SingleSession, listen
-
-    async with listen(SingleSession(root), private_unix=True) as listening:
-        yield listening.unix_path
 
 
 @dataclass
@@ -347,19 +338,19 @@ class _RemoteExporter(_Exporter):
         if not self.insecure:  # the TLS settings of the environment apply to TLS only
             self.tls_ca_path = self.tls_ca_path or os.environ.get(JMP_TLS_CA) or None
             self.tls_server_name = self.tls_server_name or os.environ.get(JMP_TLS_SERVER_NAME) or None
-        tls_ca = _read(self.tls_ca_path, ca_option, binary=True) if self.tls_ca_path else None
+        tls_ca = _read(self.tls_ca_path, ca_option) if self.tls_ca_path else None
         if self.token_file is not None:
-            self.token = _read(self.token_file, "--token-file").strip()  # type: ignore[union-attr]
+            self.token = _read(self.token_file, "--token-file").decode(errors="replace").strip()
             if not self.token:
                 raise _ShellError(EXIT_USAGE, f"the token file {self.token_file} is empty")
         else:
             self.token = os.environ.get(JMP_TOKEN) or os.environ.get(JMP_GRPC_PASSPHRASE) or None
         try:
             if tls_ca is not None:  # checked here to name the file; gRPC would only log lines of its own
-                check_pem_certificates(tls_ca, f"{ca_option} {self.tls_ca_path}")  # type: ignore[arg-type]
+                check_pem_certificates(tls_ca, f"{ca_option} {self.tls_ca_path}")
             endpoint = ExporterEndpoint(
                 self.address,
-                tls_ca=tls_ca,  # type: ignore[arg-type]
+                tls_ca=tls_ca,
                 token=self.token,
                 insecure=self.insecure,
                 tls_server_name=self.tls_server_name,
@@ -407,9 +398,9 @@ class _RemoteExporter(_Exporter):
         return self.host
 
 
-def _read(path: str, option: str, binary: bool = False) -> bytes | str:
+def _read(path: str, option: str) -> bytes:
     try:
-        with open(path, "rb" if binary else "r") as file:
+        with open(path, "rb") as file:
             return file.read()
     except OSError as error:
         raise _ShellError(EXIT_USAGE, f"{option} {path}: {error.strerror or error}") from None

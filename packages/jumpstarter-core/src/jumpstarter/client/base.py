@@ -191,6 +191,7 @@ class StubDriverClient(DriverClient):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        # Duck-typed: it has the methods of a Connection that a client uses.
         self.connection = UnavailableConnection(self.connection, self._fail())  # type: ignore[assignment]
 
     def _fail(self) -> DriverClientUnavailable:

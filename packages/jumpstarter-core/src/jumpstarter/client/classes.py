@@ -26,8 +26,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
 from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JMP_DRIVERS_UNSAFE, client_config_path
+
+if TYPE_CHECKING:
+    from jumpstarter.client.base import DriverClient
 
 # Client classes of the original jumpstarter that this package provides under another path.
 LEGACY_CLIENT_CLASSES = {
@@ -90,7 +94,7 @@ class UnavailableClass:
     fix: str
 
 
-def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type | UnavailableClass:
+def resolve_client_class(path: str | None, policy: ClientClassPolicy) -> type[DriverClient] | UnavailableClass:
     """Import the client class at `path` if the policy allows it."""
     from jumpstarter.client.base import DriverClient
 

@@ -39,6 +39,7 @@ class DriverGroup(click.Group):
         super().__init__(**kwargs)
         self.client = client
 
+    # click's overloads also take a bare function (@group.command without parentheses): client code does not.
     def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]:  # type: ignore[override]
         """`click.Group.command`, with the help text of `methods_description` when the exporter sets one."""
 
@@ -50,7 +51,8 @@ class DriverGroup(click.Group):
             )
             if override:
                 kwargs["help"] = override
-            return super(DriverGroup, self).command(*args, **kwargs)(function)
+            command: click.Command = super(DriverGroup, self).command(*args, **kwargs)(function)
+            return command
 
         return decorator
 

@@ -93,7 +93,7 @@ async def async_client(open_client: OpenClient) -> AsyncIterator[DriverClient]:
 
 def _connection_error(endpoint: ExporterEndpoint, error: grpc.RpcError) -> DriverConnectionError:
     """What went wrong reaching `endpoint`, and how to fix it, from gRPC's status and its details."""
-    code, details = error.code(), error.details() or ""  # type: ignore[attr-defined]
+    code, details = error.code(), error.details() or ""
     where = f"the exporter at {endpoint.address}"
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return DriverConnectionError(f"{where} refused the credentials: {details}")

@@ -355,8 +355,8 @@ async def _relay_logs(call: Any, name: str, barrier_passed: anyio.Event) -> None
                 level if isinstance(level, int) else logging.INFO, record.message
             )
     except grpc.RpcError as error:
-        code = error.code()  # type: ignore[attr-defined]
+        code = error.code()
         if code == grpc.StatusCode.UNAVAILABLE:
             logger.warning("lost the exporter (it stopped, or the connection broke): no more log records from it")
         elif code not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNIMPLEMENTED):
-            logger.warning("the exporter's log stream ended: %s", error.details())  # type: ignore[attr-defined]
+            logger.warning("the exporter's log stream ended: %s", error.details())

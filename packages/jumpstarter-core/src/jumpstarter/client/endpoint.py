@@ -111,7 +111,7 @@ class ExporterEndpoint:
             sync_channel = grpc.insecure_channel(self.address, options=_TCP_OPTIONS)
         else:
             credentials = grpc.ssl_channel_credentials(root_certificates=self.tls_ca)
-            options = _TCP_OPTIONS
+            options: list[tuple[str, str | int]] = list(_TCP_OPTIONS)
             if self.tls_server_name:
                 options = [*options, ("grpc.ssl_target_name_override", self.tls_server_name)]
             aio_channel = grpc.aio.secure_channel(

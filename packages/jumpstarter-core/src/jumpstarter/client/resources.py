@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 from anyio import EndOfStream
-from anyio.abc import ByteReceiveStream, ByteSendStream, ObjectReceiveStream, ObjectSendStream
+from anyio.abc import (
+    AnyByteReceiveStream,
+    AnyByteSendStream,
+    ByteReceiveStream,
+    ByteSendStream,
+    ObjectReceiveStream,
+    ObjectSendStream,
+)
 
 CHUNK_SIZE = 1 << 20
 
@@ -63,9 +70,11 @@ class _Iterable(LocalEndpoint):
     readable = True
 
     def __init__(self, iterable: Iterable[bytes] | AsyncIterable[bytes]) -> None:
+        self._async: AsyncIterator[bytes] | None
+        self._sync: Iterator[bytes]
         if isinstance(iterable, AsyncIterable):
             self._async = aiter(iterable)
-            self._sync = None
+            self._sync = iter(())
         else:
             self._async = None
             self._sync = iter(iterable)
@@ -76,10 +85,14 @@ class _Iterable(LocalEndpoint):
                 return bytes(await anext(self._async))
             except StopAsyncIteration:
                 raise EndOfStream from None
-        item = await anyio.to_thread.run_sync(next, self._sync, None)
+        item = await anyio.to_thread.run_sync(_next_or_none, self._sync)
         if item is None:
             raise EndOfStream
         return bytes(item)
+
+
+def _next_or_none(iterator: Iterator[bytes]) -> bytes | None:
+    return next(iterator, None)
 
 
 _RECEIVE_STREAMS = (ByteReceiveStream, ObjectReceiveStream)
@@ -90,16 +103,21 @@ _ANYIO_STREAMS = (*_RECEIVE_STREAMS, *_SEND_STREAMS)
 class _Stream(LocalEndpoint):
     """An anyio stream, used as it is."""
 
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self.readable = isinstance(stream, _RECEIVE_STREAMS)
-        self.writable = isinstance(stream, _SEND_STREAMS)
+    def __init__(self, stream: AnyByteReceiveStream | AnyByteSendStream) -> None:
+        self._receiver = stream if isinstance(stream, _RECEIVE_STREAMS) else None
+        self._sender = stream if isinstance(stream, _SEND_STREAMS) else None
+        self.readable = self._receiver is not None
+        self.writable = self._sender is not None
 
     async def receive(self) -> bytes:
-        return await self._stream.receive()
+        if self._receiver is None:
+            return await super().receive()
+        return await self._receiver.receive()
 
     async def send(self, data: bytes) -> None:
-        await self._stream.send(data)
+        if self._sender is None:
+            return await super().send(data)
+        await self._sender.send(data)
 
 
 def _can(file: Any, what: str) -> bool:

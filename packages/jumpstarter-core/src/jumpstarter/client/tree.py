@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import ExitStack
+from typing import Any
 from uuid import UUID
 
 from jumpstarter.client.base import DriverClient, StubDriverClient
@@ -12,6 +13,7 @@ from jumpstarter.client.classes import ClientClassPolicy, UnavailableClass, reso
 from jumpstarter.client.connection import Connection
 from jumpstarter.common.exceptions import DriverConnectionError
 from jumpstarter.common.protocol import CLIENT_LABEL, NAME_LABEL
+from jumpstarter.v1 import jumpstarter_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +58,15 @@ def build_client_tree(connection: Connection, stack: ExitStack, policy: ClientCl
 
 
 def _make_client(
-    entry: object,
+    entry: jumpstarter_pb2.DriverInstanceReport,
     connection: Connection,
     stack: ExitStack,
     children: dict[str, DriverClient],
     policy: ClientClassPolicy,
 ) -> DriverClient:
-    labels = dict(entry.labels)  # type: ignore[attr-defined]
-    fields = {
-        "uuid": UUID(entry.uuid),  # type: ignore[attr-defined]
+    labels = dict(entry.labels)
+    fields: dict[str, Any] = {
+        "uuid": UUID(entry.uuid),
         "labels": labels,
         "channel": connection.channel,
         "portal": connection.portal,

@@ -132,6 +132,8 @@ def _parse_uuid(value: Any, where: str) -> UUID:
 
 
 def _parse_encoding(value: Any) -> str | None:
-    if value is None or value in CONTENT_ENCODINGS:
-        return value
+    if value is None:
+        return None
+    if value in CONTENT_ENCODINGS:
+        return str(value)
     raise ValueError(f"unknown content encoding {value!r} (expected one of {', '.join(CONTENT_ENCODINGS)} or null)")

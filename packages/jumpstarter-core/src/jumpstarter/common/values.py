@@ -58,6 +58,7 @@ def simplify(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
     # Subclasses of the plain types (a str subclass, an int subclass...) travel as their base.
+    base: type[Any]
     for base in (bool, int, float, str, bytes, list, dict):
         if isinstance(value, base):
             return base(value)
@@ -86,7 +87,8 @@ def fill_typed(message: TypedValue, value: Any) -> None:
     """Encode `value` into an empty TypedValue message."""
     kind = type(value)
     if value is None:
-        message.null_value = struct_pb2.NULL_VALUE
+        # protoc's .pyi types the field as the enum class, types-protobuf its values as NullValue.ValueType.
+        message.null_value = struct_pb2.NULL_VALUE  # type: ignore[assignment]
     elif kind is bool:
         message.bool_value = value
     elif kind is int:
@@ -116,12 +118,12 @@ def fill_typed(message: TypedValue, value: Any) -> None:
         fill_typed(message, simplify(value))
 
 
-def _decode_list(message: TypedValue) -> list:
+def _decode_list(message: TypedValue) -> list[Any]:
     return [decode_typed(item) for item in message.list_value.values]
 
 
-def _decode_map(message: TypedValue) -> dict:
-    result = {}
+def _decode_map(message: TypedValue) -> dict[Any, Any]:
+    result: dict[Any, Any] = {}
     for entry in message.map_value.entries:
         key = decode_typed(entry.key)
         # Tuples travel as lists; as a key, a list can only have been a tuple.

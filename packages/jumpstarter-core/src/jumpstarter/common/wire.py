@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -307,10 +307,15 @@ _CLASSES: dict[grpc.StatusCode, type[DriverError]] = {
 
 
 def error_from_status(
-    code: grpc.StatusCode, details: str | None, trailing_metadata: Sequence[tuple[str, str]] | None, method: str
+    code: grpc.StatusCode,
+    details: str | None,
+    trailing_metadata: Iterable[tuple[str, str | bytes]] | None,
+    method: str,
 ) -> DriverError:
     """The exception a client raises for a failed call of `method`."""
     raised_as = dict(trailing_metadata or ()).get(ERROR_CLASS_METADATA_KEY)
+    if isinstance(raised_as, bytes):  # a text key: gRPC hands over str, but the type allows bytes
+        raised_as = raised_as.decode(errors="replace")
     message = details or code.name
     error_class = _CLASSES.get(code, DriverError)
     if raised_as is None:
@@ -336,4 +341,6 @@ def error_from_status(
 
 def error_from_rpc(error: grpc.RpcError, method: str) -> DriverError:
     """The exception for a failed gRPC call (sync or async API)."""
-    return error_from_status(error.code(), error.details(), error.trailing_metadata(), method)  # type: ignore[attr-defined]
+    # gRPC's metadata items are (key, value) named tuples; its type stubs declare a plain class.
+    metadata = cast("tuple[tuple[str, str | bytes], ...]", error.trailing_metadata())
+    return error_from_status(error.code(), error.details(), metadata, method)

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,7 +21,7 @@ from jumpstarter.config.env import client_config_path
 from jumpstarter.config.meta import ObjectMeta
 from jumpstarter.config.yaml import ConfigError, load_yaml
 
-API_VERSION = "jumpstarter.dev/v1alpha1"
+API_VERSION: Final = "jumpstarter.dev/v1alpha1"
 
 
 class DriversConfig(BaseModel):

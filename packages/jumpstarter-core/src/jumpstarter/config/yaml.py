@@ -244,9 +244,10 @@ class _Loader(yaml.SafeLoader):
         self.depth = 0
         self.alias_marks: dict[tuple[yaml.Node, Any], yaml.Mark] = {}
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) and parent is not None:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML's stubs leave Parser unannotated
+        # (This loader is the pure-Python one: its marks are yaml.Mark, never the C parser's.)
+        if isinstance(event, yaml.AliasEvent) and parent is not None and isinstance(event.start_mark, yaml.Mark):
             self.alias_marks[(parent, index)] = event.start_mark
         self.depth += 1
         try:
@@ -257,7 +258,7 @@ class _Loader(yaml.SafeLoader):
                     "\n  fix: a configuration needs a few levels: look for brackets that are never closed, "
                     "or nesting that never ends"
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from anyio import create_memory_object_stream
-from anyio.abc import ObjectStream
+from anyio.abc import AnyByteStream, ObjectStream
 from anyio.streams.stapled import StapledObjectStream
 
 from jumpstarter.common.handles import (
@@ -91,20 +91,22 @@ class ResourceRegistry:
                     resource = parse_resource_handle(value)
                 except ValueError:
                     continue
+                if not isinstance(resource, ClientStreamResource):
+                    continue
                 entry = self._open.pop(resource.uuid, None)
                 if entry is not None:
                     await entry[1].aclose()
 
 
 @asynccontextmanager
-async def open_resource(driver: Driver, handle: Any) -> AsyncIterator[Any]:
+async def open_resource(driver: Driver, handle: Any) -> AsyncIterator[AnyByteStream]:
     """Open the resource a call of `driver` received (see `Driver.resource`)."""
     resource = parse_resource_handle(handle)
     if isinstance(resource, PresignedRequestResource):
         from jumpstarter.driver._presigned import open_presigned  # an HTTP client: loaded when needed
 
-        async with open_presigned(resource) as stream:
-            yield stream
+        async with open_presigned(resource) as presigned:
+            yield presigned
         return
     registry = _current.get(None)
     if registry is None:

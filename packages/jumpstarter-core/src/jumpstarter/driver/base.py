@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 if TYPE_CHECKING:
-    from anyio.abc import ByteStream
+    from anyio.abc import AnyByteStream
 
 DRIVER_LOGGER_PREFIX = "jumpstarter.drivers"
 
@@ -69,11 +69,12 @@ class Driver(metaclass=ABCMeta):
         return {}
 
     @asynccontextmanager
-    async def resource(self, handle: Any) -> AsyncIterator[ByteStream]:
+    async def resource(self, handle: Any) -> AsyncIterator[AnyByteStream]:
         """Open the client resource a driver call received as an argument.
 
-        Yields a byte stream: `receive()` reads the bytes the client sends (decompressed
-        if the client declared an encoding) and `send()` writes bytes back to the client.
+        Yields an anyio stream of bytes (`anyio.abc.AnyByteStream`): `receive()` reads the
+        bytes the client sends (decompressed if the client declared an encoding) and `send()`
+        writes bytes back to the client.
         A handle can be used once, and only on the driver it was made for.
         """
         from jumpstarter.driver._resources import open_resource  # anyio streams: loaded when needed

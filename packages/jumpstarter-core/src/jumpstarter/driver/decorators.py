@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +41,7 @@ class ExportedMethod:
 
 
 def _check_public(function: Callable[..., Any], decorator: str) -> str:
-    name = getattr(function, "__name__", None)
+    name: str | None = getattr(function, "__name__", None)
     if not (inspect.isfunction(function) or inspect.ismethod(function)) or name is None:
         raise TypeError(f"{decorator} decorates methods defined with def or async def, not {function!r}")
     if name.startswith("_"):
@@ -74,10 +74,9 @@ def exportstream(function: F) -> F:
     of bytes. A bare async generator function is wrapped with `asynccontextmanager`.
     """
     _check_public(function, "@exportstream")
-    if inspect.isasyncgenfunction(function):
-        function = asynccontextmanager(function)  # type: ignore[assignment]
-    setattr(function, _MARK, CallKind.STREAM)
-    return function
+    exported: Callable[..., Any] = asynccontextmanager(function) if inspect.isasyncgenfunction(function) else function
+    setattr(exported, _MARK, CallKind.STREAM)
+    return cast(F, exported)  # the same method, or its asynccontextmanager wrapper (same signature)
 
 
 @cache

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar, cast
 
 
 class _Node(Protocol):
@@ -34,7 +34,8 @@ def walk_tree(root: T) -> Iterator[Place[T]]:
     while stack:
         place = stack.pop()
         yield place
-        children: Mapping[str, T] = place.node.children or {}  # type: ignore[assignment]
+        # The nodes of one tree are of one kind (drivers, or configuration entries): a child is a T.
+        children = cast("Mapping[str, T]", place.node.children or {})
         # Reversed onto the stack, so that children come out in their declared order.
         for name, child in reversed(list(children.items())):
             stack.append(Place(child, place.node, name, f"{place.path}/{name}"))

@@ -67,7 +67,9 @@ async def listen(provider: SessionProvider, *, unix_path: str | None = None, tcp
             stack.callback(_remove_socket, path)
             listening.unix_path = path
         if tcp is not None:
-            interceptors = [TokenAuthentication(tcp.token)] if tcp.token else None
+            interceptors: list[grpc.aio.ServerInterceptor] | None = (
+                [TokenAuthentication(tcp.token)] if tcp.token else None
+            )
             server = grpc_server(provider, interceptors)
             address = f"[{tcp.host}]:{tcp.port}" if ":" in tcp.host else f"{tcp.host}:{tcp.port}"
             try:

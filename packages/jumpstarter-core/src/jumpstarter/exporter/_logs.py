@@ -17,7 +17,7 @@ from jumpstarter.v1 import common_pb2, jumpstarter_pb2
 CONSUMER_BACKLOG = 1024
 
 
-def source_of(record: logging.LogRecord) -> int:
+def source_of(record: logging.LogRecord) -> common_pb2.LogSource:
     if record.name == DRIVER_LOGGER_PREFIX or record.name.startswith(DRIVER_LOGGER_PREFIX + "."):
         return common_pb2.LOG_SOURCE_DRIVER
     return common_pb2.LOG_SOURCE_SYSTEM

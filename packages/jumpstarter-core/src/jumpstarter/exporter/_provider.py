@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 import anyio
@@ -30,13 +31,15 @@ class StatusBoard:
     """The exporter's status as GetStatus reports it: a value of `jumpstarter.v1.ExporterStatus`,
     a message, a version that counts the updates, and the status before the last update."""
 
-    def __init__(self, status: int = common_pb2.EXPORTER_STATUS_LEASE_READY, message: str = "") -> None:
+    def __init__(
+        self, status: common_pb2.ExporterStatus = common_pb2.EXPORTER_STATUS_LEASE_READY, message: str = ""
+    ) -> None:
         self.status = status
         self.message = message
         self.version = 0
-        self.previous: int | None = None
+        self.previous: common_pb2.ExporterStatus | None = None
 
-    def update(self, status: int, message: str = "") -> None:
+    def update(self, status: common_pb2.ExporterStatus, message: str = "") -> None:
         self.previous, self.status = self.status, status
         self.message = message
         self.version += 1
@@ -46,9 +49,15 @@ class StatusBoard:
 class SessionProvider(Protocol):
     """Sessions for the calls a servicer receives. Entered (``async with``) while served."""
 
-    labels: Mapping[str, str]
-    """The exporter's labels, as reported to clients."""
-    status: StatusBoard
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The exporter's labels, as reported to clients."""
+        ...
+
+    @property
+    def status(self) -> StatusBoard:
+        """What GetStatus reports."""
+        ...
 
     def session(self) -> AbstractAsyncContextManager[Session]:
         """The session that serves one call, held while the call runs.
@@ -68,7 +77,9 @@ class SessionProvider(Protocol):
 
     async def __aenter__(self) -> object: ...
 
-    async def __aexit__(self, *exc_info: object) -> bool | None: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc_value: BaseException | None, traceback: TracebackType | None
+    ) -> bool | None: ...
 
 
 class SingleSession(anyio.AsyncContextManagerMixin):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias, cast
 
 import anyio
 import grpc
@@ -51,6 +51,8 @@ from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grp
 
 __all__ = ["ExporterServicer", "grpc_server"]
 
+_Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
 
 class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.RouterServiceServicer):
     """Both services of an exporter, for the sessions of `provider`."""
@@ -64,14 +66,14 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
 
     # -- ExporterService -------------------------------------------------------------
 
-    async def GetReport(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> Any:
+    async def GetReport(self, request: empty_pb2.Empty, context: _Context) -> Any:
         try:
             async with self.provider.session() as session:
                 return _report(session, self.provider.labels)
         except Exception as error:
             await _abort(context, error)
 
-    async def DriverCall(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def DriverCall(self, request: Any, context: _Context) -> Any:
         try:
             async with self.provider.session() as session:
                 call = decode_call(request)
@@ -80,7 +82,7 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
         except Exception as error:
             await _abort(context, error)
 
-    async def StreamingDriverCall(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def StreamingDriverCall(self, request: Any, context: _Context) -> None:
         try:
             async with self.provider.session() as session:
                 call = decode_call(request)
@@ -96,8 +98,8 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
         except Exception as error:
             await _abort(context, error)
 
-    async def LogStream(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> None:
-        name = dict(context.invocation_metadata() or ()).get(LOG_CONSUMER_METADATA_KEY)
+    async def LogStream(self, request: empty_pb2.Empty, context: _Context) -> None:
+        name = _text(dict(context.invocation_metadata() or ()).get(LOG_CONSUMER_METADATA_KEY))
         try:
             # An open log stream holds its session: with `Exporter`, it keeps a client attached.
             async with self.provider.session() as session:
@@ -110,11 +112,11 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
         except Exception as error:
             await _abort(context, error)
 
-    async def Reset(self, request: Any, context: grpc.aio.ServicerContext) -> NoReturn:
+    async def Reset(self, request: Any, context: _Context) -> NoReturn:
         await _abort(context, CallRefused(grpc.StatusCode.UNIMPLEMENTED, "Reset is not implemented by this exporter"))
 
-    async def GetStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        barrier = dict(context.invocation_metadata() or ()).get(LOG_BARRIER_METADATA_KEY)
+    async def GetStatus(self, request: Any, context: _Context) -> Any:
+        barrier = _text(dict(context.invocation_metadata() or ()).get(LOG_BARRIER_METADATA_KEY))
         if barrier:
             session = self.provider.current_session()
             if session is not None:
@@ -127,18 +129,18 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
             response.previous_status = status.previous
         return response
 
-    async def EndSession(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def EndSession(self, request: Any, context: _Context) -> Any:
         success, message = await self.provider.end_session()
         return jumpstarter_pb2.EndSessionResponse(success=success, message=message)
 
     # -- RouterService ---------------------------------------------------------------
 
-    async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+    async def Stream(self, request_iterator: Any, context: _Context) -> None:
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
         try:
             async with self.provider.session() as session, FrameStream(context, client_side=False) as frames:
                 try:
-                    request = parse_stream_request(metadata.get(REQUEST_METADATA_KEY))
+                    request = parse_stream_request(_text(metadata.get(REQUEST_METADATA_KEY)))
                 except ValueError as error:
                     raise CallRefused(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
                 if isinstance(request, DriverStreamRequest):
@@ -206,7 +208,12 @@ async def _splice_with_client(
             raise rest.exceptions[0] from None
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
+def _text(value: str | bytes | None) -> str | None:
+    # Metadata keys without the -bin suffix carry text: gRPC hands their values over as str.
+    return cast("str | None", value)
+
+
+async def _abort(context: _Context, error: Exception) -> NoReturn:
     """End the RPC with the status `error` travels as (see `jumpstarter.common.wire.status_for`)."""
     status = status_for(error)
     if status.metadata:

@@ -16,7 +16,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-_Task = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[..., Any], tuple, dict]
+_Task = tuple[
+    asyncio.AbstractEventLoop,
+    "asyncio.Future[Any]",
+    contextvars.Context,
+    Callable[..., Any],
+    tuple[Any, ...],
+    dict[str, Any],
+]
 
 
 class WorkerThreads:

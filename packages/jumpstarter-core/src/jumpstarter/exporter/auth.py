@@ -60,7 +60,7 @@ class TokenAuthentication(grpc.aio.ServerInterceptor):
 def _refusing(handler: Any) -> Any:
     """A handler of the same kind as `handler` that ends the call with UNAUTHENTICATED."""
 
-    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSED)
 
     kinds = {

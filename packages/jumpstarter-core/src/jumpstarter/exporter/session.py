@@ -202,7 +202,7 @@ class DriverStreamBroken(ConnectionError):
     """The driver's side of a stream failed (a target that reset the connection, say)."""
 
 
-class _DriverSide:
+class _DriverSide(ObjectStream[bytes]):
     """A driver's stream whose failures are told apart from the client's leaving."""
 
     def __init__(self, stream: AnyByteStream) -> None:
@@ -219,6 +219,9 @@ class _DriverSide:
     async def send_eof(self) -> None:
         with _driver_failures():
             await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()  # (the driver's own context manager closes it as well)
 
 
 @contextmanager

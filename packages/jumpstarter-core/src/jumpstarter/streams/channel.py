@@ -55,7 +55,7 @@ class ThreadChannel(Generic[T]):
         return self._load == 0 or self._load + weight <= self._capacity
 
     def _take(self, max_items: int) -> list[T]:
-        batch = []
+        batch: list[T] = []
         while self._items and len(batch) < max_items:
             item, weight = self._items.popleft()
             self._load -= weight

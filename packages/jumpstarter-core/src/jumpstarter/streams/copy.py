@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 from anyio import EndOfStream
+from anyio.abc import AnyByteStream
 
 
-async def copy_stream(source: Any, sink: Any, after_eof: Callable[[], Awaitable[None]] | None = None) -> None:
+async def copy_stream(
+    source: AnyByteStream, sink: AnyByteStream, after_eof: Callable[[], Awaitable[None]] | None = None
+) -> None:
     """Copy chunks from `source` to `sink` until `source` ends, then half-close `sink`.
 
     Works with anyio byte streams and object streams of bytes. Errors propagate.
@@ -26,7 +28,7 @@ async def copy_stream(source: Any, sink: Any, after_eof: Callable[[], Awaitable[
         await after_eof()
 
 
-async def splice(a: Any, b: Any, after_a_eof: Callable[[], Awaitable[None]] | None = None) -> None:
+async def splice(a: AnyByteStream, b: AnyByteStream, after_a_eof: Callable[[], Awaitable[None]] | None = None) -> None:
     """Copy both ways between `a` and `b` until both directions have ended.
 
     Each direction ends on its own (a half-close reaches the other side as end of stream);

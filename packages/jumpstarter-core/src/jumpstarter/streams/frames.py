@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import anyio
 import grpc
@@ -36,14 +36,21 @@ _RST_STREAM = router_pb2.FRAME_TYPE_RST_STREAM
 # exception types, some of them internal, once the peer is gone).
 _RPC_ERRORS = (Exception,)
 
+# The two ends of a RouterService.Stream call: the client's call object, the exporter's servicer
+# context. (StreamRequest goes one way and StreamResponse the other; they carry the same fields.)
+StreamCall: TypeAlias = "grpc.aio.StreamStreamCall[Any, Any] | grpc.aio.ServicerContext[Any, Any]"
+_ClientCall: TypeAlias = "grpc.aio.StreamStreamCall[Any, Any]"
+
 
 class FrameStream(ByteStream):
     """The byte stream of a RouterService.Stream call, on either side of it."""
 
-    def __init__(self, call: Any, *, client_side: bool) -> None:
+    def __init__(self, call: StreamCall, *, client_side: bool) -> None:
         self._call = call
         self._client_side = client_side
-        self._frame = router_pb2.StreamRequest if client_side else router_pb2.StreamResponse
+        self._frame: type[router_pb2.StreamRequest] | type[router_pb2.StreamResponse] = (
+            router_pb2.StreamRequest if client_side else router_pb2.StreamResponse
+        )
         self._leftover = b""
         self._received_eof = False
         self._sent_eof = False
@@ -87,7 +94,7 @@ class FrameStream(ByteStream):
                 break
             if frame.frame_type == _DATA:
                 if frame.payload:  # empty DATA frames carry nothing; they are not an end of stream
-                    payload = frame.payload
+                    payload: bytes = frame.payload
                     if len(payload) > max_bytes:
                         payload, self._leftover = payload[:max_bytes], payload[max_bytes:]
                     return payload
@@ -112,7 +119,7 @@ class FrameStream(ByteStream):
         for offset in range(0, len(view), MAX_FRAME):
             await self._write(self._frame(payload=bytes(view[offset : offset + MAX_FRAME])))
 
-    async def _write(self, frame: Any) -> None:
+    async def _write(self, frame: router_pb2.StreamRequest | router_pb2.StreamResponse) -> None:
         async with self._writing:
             try:
                 await self._call.write(frame)
@@ -132,7 +139,7 @@ class FrameStream(ByteStream):
         try:
             await self._write(self._frame(frame_type=_GOAWAY))
             if self._client_side:
-                await self._call.done_writing()
+                await cast(_ClientCall, self._call).done_writing()
         except (BrokenResourceError, *_RPC_ERRORS):
             pass  # the call already ended: the peer sees the end of the stream either way
 
@@ -162,7 +169,7 @@ class FrameStream(ByteStream):
             self._pending_read.cancel()
             self._pending_read.add_done_callback(_consume_outcome)
         if self._client_side and not self._call.done():
-            self._call.cancel()
+            cast(_ClientCall, self._call).cancel()
 
 
 def _consume_outcome(future: asyncio.Future[Any]) -> None:
