@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from jumpstarter_driver_network.driver import EchoNetwork, TcpNetwork, UdpNetwork, UnixNetwork
 from network_helpers import UdpPeer, free_port, recv_all
 
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 
 def invoke(client: Any, *args: str) -> Result:
@@ -218,7 +218,7 @@ def test_forward_udp_through_a_stream_only_driver_is_refused_at_start(driver: An
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from jumpstarter.common.utils import serve
+    from jumpstarter.testing import serve
     from jumpstarter_driver_network.driver import EchoNetwork
 
     with serve(EchoNetwork()) as client:

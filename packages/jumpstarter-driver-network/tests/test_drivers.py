@@ -14,7 +14,7 @@ from jumpstarter_driver_network.framing import MAX_DATAGRAM, DatagramDecoder, en
 from network_helpers import HalfCloser, HttpSite, UdpPeer, free_port, has_ipv6_loopback, unresponsive_tcp
 
 from jumpstarter.client import DriverConnectionError, DriverInvalidArgument, DriverMethodNotImplemented
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 # -- TCP -----------------------------------------------------------------------------------
 
@@ -315,7 +315,7 @@ def test_decoder_refuses_a_stream_that_is_not_framed() -> None:
 
 @pytest.mark.anyio
 async def test_async_twins(tcp_echo: tuple[str, int], udp_echo: UdpPeer) -> None:
-    from jumpstarter.common.utils import serve_async
+    from jumpstarter.testing import serve_async
 
     async with serve_async(TcpNetwork(host=tcp_echo[0], port=tcp_echo[1])) as client:
         assert await client.address_async() == f"tcp://{tcp_echo[0]}:{tcp_echo[1]}"

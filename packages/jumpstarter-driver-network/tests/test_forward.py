@@ -16,7 +16,7 @@ from jumpstarter_driver_network.adapters import TcpPortforwardAdapter, UnixPortf
 from jumpstarter_driver_network.driver import EchoNetwork, TcpNetwork, UdpNetwork
 from network_helpers import HttpSite, UdpPeer, free_port, recv_all
 
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 
 def exchange(address: tuple[str, int] | str, data: bytes) -> bytes:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from jumpstarter_driver_network import driver as drivers
 
-from jumpstarter.common.utils import serve
 from jumpstarter.config.exporter import parse_exporter_config
 from jumpstarter.driver import Driver
+from jumpstarter.testing import serve
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TEXT = README.read_text()

@@ -16,7 +16,7 @@ import pytest
 from jumpstarter_driver_network.driver import TcpNetwork
 from network_helpers import free_port, sshd_path
 
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 # sshd refuses to start as root without its privilege separation directory, which the
 # distribution's service normally creates at boot.

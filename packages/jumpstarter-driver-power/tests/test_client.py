@@ -14,8 +14,8 @@ from jumpstarter_driver_power.common import MeasurementNotSupported, PowerReadin
 from jumpstarter_driver_power.driver import PowerInterface
 
 from jumpstarter.client import DriverError
-from jumpstarter.common.utils import serve
 from jumpstarter.driver import Composite, Driver, export
+from jumpstarter.testing import serve
 
 
 @dataclass(kw_only=True)

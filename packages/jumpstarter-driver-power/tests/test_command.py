@@ -16,7 +16,7 @@ from jumpstarter_driver_power.common import MeasurementNotSupported, PowerReadin
 from power_helpers import Pductl
 
 from jumpstarter.client import DriverError, DriverTimeout
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 OK = [sys.executable, "-c", ""]  # a command that succeeds and prints nothing
 

@@ -15,8 +15,8 @@ from jumpstarter_driver_power.driver import MockPower, PowerInterface, SyncMockP
 from pydantic import ValidationError
 
 from jumpstarter.client import DriverInvalidArgument
-from jumpstarter.common.utils import serve, serve_async
 from jumpstarter.driver import export
+from jumpstarter.testing import serve, serve_async
 
 MOCKS = [MockPower, SyncMockPower]
 

@@ -26,9 +26,9 @@ from power_fake_usb import FakeBackend, FakeHub, FakeRelayBoard, Transfer
 from power_helpers import Pductl, PseudoTerminal
 
 from jumpstarter.client import DriverClient
-from jumpstarter.common.utils import serve
 from jumpstarter.config.exporter import load_exporter_config
 from jumpstarter.driver import Composite, Driver
+from jumpstarter.testing import serve
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 DRIVERS = {

@@ -15,7 +15,7 @@ from jumpstarter_driver_power.serialrelay import SerialRelayPower, _open_error, 
 from power_helpers import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverTimeout
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 
 @pytest.mark.parametrize(

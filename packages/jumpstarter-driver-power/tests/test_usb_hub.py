@@ -14,7 +14,7 @@ from jumpstarter_driver_power.usbhub import UsbHubPower
 from power_fake_usb import FakeBackend, FakeDevice, FakeHub, Transfer
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverInvalidArgument, DriverTimeout
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 DESCRIPTOR = Transfer(0xA0, 6, 0x2900, 0, 71)  # GET_DESCRIPTOR, hub descriptor (USB 2)
 UDEV_RULE = 'SUBSYSTEM=="usb", ATTR{idVendor}=="2109", ATTR{idProduct}=="2817", MODE="0660", GROUP="plugdev"'

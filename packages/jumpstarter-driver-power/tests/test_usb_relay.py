@@ -11,7 +11,7 @@ from jumpstarter_driver_power.usbrelay import UsbRelayPower
 from power_fake_usb import FakeBackend, FakeDevice, FakeHandle, FakeRelayBoard, Transfer
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverInvalidArgument, DriverTimeout
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 GET_REPORT = Transfer(0xA1, 0x01, 0x0300, 0, 8)
 UDEV_RULE = 'SUBSYSTEM=="usb", ATTR{idVendor}=="16c0", ATTR{idProduct}=="05df", MODE="0660", GROUP="plugdev"'

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jumpstarter_driver_serial.driver import PySerial
 from serial_board import Board, PtyLine
 
-from jumpstarter.common.utils import serve
 from jumpstarter.driver import Composite, exportstream
+from jumpstarter.testing import serve
 
 
 @dataclass(kw_only=True)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from jumpstarter_driver_serial.driver import PySerial
 from serial_board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board, PtyLine
 
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 
 def later(seconds: float, action) -> threading.Timer:

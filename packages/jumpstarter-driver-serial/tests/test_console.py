@@ -12,7 +12,7 @@ from jumpstarter_driver_serial.driver import PySerial
 from serial_board import LOGIN_PROMPT, SHELL_PROMPT, UBOOT_PROMPT, Board, PtyLine
 
 from jumpstarter.client import DriverConnectionError
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 
 def test_an_interactive_session_from_u_boot_to_a_linux_shell(board: Board, pty_line: PtyLine) -> None:

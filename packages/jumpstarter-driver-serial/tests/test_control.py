@@ -10,7 +10,7 @@ from jumpstarter_driver_serial.driver import PySerial
 from serial_board import SYSRQ_HELP, Board, PtyLine
 
 from jumpstarter.client import DriverConnectionError, DriverInvalidArgument, DriverMethodNotImplemented
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 
 def test_dtr_resets_the_board_and_rts_picks_its_boot_mode(rfc2217_board: Board) -> None:

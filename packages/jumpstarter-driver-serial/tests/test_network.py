@@ -15,7 +15,7 @@ from jumpstarter_driver_serial.driver import LoopbackSerial, PySerial
 from serial_board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_PROMPT, Board, PtyLine
 
 from jumpstarter.client import DriverConnectionError
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 # -- rfc2217:// through ser2net --------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from jumpstarter_driver_serial.driver import PySerial
 from serial_board import Board, PtyLine
 
 from jumpstarter.client import DriverConnectionError
-from jumpstarter.common.utils import serve
+from jumpstarter.testing import serve
 
 PATTERN = bytes(range(256))
 

@@ -33,6 +33,19 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from jumpstarter.driver import Driver
 
+__all__ = [
+    "ALIAS_ENTRY_POINT_GROUP",
+    "ENTRY_POINT_GROUP",
+    "DriverAlias",
+    "DriverNotFound",
+    "InstalledDriver",
+    "driver_aliases",
+    "install_command",
+    "install_hint",
+    "installed_drivers",
+    "resolve_driver",
+]
+
 ENTRY_POINT_GROUP = "jumpstarter.drivers"
 ALIAS_ENTRY_POINT_GROUP = "jumpstarter.driver_aliases"
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from jumpstarter.common.exceptions import DriverError, DriverMethodNotImplemented
+from jumpstarter.client import DriverError, DriverMethodNotImplemented
 from jumpstarter_driver_network.addresses import join_host_port, split_address
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 from anyio.abc import ByteStream, Listener, SocketAttribute, SocketListener, SocketStream, TaskGroup
 
-from jumpstarter.common.tasks import background_tasks
+from jumpstarter.common import background_tasks
 from jumpstarter_driver_network.addresses import join_host_port
 
 # Opens a new stream to the driver (the client's `stream_async("connect")`).

@@ -20,7 +20,7 @@ from anyio import BrokenResourceError, ClosedResourceError, WouldBlock
 from anyio.abc import ObjectStream, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from jumpstarter.common.tasks import background_tasks
+from jumpstarter.common import background_tasks
 from jumpstarter_driver_network.addresses import join_host_port
 
 # Opens a new datagram stream to the driver (the client's `datagrams_async()`).

@@ -15,8 +15,7 @@ import anyio
 import click
 from pydantic import ValidationError
 
-from jumpstarter.client import DriverClient
-from jumpstarter.common.exceptions import DriverError, DriverMethodNotImplemented, JumpstarterException
+from jumpstarter.client import DriverClient, DriverError, DriverMethodNotImplemented, JumpstarterException
 from jumpstarter_driver_power.common import MeasurementNotSupported, PowerReading, StateNotSupported
 
 P = ParamSpec("P")

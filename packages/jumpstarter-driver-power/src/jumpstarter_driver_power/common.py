@@ -1,14 +1,14 @@
 """What the power drivers and their client share: the reading, and the errors of missing features.
 
-Imported by both sides, so it depends on nothing but pydantic and jumpstarter's common
-exceptions.
+Imported by both sides, so it depends on nothing but pydantic and the errors of
+`jumpstarter.common` (which load no gRPC).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from jumpstarter.common.exceptions import DriverMethodNotImplemented
+from jumpstarter.common import DriverMethodNotImplemented
 
 
 class PowerReading(BaseModel):

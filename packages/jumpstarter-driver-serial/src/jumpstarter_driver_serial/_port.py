@@ -27,7 +27,7 @@ import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 from anyio.abc import ByteStream
 
-from jumpstarter.streams.channel import ThreadChannel
+from jumpstarter.streams import ThreadChannel
 from jumpstarter_driver_serial.errors import SerialPortGone
 
 # The most a receive() returns (the gRPC frames that carry it are at most 512 KiB).

@@ -28,7 +28,7 @@ from anyio import BrokenResourceError, ClosedResourceError
 from jumpstarter.client import DriverError
 
 if TYPE_CHECKING:
-    from jumpstarter.client.blocking import BlockingStream
+    from jumpstarter.client import BlockingStream
     from jumpstarter_driver_serial.client import PySerialClient
 
 # Control characters that are not Ctrl-<letter>, as written after ^.

@@ -1,7 +1,12 @@
-"""Client side of jumpstarter: `DriverClient`, connecting to exporters, and the errors driver calls raise."""
+"""Client side of jumpstarter: `DriverClient`, connecting to exporters, and the errors driver calls raise.
+
+The modules of this package are internal: import from here (see the public API reference
+in the documentation).
+"""
 
 from jumpstarter.client.base import DriverClient, StubDriverClient
 from jumpstarter.client.blocking import BlockingStream
+from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.composite import CompositeClient
 from jumpstarter.client.connect import connect, connect_async
 from jumpstarter.client.environment import env, env_async
@@ -14,10 +19,12 @@ from jumpstarter.common.exceptions import (
     DriverTimeout,
     ExporterConnectionLost,
     ExporterNotReady,
+    JumpstarterException,
 )
 
 __all__ = [
     "BlockingStream",
+    "ClientClassPolicy",
     "CompositeClient",
     "DriverClient",
     "DriverClientUnavailable",
@@ -28,6 +35,7 @@ __all__ = [
     "DriverTimeout",
     "ExporterConnectionLost",
     "ExporterNotReady",
+    "JumpstarterException",
     "StubDriverClient",
     "connect",
     "connect_async",

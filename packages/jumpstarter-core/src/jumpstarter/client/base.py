@@ -40,6 +40,9 @@ class DriverClient:
     uuid: UUID = field(default_factory=uuid4)
     labels: dict[str, str] = field(default_factory=dict)
     channel: grpc.aio.Channel
+    """The gRPC channel to the exporter. Nothing here uses it (calls go through `connection`): it is
+    kept because client classes written for the original jumpstarter read it, to make stubs of
+    their own services on the exporter's connection."""
     log_level: str = "INFO"
     children: dict[str, DriverClient] = field(default_factory=dict)
     portal: BlockingPortal

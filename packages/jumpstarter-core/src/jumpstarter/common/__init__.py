@@ -1,1 +1,37 @@
-"""Pieces shared by the driver (exporter) side and the client side."""
+"""What the driver side and the client side share: the errors of driver calls, and `background_tasks`.
+
+    from jumpstarter.common import DriverMethodNotImplemented, background_tasks
+
+The errors are the same classes as those `jumpstarter.client` exports; a module imported by
+both a driver and its client (an interface's shared errors, say) takes them from here, which
+loads no gRPC. The modules under ``jumpstarter.common`` are internal, except the original
+jumpstarter's paths kept for its users (``jumpstarter.common.utils``,
+``jumpstarter.common.exceptions``) and ``jumpstarter.common.tls`` (certificates); see the
+public API reference in the documentation.
+"""
+
+from jumpstarter.common.exceptions import (
+    DriverClientUnavailable,
+    DriverConnectionError,
+    DriverError,
+    DriverInvalidArgument,
+    DriverMethodNotImplemented,
+    DriverTimeout,
+    ExporterConnectionLost,
+    ExporterNotReady,
+    JumpstarterException,
+)
+from jumpstarter.common.tasks import background_tasks
+
+__all__ = [
+    "DriverClientUnavailable",
+    "DriverConnectionError",
+    "DriverError",
+    "DriverInvalidArgument",
+    "DriverMethodNotImplemented",
+    "DriverTimeout",
+    "ExporterConnectionLost",
+    "ExporterNotReady",
+    "JumpstarterException",
+    "background_tasks",
+]

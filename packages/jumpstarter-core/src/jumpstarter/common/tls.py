@@ -24,6 +24,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import grpc
 
+__all__ = [
+    "PEM_CERTIFICATE_MARKER",
+    "GeneratedIdentity",
+    "TlsIdentity",
+    "certificate_names",
+    "check_pem_certificates",
+    "default_names",
+    "generated_identity",
+    "host_addresses",
+    "write_secret",
+]
+
 PEM_CERTIFICATE_MARKER = b"-----BEGIN CERTIFICATE-----"
 
 # Listen hosts that mean "every address of this host" (IPv4 only, or IPv6 and usually IPv4).
