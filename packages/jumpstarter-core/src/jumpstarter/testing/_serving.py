@@ -1,14 +1,4 @@
-"""Serving a driver tree in the test's own process, over a real gRPC connection.
-
-- `serve(root)` / `serve_async(root)`: the drivers and a client of them, for tests and
-  examples of drivers and clients (also importable as ``jumpstarter.common.utils.serve``,
-  the original's path);
-- `serve_socket(root)` / `serve_socket_async(root)`: the drivers on a private Unix socket,
-  for tests that connect to it themselves (``connect(path)``, ``j``, another process...).
-
-The drivers behave as they would behind an exporter: one session resets them on entry and
-closes them on exit, and every call crosses a real socket.
-"""
+"""Serving a driver tree in this process, over a real gRPC connection (see `jumpstarter.testing`)."""
 
 from __future__ import annotations
 
@@ -24,9 +14,7 @@ from jumpstarter.client.connect import async_client, blocking_client, connect_en
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.tree import walk_tree
-from jumpstarter.exporter import SingleSession, listen
-
-__all__ = ["serve", "serve_async", "serve_socket", "serve_socket_async"]
+from jumpstarter.exporter import SessionProvider, SingleSession, listen
 
 
 @contextmanager
@@ -53,15 +41,21 @@ async def serve_async(root: Driver) -> AsyncIterator[DriverClient]:
 
 
 @asynccontextmanager
-async def serve_socket_async(root: Driver) -> AsyncIterator[str]:
-    """Serve `root` on a private Unix socket, on the current event loop; yield the socket's path."""
-    async with listen(SingleSession(root), private_unix=True) as listening:
-        assert listening.unix_path is not None
+async def serve_socket_async(root: Driver | SessionProvider) -> AsyncIterator[str]:
+    """Serve `root` on a private Unix socket, on the current event loop; yield the socket's path.
+
+    `root` is a driver tree (served in one session, as `jmp shell` serves its exporter) or a
+    session provider of `jumpstarter.exporter`, such as a `SingleSession` whose status a
+    test sets.
+    """
+    provider = SingleSession(root) if isinstance(root, Driver) else root
+    async with listen(provider, private_unix=True) as listening:
+        assert listening.unix_path is not None  # private_unix: a socket in a private directory
         yield listening.unix_path
 
 
 @contextmanager
-def serve_socket(root: Driver) -> Iterator[str]:
+def serve_socket(root: Driver | SessionProvider) -> Iterator[str]:
     """`serve_socket_async` from an event loop in a background thread, for synchronous tests."""
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(serve_socket_async(root)) as path:
         yield path
