@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -51,12 +50,7 @@ def upstream_python() -> Path:
     The original and this project share the import name `jumpstarter`: the original only
     ever runs in its own processes, started with this python and `upstream_env`.
     """
-    scripts = str(Path(__file__).resolve().parent / "scripts")
-    sys.path.insert(0, scripts)
-    try:
-        from upstream_venv import UpstreamUnavailable, ensure_upstream_venv
-    finally:
-        sys.path.remove(scripts)
+    from upstream_venv import UpstreamUnavailable, ensure_upstream_venv  # scripts/, on the tests' path
     try:
         return ensure_upstream_venv()
     except UpstreamUnavailable as error:

@@ -28,16 +28,17 @@ from usb.backend import IBackend
 from jumpstarter.common.utils import serve
 from jumpstarter.driver import Driver
 
-TESTS = Path(__file__).resolve().parent.parent / "packages/jumpstarter-driver-power/tests"
+# The workspace's test-support package (tests/support/testsupport), which this script imports.
+SUPPORT = Path(__file__).resolve().parent.parent / "tests" / "support"
 
 
 def fake_hub_backend() -> IBackend:
-    """The package tests' fake pyusb backend, with one per-port switching hub on bus 1, port 1."""
-    sys.path.insert(0, str(TESTS))
+    """The tests' fake pyusb backend, with one per-port switching hub on bus 1, port 1."""
+    sys.path.insert(0, str(SUPPORT))
     try:
-        fake = importlib.import_module("power_fake_usb")
+        fake = importlib.import_module("testsupport.usb")
     finally:
-        sys.path.remove(str(TESTS))
+        sys.path.remove(str(SUPPORT))
     return fake.FakeBackend(fake.FakeHub(address=5, port_numbers=(1,)))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import selectors
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -24,10 +23,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 from jumpstarter.driver import Driver
-from jumpstarter.exporter import SingleSession, listen
+from jumpstarter.exporter import SingleSession
+from jumpstarter.testing import serve_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -39,9 +38,6 @@ DEFAULT_TIMEOUT = 60.0
 class PeerFailed(AssertionError):
     """A peer script exited badly or did not answer in time; carries what it printed."""
 
-
-# The tests and the peer scripts share interop_shared.py, which lives next to this file.
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _tail(text: str, lines: int = 40) -> str:
@@ -138,11 +134,8 @@ def serve_ours(root: Driver) -> Iterator[tuple[SingleSession, str]]:
 
     The provider's `status` is what GetStatus reports."""
     provider = SingleSession(root)
-    with (
-        start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(listen(provider, private_unix=True)) as listening,
-    ):
-        yield provider, listening.unix_path
+    with serve_socket(provider) as path:
+        yield provider, path
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-# The tests import the helpers beside this file.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from plugin_venvs import Uv, Venv
+from testsupport.venvs import Uv, Venv
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "packages" / "jumpstarter-core"

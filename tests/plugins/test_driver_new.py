@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from plugin_venvs import CommandFailed, Uv, Venv, run
+from testsupport.venvs import CommandFailed, Uv, Venv, run
 
 from jumpstarter.cli.driver_new import LAYOUT
 from jumpstarter.cli.jmp import main

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from plugin_venvs import Venv
+from testsupport.venvs import Venv
 
 ACME_LAB = {
     "pyproject.toml": """

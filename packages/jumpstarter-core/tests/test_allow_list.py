@@ -6,16 +6,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from testsupport.drivers import Named
 
 from jumpstarter.client import StubDriverClient, connect
 from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.config.client import load_client_config
 from jumpstarter.config.yaml import ConfigError
-from jumpstarter.driver import Composite, Driver, export
+from jumpstarter.driver import Composite, Driver
 
 CLIENT_MODULE = """
 open({marker!r}, "a").write("imported\\n")
@@ -26,23 +26,6 @@ class RelayClient(DriverClient):
     def click(self):
         return self.call("click")
 """
-
-
-@dataclass(kw_only=True)
-class Named(Driver):
-    client_path: str
-
-    @classmethod
-    def client(cls) -> str:
-        return "jumpstarter.client.DriverClient"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.client = lambda: self.client_path  # type: ignore[method-assign]
-
-    @export
-    def click(self) -> str:
-        return "clicked"
 
 
 def write_config(text: str) -> Path:

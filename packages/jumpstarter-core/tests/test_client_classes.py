@@ -5,34 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testsupport.drivers import Named
 
 from jumpstarter.client import CompositeClient, DriverClient, DriverClientUnavailable, StubDriverClient, connect
-from jumpstarter.driver import Composite, Driver, export
-
-
-@dataclass(kw_only=True)
-class Named(Driver):
-    """A driver that names whatever client class it is told to."""
-
-    client_path: str = "jumpstarter.client.DriverClient"
-
-    @classmethod
-    def client(cls) -> str:
-        return "jumpstarter.client.DriverClient"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        # The session asks each instance for its client class.
-        self.client = lambda: self.client_path  # type: ignore[method-assign]
-
-    @export
-    def ping(self) -> str:
-        return "pong"
+from jumpstarter.driver import Composite, Driver
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 Every server here runs in threads of this process and is shut down, with its threads
 joined, when its fixture ends (the workspace fails tests that leave threads behind).
-Plain helper functions are in network_helpers.py, importable by the test modules.
+Plain helper functions are in testsupport.network (tests/support).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import shutil
 import socket
 import socketserver
 import struct
-import sys
 import tempfile
 import threading
 import time
@@ -23,11 +22,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-
-# The test modules import network_helpers.py, beside this file.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from network_helpers import HalfCloser, HttpSite, UdpPeer
+from testsupport.network import HalfCloser, HttpSite, UdpPeer
 
 
 def _open_sockets() -> set[str]:

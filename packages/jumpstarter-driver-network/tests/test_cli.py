@@ -19,7 +19,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 from jumpstarter_driver_network.driver import EchoNetwork, TcpNetwork, UdpNetwork, UnixNetwork
-from network_helpers import UdpPeer, free_port, recv_all
+from testsupport.network import UdpPeer, free_port, recv_all
 
 from jumpstarter.testing import serve
 

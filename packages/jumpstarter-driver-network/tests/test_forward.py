@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from jumpstarter_driver_network.adapters import TcpPortforwardAdapter, UnixPortforwardAdapter
 from jumpstarter_driver_network.driver import EchoNetwork, TcpNetwork, UdpNetwork
-from network_helpers import HttpSite, UdpPeer, free_port, recv_all
+from testsupport.network import HttpSite, UdpPeer, free_port, recv_all
 
 from jumpstarter.testing import serve
 

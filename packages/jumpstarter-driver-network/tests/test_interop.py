@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from jumpstarter_driver_network.client import MessageDatagramStream, NetworkClient
 from jumpstarter_driver_network.driver import TcpNetwork, UdpNetwork
-from network_helpers import UdpPeer, recv_all
+from testsupport.network import UdpPeer, recv_all
 
 from jumpstarter.client import connect
 from jumpstarter.driver import Composite

@@ -3,7 +3,7 @@
 `jmp shell` serves the config's drivers in its own process; the script's `j` commands reach
 them, and its forwards run as background jobs, as a user's script would run them
 (``j web forward-tcp > web.address &``). The targets are real servers on loopback in the
-test process (conftest.py); the clients are small programs of network_shell_helpers.py
+test process (conftest.py); the clients are small programs of testsupport.network_shell
 that the script runs, and that print one line per result. The tests compare the shell's
 stdout and stderr with exact lines.
 
@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from network_helpers import HttpSite, UdpPeer, free_port
-from network_shell_helpers import ShellResult, digest, run_jmp_shell, sections
+from testsupport.network import HttpSite, UdpPeer, free_port
+from testsupport.network_shell import digest, run_jmp_shell
+
+from jumpstarter.testing import CommandResult, sections
 
 FORWARDING = "forwarding; press Ctrl-C to stop"  # a forward's status line, on stderr
 LOOPBACK_ADDRESS = re.compile(r"127\.0\.0\.1:\d+")
@@ -87,7 +89,7 @@ class Outcome:
 
 @dataclass
 class Bench:
-    shell: ShellResult
+    shell: CommandResult
     outcomes: dict[str, Outcome]
 
 

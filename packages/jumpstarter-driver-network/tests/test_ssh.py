@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from jumpstarter_driver_network.driver import TcpNetwork
-from network_helpers import free_port, sshd_path
+from testsupport.network import free_port, sshd_path
 
 from jumpstarter.testing import serve
 

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# The test modules share the helpers that live beside this file (the fake pyusb backend...).
-sys.path.insert(0, str(Path(__file__).parent))
-
-from power_helpers import Pductl, PseudoTerminal
+from testsupport.pdu import Pductl
+from testsupport.pty import PseudoTerminal
 
 
 @pytest.fixture
 def pty() -> Iterator[PseudoTerminal]:
-    terminal = PseudoTerminal()
+    terminal = PseudoTerminal(raw=False)  # as a new port is: the tests see what the driver sets
     try:
         yield terminal
     finally:

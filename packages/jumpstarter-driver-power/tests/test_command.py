@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from jumpstarter_driver_power.command import CommandPower
 from jumpstarter_driver_power.common import MeasurementNotSupported, PowerReading, StateNotSupported
-from power_helpers import Pductl
+from testsupport.pdu import Pductl
 
 from jumpstarter.client import DriverError, DriverTimeout
 from jumpstarter.testing import serve

@@ -22,7 +22,7 @@ from jumpstarter_driver_power.command import CommandPower
 from jumpstarter_driver_power.common import PowerReading, StateNotSupported
 from jumpstarter_driver_power.driver import MockPower, SyncMockPower
 from jumpstarter_driver_power.usbhub import UsbHubPower
-from power_fake_usb import FakeBackend, FakeHub
+from testsupport.usb import FakeBackend, FakeHub
 
 from jumpstarter.client import connect
 from jumpstarter.driver import Composite, Driver

@@ -22,8 +22,9 @@ from jumpstarter_driver_power.serialrelay import SerialRelayPower
 from jumpstarter_driver_power.usbdevice import udev_rule
 from jumpstarter_driver_power.usbhub import UsbHubPower
 from jumpstarter_driver_power.usbrelay import UsbRelayPower
-from power_fake_usb import FakeBackend, FakeHub, FakeRelayBoard, Transfer
-from power_helpers import Pductl, PseudoTerminal
+from testsupport.pdu import Pductl
+from testsupport.pty import PseudoTerminal
+from testsupport.usb import FakeBackend, FakeHub, FakeRelayBoard, Transfer
 
 from jumpstarter.client import DriverClient
 from jumpstarter.config.exporter import load_exporter_config
@@ -161,9 +162,9 @@ def test_serial_relay_power_example(tmp_path: Path, pty: PseudoTerminal) -> None
     # The example's /dev/serial/by-id/ port stands for the pseudo-terminal.
     with exporter(example("SerialRelayPower"), tmp_path, port=pty.path) as client:
         assert j(client, "power on") == "power on\n"
-        assert pty.read(4).hex(" ") == "a0 02 01 a3"
+        assert pty.read_exactly(4).hex(" ") == "a0 02 01 a3"
         assert j(client, "power off") == "power off\n"
-        assert pty.read(4).hex(" ") == "a0 02 00 a2"
+        assert pty.read_exactly(4).hex(" ") == "a0 02 00 a2"
 
 
 def test_command_power_example_and_the_console_session(tmp_path: Path, pductl: Pductl) -> None:

@@ -12,7 +12,7 @@ import serial
 from click.testing import CliRunner
 from jumpstarter_driver_power.common import MeasurementNotSupported, StateNotSupported
 from jumpstarter_driver_power.serialrelay import SerialRelayPower, _open_error, lcus_command
-from power_helpers import PseudoTerminal
+from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverTimeout
 from jumpstarter.testing import serve
@@ -31,19 +31,19 @@ def test_lcus_commands(pty: PseudoTerminal, channel: int, on: str, off: str) -> 
     assert lcus_command(channel, True).hex(" ") == on
     with serve(SerialRelayPower(port=pty.path, channel=channel)) as power:
         power.on()
-        assert pty.read(4).hex(" ") == on
+        assert pty.read_exactly(4).hex(" ") == on
         power.off()
-        assert pty.read(4).hex(" ") == off
+        assert pty.read_exactly(4).hex(" ") == off
         power.cycle(0)
-        assert pty.read(8).hex(" ") == f"{off} {on}"
+        assert pty.read_exactly(8).hex(" ") == f"{off} {on}"
         assert pty.pending() == b""
 
 
 def test_the_port_is_set_to_9600_8n1_raw(pty: PseudoTerminal) -> None:
     with serve(SerialRelayPower(port=pty.path)) as power:
         power.on()
-        pty.read(4)
-        _iflag, oflag, cflag, lflag, ispeed, ospeed, _cc = termios.tcgetattr(pty.device)
+        pty.read_exactly(4)
+        _iflag, oflag, cflag, lflag, ispeed, ospeed, _cc = pty.termios()
     assert (ispeed, ospeed) == (termios.B9600, termios.B9600)
     assert cflag & termios.CSIZE == termios.CS8
     assert not cflag & (termios.PARENB | termios.CSTOPB)
@@ -55,14 +55,14 @@ def test_custom_byte_sequences_and_baud_rate(pty: PseudoTerminal) -> None:
     driver = SerialRelayPower(port=pty.path, baudrate=115200, on_bytes="0x55:0x0A 01", off_bytes="55,0a,00")
     with serve(driver) as power:
         power.on()
-        assert pty.read(3) == b"\x55\x0a\x01"  # 0x0A is not turned into CR LF
+        assert pty.read_exactly(3) == b"\x55\x0a\x01"  # 0x0A is not turned into CR LF
         power.off()
-        assert pty.read(3) == b"\x55\x0a\x00"
-        assert termios.tcgetattr(pty.device)[5] == termios.B115200
+        assert pty.read_exactly(3) == b"\x55\x0a\x00"
+        assert pty.termios()[5] == termios.B115200
     with serve(SerialRelayPower(port=pty.path, on_bytes="01 02", off_bytes="03")) as power:
         power.on()
         power.off()
-        assert pty.read(3) == b"\x01\x02\x03"
+        assert pty.read_exactly(3) == b"\x01\x02\x03"
 
 
 def test_the_relay_neither_measures_nor_reports(pty: PseudoTerminal) -> None:
@@ -92,22 +92,22 @@ def test_a_missing_port_is_a_connection_error() -> None:
 
 
 def test_an_unplugged_module_is_reported_and_the_port_reopened(tmp_path: os.PathLike) -> None:
-    first = PseudoTerminal()
+    first = PseudoTerminal(raw=False)
     link = os.path.join(tmp_path, "ttyRELAY")  # as /dev/serial/by-id/... names follow the device
     os.symlink(first.path, link)
     try:
         with serve(SerialRelayPower(port=link)) as power:
             power.on()
-            assert first.read(4) == bytes.fromhex("a00101a2")
+            assert first.read_exactly(4) == bytes.fromhex("a00101a2")
             first.close()  # unplugged: the terminal is gone
             with pytest.raises(DriverConnectionError, match="check that the relay module is still plugged in"):
                 power.off()
-            second = PseudoTerminal()  # plugged in again, under a new device name
+            second = PseudoTerminal(raw=False)  # plugged in again, under a new device name
             os.remove(link)
             os.symlink(second.path, link)
             try:
                 power.off()
-                assert second.read(4) == bytes.fromhex("a00100a1")
+                assert second.read_exactly(4) == bytes.fromhex("a00100a1")
             finally:
                 second.close()
     finally:
@@ -172,12 +172,12 @@ def test_bad_settings_are_refused_when_the_driver_is_created(config: dict, messa
 def test_no_descriptor_is_left_open(pty: PseudoTerminal) -> None:
     with serve(SerialRelayPower(port=pty.path)) as power:  # warms up what gRPC keeps for the process
         power.on()
-    pty.read(4)
+    pty.read_exactly(4)
     before = sorted(os.listdir("/proc/self/fd"))
     with serve(SerialRelayPower(port=pty.path)) as power:
         power.on()
         power.off()
-    pty.read(8)
+    pty.read_exactly(8)
     assert sorted(os.listdir("/proc/self/fd")) == before
 
 
@@ -186,12 +186,12 @@ def test_cli(pty: PseudoTerminal) -> None:
         cli = power.cli()
         runner = CliRunner()
         assert runner.invoke(cli, ["on"]).output == "power on\n"
-        assert pty.read(4) == bytes.fromhex("a00201a3")
+        assert pty.read_exactly(4) == bytes.fromhex("a00201a3")
         assert runner.invoke(cli, ["off"]).output == "power off\n"
-        assert pty.read(4) == bytes.fromhex("a00200a2")
+        assert pty.read_exactly(4) == bytes.fromhex("a00200a2")
         result = runner.invoke(cli, ["cycle", "--wait", "0.1"])
         assert (result.exit_code, result.output) == (0, "power cycled (off for 0.1 s)\n")
-        assert pty.read(8) == bytes.fromhex("a00200a2 a00201a3")
+        assert pty.read_exactly(8) == bytes.fromhex("a00200a2 a00201a3")
         for command in ("state", "read"):
             result = runner.invoke(cli, [command])
             assert result.exit_code == 1

@@ -7,23 +7,22 @@ of `j` commands for each (few: each `j` is a new process, half a second); the te
 what each command printed (stdout), its exit status, and the one-line message of one that
 fails (stderr). The hardware: a
 pseudo-terminal, a fake PDU tool, and fake USB buses that the exporter process builds
-itself (`power_shell_drivers`).
+itself (`testsupport.usb_drivers`). The shell runs through `jumpstarter.testing.Commands`.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from power_helpers import Pductl, PseudoTerminal
+from testsupport import SUPPORT
+from testsupport.pdu import Pductl
+from testsupport.pty import PseudoTerminal
 
-HERE = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent  # the environment's jmp and j
+from jumpstarter.testing import CommandResult, Commands
 
 # The j commands run for each driver, in order; each is followed by its exit status.
 SCRIPTS = {
@@ -48,12 +47,12 @@ export:
       voltage: 12
       current: 0.5
   hub:
-    type: power_shell_drivers.FakeBusUsbHubPower
+    type: testsupport.usb_drivers.FakeBusUsbHubPower
     config:
       path: 1-1
       port: 2
   relay:
-    type: power_shell_drivers.FakeBusUsbRelayPower
+    type: testsupport.usb_drivers.FakeBusUsbRelayPower
     config:
       serial: QAAMZ
       relay: 2
@@ -72,19 +71,12 @@ export:
 """
 
 
-def jmp_shell(config: Path, script: str, path: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PATH": f"{path}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(HERE),  # power_shell_drivers, which the config names
-    }
-    return subprocess.run(
-        [str(BIN / "jmp"), "shell", "--exporter-config", str(config), "--", "sh", "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def jmp_shell(config: Path, script: str, path: str) -> CommandResult:
+    """``jmp shell --exporter-config CONFIG -- sh -c SCRIPT`` with `path` (the fake PDU tool) first on PATH."""
+    # testsupport, whose drivers the configuration names, on the exporter's path.
+    with Commands(config.parent, PYTHONPATH=str(SUPPORT)) as commands:
+        on_path = f"{path}{os.pathsep}{commands.env()['PATH']}"
+        return commands.shell(config, "sh", "-c", script, timeout=60, PATH=on_path)
 
 
 @dataclass
@@ -106,7 +98,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     directory = tmp_path_factory.mktemp("shell")
     (directory / "bin").mkdir()
     pductl = Pductl(directory / "bin")
-    pty = PseudoTerminal()
+    pty = PseudoTerminal(raw=False)
     try:
         config = directory / "exporter.yaml"
         config.write_text(exporter_config(pty))
@@ -115,13 +107,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
             for name, commands in SCRIPTS.items()
         )
         run = jmp_shell(config, script, str(directory / "bin"))
-        output: dict[str, list[str]] = {}
-        for line in run.stdout.splitlines():
-            if line.startswith("## "):
-                output[line[3:]] = []
-            else:
-                output[list(output)[-1]].append(line)
-        yield Bench(run.returncode, output, run.stderr, pty, pductl)
+        yield Bench(run.returncode, run.sections(), run.stderr, pty, pductl)
     finally:
         pty.close()
 
@@ -152,7 +138,7 @@ def test_usb_relay_power(bench: Bench) -> None:
 
 def test_serial_relay_power_and_a_failing_command(bench: Bench) -> None:
     assert bench.output["serial"] == ["power on", "rc=0", "rc=1"]
-    assert bench.pty.read(4) == bytes.fromhex("a0 03 01 a4")
+    assert bench.pty.read_exactly(4) == bytes.fromhex("a0 03 01 a4")
     assert bench.pty.pending() == b""
     assert bench.errors() == [
         "j: error: power driver 'serial' cannot tell whether the power is on: "

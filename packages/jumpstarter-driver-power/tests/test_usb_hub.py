@@ -11,7 +11,7 @@ import usb.backend.openusb
 from click.testing import CliRunner
 from jumpstarter_driver_power.common import MeasurementNotSupported
 from jumpstarter_driver_power.usbhub import UsbHubPower
-from power_fake_usb import FakeBackend, FakeDevice, FakeHub, Transfer
+from testsupport.usb import FakeBackend, FakeDevice, FakeHub, Transfer
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverInvalidArgument, DriverTimeout
 from jumpstarter.testing import serve

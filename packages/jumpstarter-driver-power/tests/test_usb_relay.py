@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from jumpstarter_driver_power.common import MeasurementNotSupported
 from jumpstarter_driver_power.usbrelay import UsbRelayPower
-from power_fake_usb import FakeBackend, FakeDevice, FakeHandle, FakeRelayBoard, Transfer
+from testsupport.usb import FakeBackend, FakeDevice, FakeHandle, FakeRelayBoard, Transfer
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverInvalidArgument, DriverTimeout
 from jumpstarter.testing import serve

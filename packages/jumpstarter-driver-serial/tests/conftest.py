@@ -6,18 +6,15 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testsupport.board import Board, TcpLine
+from testsupport.pty import PseudoTerminal
 
 TESTS = Path(__file__).resolve().parent
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))  # serial_board: the board simulator, for these tests and their scripts
-
-from serial_board import Board, PtyLine, TcpLine  # noqa: E402
 
 SER2NET_CANDIDATES = ("/usr/sbin/ser2net", "/usr/local/sbin/ser2net")
 
@@ -33,14 +30,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def pty_line() -> Iterator[PtyLine]:
+def pty_line() -> Iterator[PseudoTerminal]:
     """A pseudo-terminal: the driver opens ``pty_line.url``, the test or a board drives the other side."""
-    with PtyLine() as line:
+    with PseudoTerminal() as line:
         yield line
 
 
 @pytest.fixture
-def board(pty_line: PtyLine) -> Iterator[Board]:
+def board(pty_line: PseudoTerminal) -> Iterator[Board]:
     """A simulated board behind a pseudo-terminal, not yet powered on (``board.power_on()``)."""
     with Board(pty_line, autoboot=5) as simulated:
         yield simulated
@@ -84,7 +81,7 @@ def _listening(port: int) -> bool:
 
 
 @pytest.fixture
-def ser2net(pty_line: PtyLine, tmp_path: Path) -> Iterator[str]:
+def ser2net(pty_line: PseudoTerminal, tmp_path: Path) -> Iterator[str]:
     """ser2net (the distribution's) serving `pty_line` over RFC 2217 on 127.0.0.1; yields the URL to open.
 
     The URL carries ``ign_set_control``: ser2net does not acknowledge DTR and RTS changes on a

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from jumpstarter_driver_serial.driver import PySerial
-from serial_board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board, PtyLine
+from testsupport.board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board
+from testsupport.pty import PseudoTerminal
 
 from jumpstarter.testing import serve
 
@@ -23,7 +24,7 @@ def invoke(client, *args: str, input: bytes | None = None):
     return CliRunner().invoke(client.cli(), list(args), input=input, catch_exceptions=False)
 
 
-def test_pipe_captures_a_boot_log_to_a_file(board: Board, pty_line: PtyLine, tmp_path: Path) -> None:
+def test_pipe_captures_a_boot_log_to_a_file(board: Board, pty_line: PseudoTerminal, tmp_path: Path) -> None:
     """The CI recipe: capture from before power-on until the login prompt, into a file."""
     board.env["bootdelay"] = "0.2"
     log = tmp_path / "boot.log"
@@ -48,7 +49,7 @@ def test_pipe_captures_a_boot_log_to_a_file(board: Board, pty_line: PtyLine, tmp
         assert log.read_bytes() == b""
 
 
-def test_pipe_sends_piped_input_and_prints_the_output(board: Board, pty_line: PtyLine) -> None:
+def test_pipe_sends_piped_input_and_prints_the_output(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         board.power_on()
         board.wait_for_state("countdown")
@@ -58,7 +59,7 @@ def test_pipe_sends_piped_input_and_prints_the_output(board: Board, pty_line: Pt
     assert board.received == b" version\n"
 
 
-def test_pipe_no_output_is_fire_and_forget(board: Board, pty_line: PtyLine) -> None:
+def test_pipe_no_output_is_fire_and_forget(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         board.power_on()
         board.wait_for_state("countdown")
@@ -70,14 +71,14 @@ def test_pipe_no_output_is_fire_and_forget(board: Board, pty_line: PtyLine) -> N
         board.wait_for_output(b"resetting ...")
 
 
-def test_pipe_no_input_leaves_stdin_alone(board: Board, pty_line: PtyLine) -> None:
+def test_pipe_no_input_leaves_stdin_alone(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         result = invoke(client, "pipe", "--no-input", "--timeout", "0.3", input=b"reset\n")
     assert result.exit_code == 0, result.output
     assert board.received == b""
 
 
-def test_pipe_fails_when_until_does_not_match_in_time(board: Board, pty_line: PtyLine) -> None:
+def test_pipe_fails_when_until_does_not_match_in_time(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         timer = later(0.1, board.power_on)
         result = invoke(client, "pipe", "--until", "login:", "--timeout", "0.5")
@@ -87,7 +88,7 @@ def test_pipe_fails_when_until_does_not_match_in_time(board: Board, pty_line: Pt
     assert result.output.endswith("Error: the output did not match --until 'login:' within 0.5 s\n")
 
 
-def test_pipe_ends_with_the_reason_when_the_device_goes_away(board: Board, pty_line: PtyLine) -> None:
+def test_pipe_ends_with_the_reason_when_the_device_goes_away(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         board.power_on()
         timer = later(0.3, board.unplug)
@@ -100,7 +101,7 @@ def test_pipe_ends_with_the_reason_when_the_device_goes_away(board: Board, pty_l
     assert "Traceback" not in result.output
 
 
-def test_pipe_says_who_holds_a_busy_port(board: Board, pty_line: PtyLine) -> None:
+def test_pipe_says_who_holds_a_busy_port(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client, client.stream():
         result = invoke(client, "pipe", "--timeout", "1")
     assert result.exit_code == 1
@@ -117,14 +118,14 @@ def test_pipe_says_who_holds_a_busy_port(board: Board, pty_line: PtyLine) -> Non
         (["console", "--escape", "x"], "'x' is no control key"),
     ],
 )
-def test_usage_errors(pty_line: PtyLine, args: list[str], message: str) -> None:
+def test_usage_errors(pty_line: PseudoTerminal, args: list[str], message: str) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         result = invoke(client, *args, input=b"")
     assert result.exit_code == 2
     assert message in result.output
 
 
-def test_the_console_needs_a_terminal(pty_line: PtyLine) -> None:
+def test_the_console_needs_a_terminal(pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         result = invoke(client, "console")
     assert result.exit_code == 2
@@ -154,7 +155,7 @@ def test_control_commands(rfc2217_board: Board) -> None:
         assert result.exit_code == 2
 
 
-def test_control_errors_are_messages_not_tracebacks(pty_line: PtyLine) -> None:
+def test_control_errors_are_messages_not_tracebacks(pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         result = invoke(client, "dtr", "off")
     assert result.exit_code == 1
@@ -163,7 +164,7 @@ def test_control_errors_are_messages_not_tracebacks(pty_line: PtyLine) -> None:
     )
 
 
-def test_help_lists_the_commands(pty_line: PtyLine) -> None:
+def test_help_lists_the_commands(pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url, description="Console of the DUT")) as client:
         result = invoke(client, "--help")
     assert result.exit_code == 0

@@ -9,13 +9,14 @@ import pexpect
 import pytest
 from jumpstarter_driver_serial.console import SerialConsole
 from jumpstarter_driver_serial.driver import PySerial
-from serial_board import LOGIN_PROMPT, SHELL_PROMPT, UBOOT_PROMPT, Board, PtyLine
+from testsupport.board import LOGIN_PROMPT, SHELL_PROMPT, UBOOT_PROMPT, Board
+from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError
 from jumpstarter.testing import serve
 
 
-def test_an_interactive_session_from_u_boot_to_a_linux_shell(board: Board, pty_line: PtyLine) -> None:
+def test_an_interactive_session_from_u_boot_to_a_linux_shell(board: Board, pty_line: PseudoTerminal) -> None:
     log = io.BytesIO()
     with serve(PySerial(url=pty_line.url)) as client, client.open(timeout=10, logfile=log) as console:
         assert isinstance(console, SerialConsole)
@@ -38,7 +39,7 @@ def test_an_interactive_session_from_u_boot_to_a_linux_shell(board: Board, pty_l
     assert b"serverip=10.0.0.1\r\n" in logged  # and what was read
 
 
-def test_a_whole_boot_to_a_shell_in_text_mode(board: Board, pty_line: PtyLine) -> None:
+def test_a_whole_boot_to_a_shell_in_text_mode(board: Board, pty_line: PseudoTerminal) -> None:
     board.env["bootdelay"] = "0.3"
     with serve(PySerial(url=pty_line.url)) as client:
         board.power_on()
@@ -59,7 +60,7 @@ def test_a_whole_boot_to_a_shell_in_text_mode(board: Board, pty_line: PtyLine) -
     assert board.received.count(b"\x03") == 1
 
 
-def test_a_timeout_says_what_came_instead(board: Board, pty_line: PtyLine) -> None:
+def test_a_timeout_says_what_came_instead(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client, client.open() as console:
         board.power_on()
         console.expect("Hit any key")
@@ -70,7 +71,7 @@ def test_a_timeout_says_what_came_instead(board: Board, pty_line: PtyLine) -> No
         assert console.expect(["login:", pexpect.TIMEOUT], timeout=0.1) == 1
 
 
-def test_the_device_going_away_is_an_eof_with_the_reason(board: Board, pty_line: PtyLine) -> None:
+def test_the_device_going_away_is_an_eof_with_the_reason(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client, client.open(timeout=10) as console:
         board.power_on()
         console.expect("Hit any key")
@@ -85,7 +86,7 @@ def test_the_device_going_away_is_an_eof_with_the_reason(board: Board, pty_line:
             console.sendline("help")
 
 
-def test_closing_delivers_what_was_sent_and_frees_the_port(board: Board, pty_line: PtyLine) -> None:
+def test_closing_delivers_what_was_sent_and_frees_the_port(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         console = client.open()
         with pytest.raises(DriverConnectionError, match="port busy"):
@@ -101,7 +102,7 @@ def test_closing_delivers_what_was_sent_and_frees_the_port(board: Board, pty_lin
         board.wait_for_received(b"y")
 
 
-def test_the_session_closes_a_console_left_open(board: Board, pty_line: PtyLine) -> None:
+def test_the_session_closes_a_console_left_open(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         console = client.open()
         console.sendline("left open")
@@ -109,7 +110,7 @@ def test_the_session_closes_a_console_left_open(board: Board, pty_line: PtyLine)
     assert b"left open\n" in board.received
 
 
-def test_sendcontrol_and_sendeof_send_control_characters(board: Board, pty_line: PtyLine) -> None:
+def test_sendcontrol_and_sendeof_send_control_characters(board: Board, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client, client.open() as console:
         console.sendcontrol("c")
         console.sendcontrol("]")
@@ -119,7 +120,7 @@ def test_sendcontrol_and_sendeof_send_control_characters(board: Board, pty_line:
     board.wait_for_received(b"\x03\x1d\x04")
 
 
-def test_run_needs_a_prompt(board: Board, pty_line: PtyLine) -> None:
+def test_run_needs_a_prompt(board: Board, pty_line: PseudoTerminal) -> None:
     with (
         serve(PySerial(url=pty_line.url)) as client,
         client.open() as console,
@@ -128,7 +129,7 @@ def test_run_needs_a_prompt(board: Board, pty_line: PtyLine) -> None:
         console.run("version")
 
 
-def test_expect_is_not_slowed_down_by_the_stream(board: Board, pty_line: PtyLine) -> None:
+def test_expect_is_not_slowed_down_by_the_stream(board: Board, pty_line: PseudoTerminal) -> None:
     """Each answer is read as soon as it arrives: no polling interval, no per-send delay."""
     with serve(PySerial(url=pty_line.url)) as client, client.open(timeout=5, prompt=UBOOT_PROMPT) as console:
         board.power_on()

@@ -7,7 +7,8 @@ import time
 
 import pytest
 from jumpstarter_driver_serial.driver import PySerial
-from serial_board import SYSRQ_HELP, Board, PtyLine
+from testsupport.board import SYSRQ_HELP, Board
+from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError, DriverInvalidArgument, DriverMethodNotImplemented
 from jumpstarter.testing import serve
@@ -77,7 +78,7 @@ def test_breaks_are_checked(rfc2217_board: Board) -> None:
     assert not [event for event in rfc2217_board.events if event[0] == "break"]
 
 
-def test_a_pty_has_no_modem_lines(pty_line: PtyLine) -> None:
+def test_a_pty_has_no_modem_lines(pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         no_lines = f"cannot set DTR on {pty_line.url}: the port has no modem control lines"
         with pytest.raises(DriverMethodNotImplemented, match=no_lines):
@@ -87,7 +88,7 @@ def test_a_pty_has_no_modem_lines(pty_line: PtyLine) -> None:
         client.send_break(0.01)  # a pty takes a break and ignores it
 
 
-def test_baud_rate_changes_show_on_a_pty(pty_line: PtyLine) -> None:
+def test_baud_rate_changes_show_on_a_pty(pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url, baudrate=57600)) as client, client.stream():
         assert pty_line.termios()[5] == termios.B57600
         client.set_baudrate(921600)
@@ -95,7 +96,7 @@ def test_baud_rate_changes_show_on_a_pty(pty_line: PtyLine) -> None:
         assert client.status()["baudrate"] == 921600
 
 
-def test_disable_hupcl_clears_hupcl_for_good(pty_line: PtyLine) -> None:
+def test_disable_hupcl_clears_hupcl_for_good(pty_line: PseudoTerminal) -> None:
     """With HUPCL, closing the port drops DTR, which resets many boards; disable_hupcl clears it, and it stays so."""
     with serve(PySerial(url=pty_line.url)) as client, client.stream():
         assert pty_line.termios()[2] & termios.HUPCL  # the default keeps what the port had
@@ -106,7 +107,7 @@ def test_disable_hupcl_clears_hupcl_for_good(pty_line: PtyLine) -> None:
         assert not pty_line.termios()[2] & termios.HUPCL
 
 
-def test_control_of_a_device_that_went_away_says_so(pty_line: PtyLine) -> None:
+def test_control_of_a_device_that_went_away_says_so(pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         client.set_baudrate(9600)
         pty_line.unplug()

@@ -10,7 +10,7 @@ import pytest
 from jumpstarter_driver_serial import driver as driver_module
 from jumpstarter_driver_serial.driver import LoopbackSerial, PySerial
 from jumpstarter_driver_serial.errors import SerialPortDenied, SerialPortMissing
-from serial_board import PtyLine
+from testsupport.pty import PseudoTerminal
 
 from jumpstarter.config.exporter import parse_exporter_config
 from jumpstarter.config.yaml import ConfigError
@@ -54,7 +54,7 @@ def test_a_missing_device_lists_what_udev_names(tmp_path: Path, monkeypatch: pyt
         "powered, say), set check_present: false and it is opened when a client connects"
     )
     by_id.mkdir()
-    with PtyLine() as line:
+    with PseudoTerminal() as line:
         (by_id / "usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0").symlink_to(line.url)
         (by_id / "usb-Silicon_Labs_CP2102_0001-if00-port0").symlink_to("/dev/ttyUSB3")
         with pytest.raises(SerialPortMissing) as caught:
@@ -65,7 +65,7 @@ def test_a_missing_device_lists_what_udev_names(tmp_path: Path, monkeypatch: pyt
         assert f"{by_id}/usb-Silicon_Labs_CP2102_0001-if00-port0 -> /dev/ttyUSB3" in str(caught.value)
 
 
-def test_permission_denied_says_how_to_get_access(pty_line: PtyLine) -> None:
+def test_permission_denied_says_how_to_get_access(pty_line: PseudoTerminal) -> None:
     driver = PySerial(url=pty_line.url)
     if os.geteuid() != 0:
         os.chmod(pty_line.url, 0)
@@ -120,7 +120,7 @@ export:
 """
 
 
-def test_an_exporter_config_converts_the_settings(pty_line: PtyLine) -> None:
+def test_an_exporter_config_converts_the_settings(pty_line: PseudoTerminal) -> None:
     tree = parse_exporter_config(CONFIG % pty_line.url).build()
     console = tree.children["console"]
     assert isinstance(console, PySerial)

@@ -12,7 +12,8 @@ import pytest
 import serial
 from anyio import BrokenResourceError
 from jumpstarter_driver_serial.driver import LoopbackSerial, PySerial
-from serial_board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_PROMPT, Board, PtyLine
+from testsupport.board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_PROMPT, Board
+from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError
 from jumpstarter.testing import serve
@@ -20,7 +21,7 @@ from jumpstarter.testing import serve
 # -- rfc2217:// through ser2net --------------------------------------------------------------------
 
 
-def test_ser2net_boot_log_and_a_u_boot_session(ser2net: str, board: Board, pty_line: PtyLine) -> None:
+def test_ser2net_boot_log_and_a_u_boot_session(ser2net: str, board: Board, pty_line: PseudoTerminal) -> None:
     board.env["bootdelay"] = "3"
     with serve(PySerial(url=ser2net)) as client, client.open(timeout=10) as console:
         board.power_on()  # after the port is open: ser2net opens the pty when we connect, and flushes it
@@ -39,7 +40,7 @@ def test_ser2net_boot_log_and_a_u_boot_session(ser2net: str, board: Board, pty_l
         assert KERNEL_LOG.encode().replace(b"\r\n", b"\n") in console.before.replace(b"\r\n", b"\n")
 
 
-def test_ser2net_applies_the_baud_rate_to_the_device(ser2net: str, pty_line: PtyLine) -> None:
+def test_ser2net_applies_the_baud_rate_to_the_device(ser2net: str, pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=ser2net, baudrate=57600)) as client, client.stream():
         deadline = time.monotonic() + 5
         while pty_line.termios()[5] != termios.B57600 and time.monotonic() < deadline:

@@ -1,6 +1,6 @@
 """End to end: the serial drivers through real `jmp shell --exporter-config FILE -- ...` processes.
 
-The board simulator (serial_board.py) runs in this process, on the device side of a
+The board simulator (testsupport.board) runs in this process, on the device side of a
 pseudo-terminal; `jmp shell`, in a process of its own, builds `PySerial` on the other side
 from a YAML file and serves it while its command runs `j serial ...`, as a user or a CI job
 would. The tests check what each command printed, its exit status, what the board received,
@@ -8,22 +8,20 @@ and, for `j serial console`, the user's terminal (another pseudo-terminal, watch
 
 A shell takes about a second to start and each `j` half a second, so the pipe and control
 commands share one shell script (`bench`); the console needs a shell of its own per session.
-Every process runs in a session of its own, whose whole group is killed when its test ends.
+Every process runs in a session of its own, whose whole group is killed when its test ends
+(`jumpstarter.testing.Commands`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import io
 import os
 import signal
 import struct
-import subprocess
 import sys
 import termios
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +29,13 @@ from typing import Any
 import pexpect
 import pytest
 from pexpect.fdpexpect import fdspawn
-from serial_board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board, PtyLine
+from testsupport.board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board
+from testsupport.pty import PseudoTerminal
 
-BIN = Path(sys.executable).parent  # the environment's jmp and j
+from jumpstarter.testing import Commands, jmp_shell_command
+
 # The slowest a step is allowed to be before a test gives up (a bound for hangs, not a measure).
 PATIENCE = 30.0
-# Variables of the developer's environment that would point `jmp shell` or `j` elsewhere.
-_FOREIGN_VARIABLES = ("JMP_DRIVERS_ALLOW", "JMP_DRIVERS_UNSAFE", "JUMPSTARTER_HOST")
 # Starts `jmp shell` on a terminal as a login does: makes standard input (a pty's slave) the controlling
 # terminal of the new session, then becomes `jmp shell`. A program of its own, since Python code run between
 # fork and exec in this process (preexec_fn) is unsafe once gRPC or threads run here.
@@ -66,38 +64,6 @@ def write_config(directory: Path, serial_entry: str) -> Path:
 
 def pyserial_entry(url: str) -> str:
     return f"    type: PySerial\n    config:\n      url: {url}\n"
-
-
-def shell_environment(directory: Path) -> dict[str, str]:
-    """This environment, with `jmp` and `j` on the PATH and no configuration of the developer's."""
-    env = {key: value for key, value in os.environ.items() if key not in _FOREIGN_VARIABLES}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["XDG_CONFIG_HOME"] = str(directory / "config")
-    env["JMP_CLIENT_CONFIG"] = str(directory / "config" / "jumpstarter" / "client.yaml")
-    return env
-
-
-def jmp_shell(config: Path, *command: str) -> list[str]:
-    return [str(BIN / "jmp"), "shell", "--exporter-config", str(config), "--", *command]
-
-
-@contextlib.contextmanager
-def process_group(args: list[str], **options: Any) -> Iterator[subprocess.Popen[Any]]:
-    """`args` started in a new session; whatever is left of its process group is killed when the block ends."""
-    with subprocess.Popen(args, start_new_session=True, **options) as process:
-        try:
-            yield process
-        finally:
-            with contextlib.suppress(ProcessLookupError):  # everything ended already
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Poll `condition` until it holds (at most PATIENCE seconds: a bound for hangs)."""
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.02)
 
 
 # -- pipe and control commands: one shell, one board -------------------------------------------
@@ -176,29 +142,22 @@ def read_step(directory: Path, name: str) -> Step:
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     directory = tmp_path_factory.mktemp("bench")
     # autoboot=0: powered on, the board prints its whole boot log down to the login prompt at once.
-    with PtyLine() as line, Board(line, autoboot=0) as board:
+    with PseudoTerminal() as line, Board(line, autoboot=0) as board:
         config = write_config(directory, pyserial_entry(line.url))
-        with process_group(
-            jmp_shell(config, "sh", "-c", BENCH_SCRIPT),
-            cwd=directory,
-            env=shell_environment(directory),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        ) as process:
-            wait_until(lambda: (directory / "port-open").exists() or process.poll() is not None, "port-open")
+        with Commands(directory) as commands:
+            process = commands.start(*jmp_shell_command(config, "sh", "-c", BENCH_SCRIPT))
+            process.wait_for(lambda stdout, stderr: (directory / "port-open").exists(), PATIENCE)
             board.power_on()
-            stdout, stderr = process.communicate(timeout=PATIENCE)
+            result = process.finish(PATIENCE)
         steps = {name: read_step(directory, name) for name in BENCH_STEPS if (directory / f"{name}.rc").exists()}
-        yield Bench(process.returncode, stdout, stderr, steps, directory, board, line.url)
+        yield Bench(result.returncode, result.stdout, result.stderr, steps, directory, board, line.url)
 
 
 def test_the_bench_ran_every_step_and_logged_only_the_other_holder(bench: Bench) -> None:
     assert bench.returncode == 0, bench.stderr
     assert bench.stdout == ""  # every step's output went to its file
     assert list(bench.steps) == list(BENCH_STEPS), bench.stderr
-    # One log record: this process keeps the pty's slave open (PtyLine does, so that the device side stays
+    # One log record: this process keeps the pty's slave open (PseudoTerminal does, so that the device side stays
     # up), which the driver rightly reports as another program reading the device.
     this_process = f"pid {os.getpid()} ({Path('/proc/self/comm').read_text().strip()})"
     assert bench.stderr == (
@@ -264,16 +223,16 @@ class Terminal(fdspawn):
         master, self._slave = os.openpty()
         fcntl.ioctl(self._slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
         self.initial = termios.tcgetattr(self._slave)
-        self._stack = contextlib.ExitStack()
-        self.process = self._stack.enter_context(
-            process_group(
-                [sys.executable, "-c", _TAKE_TERMINAL, *jmp_shell(config, "j", "serial", "console")],
-                stdin=self._slave,
-                stdout=self._slave,
-                stderr=self._slave,
-                env=shell_environment(directory),
-            )
-        )
+        self._commands = Commands(directory)
+        self.process = self._commands.start(
+            sys.executable,
+            "-c",
+            _TAKE_TERMINAL,
+            *jmp_shell_command(config, "j", "serial", "console"),
+            stdin=self._slave,
+            stdout=self._slave,
+            stderr=self._slave,
+        ).process
         super().__init__(master, timeout=PATIENCE)
         self.transcript = io.BytesIO()
         self.logfile_read = self.transcript
@@ -289,7 +248,7 @@ class Terminal(fdspawn):
         return self.transcript.getvalue().decode(errors="replace")
 
     def stop(self) -> None:
-        self._stack.close()
+        self._commands.close()
         if self._slave >= 0:
             os.close(self._slave)
         if not self.closed:
@@ -319,7 +278,7 @@ class ConsoleBench:
 
 
 @pytest.fixture
-def console(board: Board, pty_line: PtyLine, tmp_path: Path) -> Iterator[ConsoleBench]:
+def console(board: Board, pty_line: PseudoTerminal, tmp_path: Path) -> Iterator[ConsoleBench]:
     """`jmp shell -- j serial console` running on a terminal, with the board behind `PySerial`, not yet powered."""
     board.env["bootdelay"] = "60"  # the countdown waits for the test's key, however slow the machine
     terminal = Terminal(write_config(tmp_path, pyserial_entry(pty_line.url)), tmp_path)
@@ -354,15 +313,10 @@ def test_sigterm_to_the_shell_ends_the_console_cleanly(console: ConsoleBench) ->
 
 def test_loopback_pipe_gets_back_what_it_sends(tmp_path: Path) -> None:
     config = write_config(tmp_path, "    type: LoopbackSerial\n")
-    with process_group(
-        jmp_shell(config, "sh", "-c", "echo hello | j serial pipe --until hello --timeout 5"),
-        env=shell_environment(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        stdout, stderr = process.communicate(timeout=PATIENCE)
-    assert process.returncode == 0, stderr
+    with Commands(tmp_path) as commands:
+        result = commands.shell(config, "sh", "-c", "echo hello | j serial pipe --until hello --timeout 5")
+    stdout, stderr = result.stdout, result.stderr
+    assert result.returncode == 0, stderr
     # The pipe stops at the match: the newline after hello may come back in time, or not.
     assert stdout in ("hello", "hello\n")
     assert stderr == ""

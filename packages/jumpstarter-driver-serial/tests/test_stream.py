@@ -16,7 +16,8 @@ import pytest
 from anyio import BrokenResourceError
 from jumpstarter_driver_serial.client import PySerialClient
 from jumpstarter_driver_serial.driver import PySerial
-from serial_board import Board, PtyLine
+from testsupport.board import Board
+from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError
 from jumpstarter.testing import serve
@@ -34,7 +35,7 @@ def read_exactly(stream, size: int, timeout: float = 20) -> bytes:
     return bytes(data)
 
 
-def drain_master(line: PtyLine, size: int, timeout: float = 20) -> bytes:
+def drain_master(line: PseudoTerminal, size: int, timeout: float = 20) -> bytes:
     """Read `size` bytes on the device side of a pty."""
     data = bytearray()
     deadline = time.monotonic() + timeout
@@ -47,7 +48,7 @@ def drain_master(line: PtyLine, size: int, timeout: float = 20) -> bytes:
     return bytes(data)
 
 
-def feed_master(line: PtyLine, data: bytes) -> None:
+def feed_master(line: PseudoTerminal, data: bytes) -> None:
     """Write `data` on the device side of a pty, as fast as the host reads it."""
     view = memoryview(data)
     while view:
@@ -57,7 +58,7 @@ def feed_master(line: PtyLine, data: bytes) -> None:
             select.select([], [line.master], [], 1)
 
 
-def test_device_to_client_at_full_speed_loses_nothing(pty_line: PtyLine) -> None:
+def test_device_to_client_at_full_speed_loses_nothing(pty_line: PseudoTerminal) -> None:
     payload = PATTERN * (8 << 10)  # 2 MiB, much more than the pty and the client buffer
     with serve(PySerial(url=pty_line.url)) as client, client.stream() as stream:
         assert isinstance(client, PySerialClient)
@@ -80,7 +81,7 @@ def _timed(function, latencies: list[float]) -> None:
     latencies.append(time.monotonic() - started)
 
 
-def test_client_to_device_at_full_speed_loses_nothing(pty_line: PtyLine) -> None:
+def test_client_to_device_at_full_speed_loses_nothing(pty_line: PseudoTerminal) -> None:
     payload = PATTERN * (8 << 10)
     with serve(PySerial(url=pty_line.url)) as client:
         received: list[bytes] = []
@@ -93,7 +94,7 @@ def test_client_to_device_at_full_speed_loses_nothing(pty_line: PtyLine) -> None
     assert received == [payload]
 
 
-def test_a_second_client_is_told_who_holds_the_port(pty_line: PtyLine) -> None:
+def test_a_second_client_is_told_who_holds_the_port(pty_line: PseudoTerminal) -> None:
     with serve(PySerial(url=pty_line.url)) as client:
         with client.stream():
             with pytest.raises(DriverConnectionError) as caught, client.stream():
@@ -107,7 +108,7 @@ def test_a_second_client_is_told_who_holds_the_port(pty_line: PtyLine) -> None:
             assert read_exactly(stream, 2) == b"ok"
 
 
-def test_a_port_locked_by_another_program_is_busy_and_names_it(pty_line: PtyLine) -> None:
+def test_a_port_locked_by_another_program_is_busy_and_names_it(pty_line: PseudoTerminal) -> None:
     import subprocess
     import sys
 
@@ -142,7 +143,7 @@ def test_a_port_locked_by_another_program_is_busy_and_names_it(pty_line: PtyLine
         locker.wait()
 
 
-def test_the_port_stays_open_between_connections(pty_line: PtyLine) -> None:
+def test_the_port_stays_open_between_connections(pty_line: PseudoTerminal) -> None:
     """What the device sends while no client is connected waits in the port for the next one."""
     with serve(PySerial(url=pty_line.url)) as client:
         with client.stream() as stream:
@@ -154,7 +155,7 @@ def test_the_port_stays_open_between_connections(pty_line: PtyLine) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_clients_end_of_stream_stops_reading_and_keeps_the_port(pty_line: PtyLine) -> None:
+async def test_the_clients_end_of_stream_stops_reading_and_keeps_the_port(pty_line: PseudoTerminal) -> None:
     """A serial line cannot be half-closed: the client's end of stream means it is done listening.
 
     Reading stops at once (a receive that waits ends), nothing goes to the device, and what
@@ -190,7 +191,7 @@ async def test_the_clients_end_of_stream_stops_reading_and_keeps_the_port(pty_li
         driver.close()
 
 
-def test_nothing_is_lost_between_two_connections(pty_line: PtyLine) -> None:
+def test_nothing_is_lost_between_two_connections(pty_line: PseudoTerminal) -> None:
     """Bytes that arrive while one client leaves and the next comes go to the next one."""
     with serve(PySerial(url=pty_line.url)) as client:
         received = bytearray()
@@ -209,7 +210,7 @@ def test_nothing_is_lost_between_two_connections(pty_line: PtyLine) -> None:
     assert bytes(received) == expected
 
 
-def test_a_device_that_goes_away_ends_the_stream_with_the_reason(board: Board, pty_line: PtyLine) -> None:
+def test_a_device_that_goes_away_ends_the_stream_with_the_reason(board: Board, pty_line: PseudoTerminal) -> None:
     path = pty_line.url
     with serve(PySerial(url=path)) as client:
         with client.stream() as stream:
@@ -231,7 +232,7 @@ def test_a_device_that_goes_away_ends_the_stream_with_the_reason(board: Board, p
 def test_a_device_that_comes_back_is_opened_again(tmp_path) -> None:
     """A USB serial adapter that re-enumerates: its /dev/serial/by-id link points at the new device."""
     link = tmp_path / "usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0"
-    with PtyLine() as first, PtyLine() as second:
+    with PseudoTerminal() as first, PseudoTerminal() as second:
         link.symlink_to(first.url)
         with serve(PySerial(url=str(link))) as client:
             with client.stream() as stream:
@@ -258,14 +259,14 @@ def test_a_device_that_appears_later_needs_check_present_false(tmp_path) -> None
     with serve(driver) as client:
         with pytest.raises(DriverConnectionError, match=f"no serial device at {link}"), client.stream():
             pass
-        with PtyLine() as line:  # the board is powered: its USB serial appears
+        with PseudoTerminal() as line:  # the board is powered: its USB serial appears
             link.symlink_to(line.url)
             with client.stream() as stream:
                 feed_master(line, b"U-Boot")
                 assert read_exactly(stream, 6) == b"U-Boot"
 
 
-def test_cps_paces_what_the_client_sends(board: Board, pty_line: PtyLine) -> None:
+def test_cps_paces_what_the_client_sends(board: Board, pty_line: PseudoTerminal) -> None:
     text = b"setenv bootargs console=ttyS2\r"  # 30 characters
     with serve(PySerial(url=pty_line.url, cps=100)) as client:
         started = time.monotonic()
@@ -280,7 +281,7 @@ def test_cps_paces_what_the_client_sends(board: Board, pty_line: PtyLine) -> Non
     assert min(gaps) > 0.003 and sum(gaps) / len(gaps) > 0.008
 
 
-def test_without_cps_the_same_text_goes_at_once(board: Board, pty_line: PtyLine) -> None:
+def test_without_cps_the_same_text_goes_at_once(board: Board, pty_line: PseudoTerminal) -> None:
     text = b"setenv bootargs console=ttyS2\r"
     with serve(PySerial(url=pty_line.url)) as client:
         started = time.monotonic()
@@ -299,7 +300,7 @@ def _open_by_this_process(path: str) -> int:
     return count
 
 
-def test_the_session_closes_the_port(pty_line: PtyLine) -> None:
+def test_the_session_closes_the_port(pty_line: PseudoTerminal) -> None:
     assert _open_by_this_process(pty_line.url) == 1  # the test's own end of the pty
     driver = PySerial(url=pty_line.url)
     with serve(driver) as client:

@@ -1,6 +1,6 @@
 """`j serial console` on a real terminal, and `j serial pipe` between real pipes: each in a process of its own.
 
-The process (tests/cli_harness.py) runs the board, the exporter and the command; the test
+The process (testsupport.serial_harness) runs the board, the exporter and the command; the test
 is the user at the terminal (a pseudo-terminal, driven with pexpect) and watches the
 terminal's settings from outside (`tcgetattr` on the terminal's master side).
 
@@ -17,13 +17,14 @@ import struct
 import subprocess
 import sys
 import termios
-from pathlib import Path
 
 import pexpect
 import pytest
 from pexpect.fdpexpect import fdspawn
+from testsupport import with_support
 
-HARNESS = Path(__file__).resolve().with_name("cli_harness.py")
+# The board, the exporter and the command in one process (tests/support on its path).
+HARNESS = (sys.executable, "-m", "testsupport.serial_harness")
 
 
 class Terminal(fdspawn):
@@ -39,7 +40,7 @@ class Terminal(fdspawn):
                 stdout=slave,
                 stderr=slave,
                 start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=with_support({**os.environ, "PYTHONUNBUFFERED": "1"}),
             )
         finally:
             os.close(slave)
@@ -68,7 +69,7 @@ class Terminal(fdspawn):
 
 def spawn_console(*args: str, autoboot: float = 5.0) -> Terminal:
     child = Terminal(
-        [sys.executable, str(HARNESS), "--autoboot", str(autoboot), "--power-on", "--wait", "--", "console", *args]
+        [*HARNESS, "--autoboot", str(autoboot), "--power-on", "--wait", "--", "console", *args]
     )
     child.expect_exact("[harness] ready")
     return child
@@ -179,7 +180,8 @@ def test_the_scrollback_is_left_alone(console) -> None:
 
 def run_pipe(*args: str, input: bytes = b"", autoboot: float = 5.0) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(HARNESS), "--autoboot", str(autoboot), "--power-on", "--report", "--", "pipe", *args],
+        [*HARNESS, "--autoboot", str(autoboot), "--power-on", "--report", "--", "pipe", *args],
+        env=with_support(),
         input=input,
         capture_output=True,
         timeout=30,
@@ -207,7 +209,8 @@ def test_pipe_no_output_from_a_real_pipe() -> None:
 
 def test_pipe_stops_quietly_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, str(HARNESS), "--power-on", "--", "pipe"],
+        [*HARNESS, "--power-on", "--", "pipe"],
+        env=with_support(),
         stdin=subprocess.PIPE,  # left open: the input thread waits on it, and must still end
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

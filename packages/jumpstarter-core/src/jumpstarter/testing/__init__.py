@@ -29,6 +29,7 @@ from jumpstarter.testing._processes import (
     group_gone,
     jmp_environment,
     jmp_shell_command,
+    sections,
 )
 from jumpstarter.testing._serving import serve, serve_async, serve_socket, serve_socket_async
 
@@ -40,6 +41,7 @@ __all__ = [
     "group_gone",
     "jmp_environment",
     "jmp_shell_command",
+    "sections",
     "serve",
     "serve_async",
     "serve_socket",

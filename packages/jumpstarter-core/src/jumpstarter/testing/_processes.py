@@ -100,22 +100,27 @@ class CommandResult:
     stderr: str
 
     def sections(self) -> dict[str, list[str]]:
-        """The lines of stdout under each ``## NAME`` line, by NAME (lines before the first are dropped).
-
-        A script that runs several steps prints ``echo '## NAME'`` before each, so that a test
-        compares each step's output on its own.
-        """
-        found: dict[str, list[str]] = {}
-        current: list[str] = []
-        for line in self.stdout.splitlines():
-            if line.startswith("## "):
-                current = found.setdefault(line[3:], [])
-            else:
-                current.append(line)
-        return found
+        """`sections` of stdout."""
+        return sections(self.stdout)
 
     def __str__(self) -> str:
         return f"exit {self.returncode}\n--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+
+
+def sections(text: str) -> dict[str, list[str]]:
+    """The lines of `text` under each ``## NAME`` line, by NAME (lines before the first are dropped).
+
+    A script that runs several steps prints ``echo '## NAME'`` before each (on stdout, or
+    ``>&2`` on stderr), so that a test compares each step's output on its own.
+    """
+    found: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = found.setdefault(line[3:], [])
+        else:
+            current.append(line)
+    return found
 
 
 class Process:

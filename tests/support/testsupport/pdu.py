@@ -1,42 +1,9 @@
-"""What the power drivers' tests share: a real pseudo-terminal and a fake PDU tool (imported by name)."""
+"""`Pductl`: a fake PDU command-line tool, run as a real program by CommandPower's tests."""
 
 from __future__ import annotations
 
-import os
-import select
 import sys
-import time
 from pathlib import Path
-
-
-class PseudoTerminal:
-    """A real pseudo-terminal: drivers open `path`; the test reads what they wrote from the other end."""
-
-    def __init__(self) -> None:
-        self.controller, self.device = os.openpty()
-        self.path = os.ttyname(self.device)
-
-    def read(self, count: int, timeout: float = 5.0) -> bytes:
-        """Exactly `count` bytes written to the terminal, or fail after `timeout` seconds."""
-        data = b""
-        deadline = time.monotonic() + timeout
-        while len(data) < count:
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([self.controller], [], [], max(remaining, 0))
-            if not ready:
-                raise AssertionError(f"expected {count} bytes on {self.path}, got {data.hex(' ') or 'nothing'}")
-            data += os.read(self.controller, count - len(data))
-        return data
-
-    def pending(self, wait: float = 0.1) -> bytes:
-        """What arrives within `wait` seconds: checks that nothing more was written."""
-        ready, _, _ = select.select([self.controller], [], [], wait)
-        return os.read(self.controller, 4096) if ready else b""
-
-    def close(self) -> None:
-        os.close(self.controller)
-        os.close(self.device)
-
 
 # A stand-in for a PDU's command-line tool, run as a real program by CommandPower's tests and
 # by the README's example. It keeps the outlets' states in a file beside itself and logs its

@@ -2,7 +2,7 @@
 
 A test cannot hand a backend object to a driver that another process builds from YAML, so
 these subclasses attach the fake backend themselves (their `type:` is this module's dotted
-path, with the tests directory on PYTHONPATH). The fake devices live as long as the
+path, with tests/support on PYTHONPATH). The fake devices live as long as the
 driver, and `state` reads back what `on` and `off` did to them.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from jumpstarter_driver_power.usbhub import UsbHubPower
 from jumpstarter_driver_power.usbrelay import UsbRelayPower
-from power_fake_usb import FakeBackend, FakeHub, FakeRelayBoard
+from testsupport.usb import FakeBackend, FakeHub, FakeRelayBoard
 
 
 @dataclass(kw_only=True)

@@ -1,27 +1,25 @@
-"""Both sides of test_shell.py: `jmp shell` run as a real process, and the clients its scripts run.
+"""Both sides of the network package's test_shell.py: `jmp shell` run as a real process, and the clients
+its scripts run.
 
 In the test process, `run_jmp_shell` runs ``jmp shell --exporter-config FILE -- sh -c SCRIPT``
-in a session of its own and kills whatever it leaves behind. Inside the shell, the scripts
-run this file as a program (``client <command> ...``, defined by `PRELUDE`): small clients of
-the standard library that reach the forwards the way any program would, and print one
-line per result, so that the test compares the shell's stdout with exact lines.
+(with `jumpstarter.testing.Commands`). Inside the shell, the scripts run this file as a
+program (``client <command> ...``, defined by `PRELUDE`): small clients of the standard
+library that reach the forwards the way any program would, and print one line per result,
+so that the test compares the shell's stdout with exact lines.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.request
-from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-BIN = Path(sys.executable).parent  # the environment's jmp and j
+if TYPE_CHECKING:
+    from jumpstarter.testing import CommandResult
+
 SHELL_TIMEOUT = 30.0
 # How long a client waits for an answer: far longer than any answer takes, so that a hang
 # shows as a failed line ("no answer") rather than as a stuck test.
@@ -69,101 +67,24 @@ stop_forward() {
 """
 
 
-@dataclass
-class ShellResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def __str__(self) -> str:
-        return f"exit {self.returncode}\n--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
-
-
-def run_jmp_shell(config: str, script: str, directory: Path) -> ShellResult:
+def run_jmp_shell(config: str, script: str, directory: Path) -> CommandResult:
     """Run `script` (after `PRELUDE`) with sh in ``jmp shell`` serving `config`, in `directory`.
 
-    The shell runs in a new session, with its output in files (a pipe held open by a stray
-    child would hang the test); its process group is killed when it ends, and a process
-    left in it fails the test.
+    `jumpstarter.testing.Commands` runs it: a session of its own, output in files, and a
+    process left in its group fails the test.
     """
+    from jumpstarter.testing import Commands
+
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "exporter.yaml"
     config_path.write_text(config)
-    stdout_path, stderr_path = directory / "shell.stdout", directory / "shell.stderr"
-    with stdout_path.open("w") as stdout, stderr_path.open("w") as stderr:
-        process = subprocess.Popen(
-            [str(BIN / "jmp"), "shell", "--exporter-config", str(config_path), "--", "sh", "-c", PRELUDE + script],
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            cwd=directory,
-            env=_environment(directory),
-            start_new_session=True,
-        )
-    try:
-        try:
-            process.wait(SHELL_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"jmp shell did not finish in {SHELL_TIMEOUT} s\n{_read(stdout_path)}{_read(stderr_path)}"
-            ) from None
-        left_behind = _group_outlived_grace(process.pid)
-    finally:
-        _kill_group(process.pid)
-        process.wait()
-    result = ShellResult(process.returncode, _read(stdout_path), _read(stderr_path))
-    assert not left_behind, f"jmp shell left a process behind\n{result}"
-    return result
-
-
-def _environment(directory: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        # The shell's command must see the exporter of its own config only, and no allow-list of the user's.
-        if key not in ("JUMPSTARTER_HOST", "JMP_DRIVERS_ALLOW", "JMP_DRIVERS_UNSAFE")
-    }
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["XDG_CONFIG_HOME"] = str(directory / "config")  # no client configuration of the user's
-    env["JMP_CLIENT_CONFIG"] = str(directory / "config" / "client.yaml")
-    env["COLUMNS"] = "80"  # click wraps help texts to the terminal's width; there is none here
-    env["NETWORK_SHELL_PYTHON"] = sys.executable
-    env["NETWORK_SHELL_HELPERS"] = str(Path(__file__).resolve())
-    return env
-
-
-def _read(path: Path) -> str:
-    return path.read_text(errors="replace")
-
-
-def _group_outlived_grace(pgid: int, grace: float = 2.0) -> bool:
-    """Whether a process of the group is still there `grace` seconds after the shell ended."""
-    deadline = time.monotonic() + grace
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        if time.monotonic() > deadline:
-            return True
-        time.sleep(0.02)
-
-
-def _kill_group(pgid: int) -> None:
-    with suppress(ProcessLookupError):  # nothing left in it
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def sections(text: str) -> dict[str, list[str]]:
-    """The lines of `text` under each ``## NAME`` line, by NAME (lines before the first are dropped)."""
-    found: dict[str, list[str]] = {}
-    current: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("## "):
-            current = found.setdefault(line[3:], [])
-        else:
-            current.append(line)
-    return found
+    with Commands(
+        directory,
+        COLUMNS="80",  # click wraps help texts to the terminal's width; there is none here
+        NETWORK_SHELL_PYTHON=sys.executable,
+        NETWORK_SHELL_HELPERS=str(Path(__file__).resolve()),
+    ) as commands:
+        return commands.shell(config_path, "sh", "-c", PRELUDE + script, timeout=SHELL_TIMEOUT)
 
 
 def digest(content: bytes) -> str:

@@ -9,14 +9,15 @@ SysRq (h: help, b: reboot).
 
 Lines (the device side of a port):
 
-- `PtyLine`: a real pseudo-terminal (`os.openpty`); the driver opens ``line.url``, its
-  slave. A pty carries no modem lines and no break, but the host's termios settings (baud
-  rate, HUPCL) are visible here (`line.termios()`), and `unplug()` makes the device vanish.
+- `testsupport.pty.PseudoTerminal`: a real pseudo-terminal; the driver opens ``line.url``,
+  its slave. A pty carries no modem lines and no break, but the host's termios settings
+  (baud rate, HUPCL) are visible there (`line.termios()`), and `unplug()` makes the device
+  vanish.
 - `TcpLine`: a TCP server on 127.0.0.1; raw bytes (``socket://``), or with ``rfc2217=True``
   an RFC 2217 server (pyserial's `PortManager`) that hands DTR, RTS, break and baud rate
   changes to the board (``rfc2217://``).
 
-    with PtyLine() as line, Board(line, autoboot=1) as board:
+    with PseudoTerminal() as line, Board(line, autoboot=1) as board:
         board.power_on()
         ...  # PySerial(url=line.url)
         board.wait_for_output(b"login: ")
@@ -31,12 +32,12 @@ import os
 import queue
 import select
 import socket
-import termios
 import threading
 import time
-import tty
 from collections.abc import Callable
 from typing import Any
+
+from testsupport.pty import PseudoTerminal
 
 UBOOT_BANNER = (
     "\r\nU-Boot SPL 2024.04-sim (Apr 01 2024 - 12:00:00 +0000)\r\n"
@@ -75,64 +76,6 @@ HELP = (
 SYSRQ_HELP = "sysrq: HELP : loglevel(0-9) reboot(b) crash(c) show-memory-usage(m) sync(s) show-task-states(t)"
 # How long after a break a key counts as a SysRq command.
 SYSRQ_WINDOW = 5.0
-
-
-class PtyLine:
-    """The device side of a pseudo-terminal: the board writes to the master, the driver opens `url` (the slave)."""
-
-    def __init__(self) -> None:
-        self.master, self._slave = os.openpty()
-        # Raw from the start, so that nothing is echoed back or changed before the driver opens it; and with
-        # HUPCL, like a real serial port (a pty starts without it).
-        tty.setraw(self._slave)
-        attributes = termios.tcgetattr(self._slave)
-        attributes[2] |= termios.HUPCL
-        termios.tcsetattr(self._slave, termios.TCSANOW, attributes)
-        self.url = os.ttyname(self._slave)
-        os.set_blocking(self.master, False)
-        self.on_control: Callable[[str, Any], None] | None = None  # a pty carries no control lines
-        self.closed = False
-
-    def fileno(self) -> int:
-        return self.master
-
-    def read(self) -> bytes | None:
-        """What the host sent (b"" if nothing yet); None once the line is gone."""
-        try:
-            return os.read(self.master, 65536)
-        except BlockingIOError:
-            return b""
-        except OSError:
-            return None
-
-    def write(self, data: bytes, stop: threading.Event) -> None:
-        view = memoryview(data)
-        while view and not stop.is_set() and not self.closed:
-            try:
-                view = view[os.write(self.master, view) :]
-            except BlockingIOError:
-                select.select([], [self.master], [], 0.05)
-            except OSError:
-                return
-
-    def termios(self) -> list[Any]:
-        """The terminal settings the host (the driver) made: [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]."""
-        return termios.tcgetattr(self.master)
-
-    def unplug(self) -> None:
-        """The device goes away: the host's reads fail, and `url` no longer exists."""
-        if not self.closed:
-            self.closed = True
-            os.close(self.master)
-            os.close(self._slave)
-
-    close = unplug
-
-    def __enter__(self) -> PtyLine:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class _Lines:
@@ -292,14 +235,14 @@ class TcpLine:
 
 
 class Board:
-    """A U-Boot-like board on a line (`PtyLine` or `TcpLine`); it runs in its own thread while entered.
+    """A U-Boot-like board on a line (`PseudoTerminal` or `TcpLine`); it runs in its own thread while entered.
 
     What it sees and does is recorded for tests: `received` (all bytes from the host, and
     `arrivals`, the time and size of each read), `output` (all it printed), `events`
     (control line changes: ("dtr", False), ("break", True)...).
     """
 
-    def __init__(self, line: PtyLine | TcpLine, *, autoboot: float = 3.0, dtr_reset: bool = True) -> None:
+    def __init__(self, line: PseudoTerminal | TcpLine, *, autoboot: float = 3.0, dtr_reset: bool = True) -> None:
         self.line = line
         self.autoboot = autoboot
         self.dtr_reset = dtr_reset

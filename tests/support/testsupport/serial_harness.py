@@ -1,6 +1,6 @@
 """Run a `j serial ...` command in its own process, against a simulated board: for the tests of the terminal.
 
-    python cli_harness.py [--autoboot SECONDS] [--power-on] [--wait] [--report] -- console --escape ^B
+    python -m testsupport.serial_harness [--autoboot SECONDS] [--power-on] [--wait] [--report] -- console --escape ^B
 
 The process holds everything `jmp shell ... -- j serial ...` would spread over three: the
 board (behind a pseudo-terminal), the exporter (`serve()`) and the command, run through the
@@ -22,14 +22,11 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from anyio.abc import ByteStream
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from jumpstarter_driver_serial.driver import PySerial
-from serial_board import Board, PtyLine
+from testsupport.board import Board
+from testsupport.pty import PseudoTerminal
 
 from jumpstarter.driver import Composite, exportstream
 from jumpstarter.testing import serve
@@ -61,7 +58,7 @@ def main() -> int:
     options = parser.parse_args()
     command = options.command[1:] if options.command[:1] == ["--"] else options.command
 
-    with PtyLine() as line, Board(line, autoboot=options.autoboot) as board:
+    with PseudoTerminal() as line, Board(line, autoboot=options.autoboot) as board:
         driver = BoardConsole(url=line.url, board=board if options.power_on else None)
         with serve(Composite(children={"serial": driver})) as client:
             group = client.serial.cli()  # what `j serial` runs
