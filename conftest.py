@@ -51,6 +51,7 @@ def upstream_python() -> Path:
     ever runs in its own processes, started with this python and `upstream_env`.
     """
     from upstream_venv import UpstreamUnavailable, ensure_upstream_venv  # scripts/, on the tests' path
+
     try:
         return ensure_upstream_venv()
     except UpstreamUnavailable as error:

@@ -39,7 +39,6 @@ class PeerFailed(AssertionError):
     """A peer script exited badly or did not answer in time; carries what it printed."""
 
 
-
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 

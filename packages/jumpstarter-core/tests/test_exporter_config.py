@@ -7,7 +7,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import pytest
 
@@ -80,6 +80,27 @@ class Serial(Driver):
 
     device: str
     baudrate: int = 115200
+
+    @classmethod
+    def client(cls) -> str:
+        return "jumpstarter.client.DriverClient"
+
+
+class Transport(Protocol):
+    def command(self, text: str) -> str: ...
+
+
+class Loopback:
+    def command(self, text: str) -> str:
+        return text
+
+
+@dataclass(kw_only=True)
+class WithTransport(Driver):
+    """A driver whose hardware access is a field typed with a Protocol (as the testing guide's Relay)."""
+
+    transport: Transport = field(default_factory=Loopback)
+    channels: int = 4
 
     @classmethod
     def client(cls) -> str:
@@ -270,6 +291,20 @@ def test_labels_and_log_level_are_settings_too() -> None:
     lamp = config.build().children["lamp"]
     assert lamp.labels == {"site": "lab-1"}
     assert lamp.logger.level == logging.DEBUG  # Driver.__post_init__ ran with the setting
+
+
+def test_a_field_typed_with_a_protocol_does_not_stop_the_build() -> None:
+    # pydantic cannot check a Protocol that isinstance cannot: the constructor gets the value as it is.
+    config = load(
+        f"""
+        metadata: {{name: bench}}
+        export:
+          relay: {{type: {HERE}.WithTransport, config: {{channels: "8"}}}}
+        """
+    )
+    relay = config.build().children["relay"]
+    assert isinstance(relay.transport, Loopback)
+    assert relay.channels == 8  # the other settings are still converted
 
 
 def test_an_entry_overrides_only_what_it_says() -> None:

@@ -68,9 +68,7 @@ class Terminal(fdspawn):
 
 
 def spawn_console(*args: str, autoboot: float = 5.0) -> Terminal:
-    child = Terminal(
-        [*HARNESS, "--autoboot", str(autoboot), "--power-on", "--wait", "--", "console", *args]
-    )
+    child = Terminal([*HARNESS, "--autoboot", str(autoboot), "--power-on", "--wait", "--", "console", *args])
     child.expect_exact("[harness] ready")
     return child
 

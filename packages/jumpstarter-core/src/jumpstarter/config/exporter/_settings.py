@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.errors import PydanticUserError
+from pydantic_core import SchemaError
 
 from jumpstarter.config._messages import describe, short, unknown_key_fix
 from jumpstarter.config.exporter._entries import TYPE_FIX, Entry
@@ -131,11 +132,12 @@ def _annotation(driver_class: type[Driver], field: dataclasses.Field[Any]) -> An
 
 
 def _adapter(annotation: Any) -> TypeAdapter[Any] | None:
-    # The second try accepts instances of classes pydantic knows nothing of (a serial port object...).
+    # The second try accepts instances of classes pydantic knows nothing of (a serial port object...);
+    # what neither accepts (a typing.Protocol that isinstance cannot check) is left to the constructor.
     for config in (None, ConfigDict(arbitrary_types_allowed=True)):
         try:
             return TypeAdapter(annotation, config=config)
-        except (PydanticUserError, TypeError, NameError):
+        except (PydanticUserError, SchemaError, TypeError, NameError):
             continue
     return None
 
