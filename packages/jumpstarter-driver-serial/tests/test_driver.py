@@ -12,8 +12,7 @@ from jumpstarter_driver_serial.driver import LoopbackSerial, PySerial
 from jumpstarter_driver_serial.errors import SerialPortDenied, SerialPortMissing
 from testsupport.pty import PseudoTerminal
 
-from jumpstarter.config.exporter import parse_exporter_config
-from jumpstarter.config.yaml import ConfigError
+from jumpstarter.config.exporter import ConfigError, parse_exporter_config
 from jumpstarter.registry import installed_drivers, resolve_driver
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -1,12 +1,24 @@
 """Errors that cross the wire.
 
 A driver raises ordinary Python exceptions; the exporter maps them to gRPC status codes
-(see `jumpstarter.exporter.errors`) and the client raises the matching class below. Each
+(see `jumpstarter.common.wire`) and the client raises the matching class below. Each
 class also derives from the builtin exception a caller would naturally catch, so
 `except ValueError` works for an invalid argument whether the driver is local or remote.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "DriverClientUnavailable",
+    "DriverConnectionError",
+    "DriverError",
+    "DriverInvalidArgument",
+    "DriverMethodNotImplemented",
+    "DriverTimeout",
+    "ExporterConnectionLost",
+    "ExporterNotReady",
+    "JumpstarterException",
+]
 
 
 class JumpstarterException(Exception):

@@ -119,9 +119,7 @@ __all__ = [
     "HooksConfig",
     "ObjectMeta",
     "TLSConfig",
-    "check_for_serving",
-    "lab_settings",
     "load_exporter_config",
-    "local_mode_note",
     "parse_exporter_config",
 ]
+# Also here, for the command line only: check_for_serving, lab_settings, local_mode_note.
