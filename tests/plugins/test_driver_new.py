@@ -232,7 +232,7 @@ def test_the_next_steps_with_pip(make_venv: Callable[..., Venv], core_wheel: Pat
     steps = printed_next_steps(created.stdout)
     assert steps[1] == f"{venv.python} -m pip install -e . pytest", steps
     env = venv.env({"PATH": "/usr/local/bin:/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
-    assert "8 passed" in run_steps(steps, env)
+    assert "9 passed" in run_steps(steps, env)
 
 
 def test_in_the_workspace_uv_run_pytest_imports_the_new_package(tmp_path: Path, uv: Uv) -> None:
@@ -253,7 +253,7 @@ def test_in_the_workspace_uv_run_pytest_imports_the_new_package(tmp_path: Path, 
         output = run_steps(steps, env)
     except CommandFailed as error:
         pytest.fail(f"uv run pytest cannot use the new package:\n{error}")
-    assert "8 passed" in output, output
+    assert "9 passed" in output, output
 
 
 def test_installed_jmp_refuses_a_bad_name(generated: Generated, tmp_path: Path) -> None:
@@ -264,7 +264,7 @@ def test_installed_jmp_refuses_a_bad_name(generated: Generated, tmp_path: Path) 
 
 
 def test_generated_package_passes_its_own_tests(installed: tuple[Generated, str]) -> None:
-    assert "8 passed" in installed[1], installed[1]
+    assert "9 passed" in installed[1], installed[1]
 
 
 def test_generated_drivers_are_registered(installed: tuple[Generated, str]) -> None:

@@ -91,7 +91,11 @@ from jumpstarter.config.exporter._schema import (
     TLSConfig,
     exporter_config,
 )
-from jumpstarter.config.exporter._usage import check_for_serving, lab_settings, local_mode_note
+
+# For the command line, not in __all__ (the public API): re-exported by name.
+from jumpstarter.config.exporter._usage import check_for_serving as check_for_serving
+from jumpstarter.config.exporter._usage import lab_settings as lab_settings
+from jumpstarter.config.exporter._usage import local_mode_note as local_mode_note
 from jumpstarter.config.meta import ObjectMeta
 from jumpstarter.config.yaml import ConfigError, load_yaml
 
@@ -122,4 +126,3 @@ __all__ = [
     "load_exporter_config",
     "parse_exporter_config",
 ]
-# Also here, for the command line only: check_for_serving, lab_settings, local_mode_note.
