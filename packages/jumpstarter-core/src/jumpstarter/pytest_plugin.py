@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from jumpstarter.config.env import JUMPSTARTER_HOST
+
 if TYPE_CHECKING:
     from jumpstarter.client import DriverClient
     from jumpstarter.driver import Driver
@@ -44,7 +46,7 @@ _NOT_IN_SHELL = "run pytest inside jmp shell: jmp shell --exporter-config FILE -
 @pytest.fixture(scope="session")
 def jumpstarter_client() -> Iterator[DriverClient]:
     """The root client of the exporter of the enclosing ``jmp shell`` (see `jumpstarter.client.environment`)."""
-    if not os.environ.get("JUMPSTARTER_HOST"):
+    if not os.environ.get(JUMPSTARTER_HOST):
         pytest.fail(_NOT_IN_SHELL, pytrace=False)
 
     from jumpstarter.client import DriverConnectionError
