@@ -32,8 +32,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from jumpstarter.config.env import JUMPSTARTER_HOST
-
 if TYPE_CHECKING:
     from jumpstarter.client import DriverClient
     from jumpstarter.driver import Driver
@@ -46,6 +44,8 @@ _NOT_IN_SHELL = "run pytest inside jmp shell: jmp shell --exporter-config FILE -
 @pytest.fixture(scope="session")
 def jumpstarter_client() -> Iterator[DriverClient]:
     """The root client of the exporter of the enclosing ``jmp shell`` (see `jumpstarter.client.environment`)."""
+    from jumpstarter.config.env import JUMPSTARTER_HOST
+
     if not os.environ.get(JUMPSTARTER_HOST):
         pytest.fail(_NOT_IN_SHELL, pytrace=False)
 
