@@ -24,7 +24,7 @@ from google.protobuf import empty_pb2
 
 from jumpstarter.client.connect import connect
 from jumpstarter.common.exceptions import DriverConnectionError, DriverError
-from jumpstarter.exporter.auth import TlsIdentity
+from jumpstarter.common.tls import TlsIdentity, write_secret
 from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 
 CONFIG = """\
@@ -205,6 +205,8 @@ def test_a_given_certificate_key_and_token(start: Any, write: Any, tmp_path: Pat
     (tmp_path / "lab.crt").write_bytes(identity.certificate)
     (tmp_path / "lab.key").write_bytes(identity.private_key)
     write("lab.token", "lab-secret\n")
+    for secret in ("lab.key", "lab.token"):  # secrets others can read are refused
+        (tmp_path / secret).chmod(0o600)
     exporter = start(
         "--tcp", "127.0.0.1:0", "--tls-cert", f"{tmp_path}/lab.crt", "--tls-key", f"{tmp_path}/lab.key",
         "--token-file", f"{tmp_path}/lab.token",
@@ -289,6 +291,7 @@ def test_bad_tls_files_exit_2(commands: Any, exporter_config: Path, write: Any, 
     identity, other = TlsIdentity.self_signed(["127.0.0.1"]), TlsIdentity.self_signed(["127.0.0.1"])
     (tmp_path / "lab.crt").write_bytes(identity.certificate)
     (tmp_path / "other.key").write_bytes(other.private_key)
+    (tmp_path / "other.key").chmod(0o600)
     for certificate, key, message in [
         ("garbage.crt", "other.key", "garbage.crt is not a PEM certificate"),
         ("lab.crt", "other.key", "other.key is not the key of the certificate"),
@@ -570,8 +573,8 @@ def test_a_certificate_for_another_name_and_tls_server_name(commands: Any, power
     # The certificate names 127.0.0.1; the exporter is reached at 127.0.0.2 (loopback too).
     identity = TlsIdentity.self_signed(["127.0.0.1"])
     (tmp_path / "lab.crt").write_bytes(identity.certificate)
-    (tmp_path / "lab.key").write_bytes(identity.private_key)
-    (tmp_path / "lab.token").write_text("lab-token\n")
+    write_secret(tmp_path / "lab.key", identity.private_key)
+    write_secret(tmp_path / "lab.token", b"lab-token\n")
     exporter = power_exporter(
         "--tcp", "127.0.0.2:0", "--tls-cert", str(tmp_path / "lab.crt"), "--tls-key", str(tmp_path / "lab.key"),
         "--token-file", str(tmp_path / "lab.token"),

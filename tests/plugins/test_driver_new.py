@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from testsupport.venvs import CommandFailed, Uv, Venv, run
 
 from jumpstarter.cli.driver_new import LAYOUT
 from jumpstarter.cli.jmp import main
+from testsupport.venvs import CommandFailed, Uv, Venv, run
 
 ROOT = Path(__file__).resolve().parents[2]
 

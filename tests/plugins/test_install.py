@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from testsupport.venvs import CommandFailed, Uv, Venv, clean_env, index_reachable, run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from testsupport.venvs import Venv
 
 ROOT = Path(__file__).resolve().parents[2]

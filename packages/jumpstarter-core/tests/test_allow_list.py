@@ -9,13 +9,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from testsupport.drivers import Named
 
 from jumpstarter.client import StubDriverClient, connect
 from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.config.client import load_client_config
 from jumpstarter.config.yaml import ConfigError
 from jumpstarter.driver import Composite, Driver
+from testsupport.drivers import Named
 
 CLIENT_MODULE = """
 open({marker!r}, "a").write("imported\\n")

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testsupport.drivers import Named
 
 from jumpstarter.client import CompositeClient, DriverClient, DriverClientUnavailable, StubDriverClient, connect
 from jumpstarter.driver import Composite, Driver
+from testsupport.drivers import Named
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from testsupport import SUPPORT
-from testsupport.drivers import Named
 
 from jumpstarter.client import connect
 from jumpstarter.driver import Composite, Driver
 from jumpstarter.exporter import SingleSession
 from jumpstarter.testing import BIN, CommandResult, Commands, group_gone, jmp_environment, sections
+from testsupport import SUPPORT
+from testsupport.drivers import Named
 
 
 def test_sections_split_a_script_s_output_by_its_markers() -> None:

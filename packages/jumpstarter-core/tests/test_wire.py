@@ -33,6 +33,7 @@ from jumpstarter.common.wire import (
     encode_result,
     error_from_status,
     item_encoder,
+    parse_request,
     status_for,
     streaming_responses,
     typed_values_supported,
@@ -207,3 +208,43 @@ def test_messages_are_named_when_empty_and_cut_when_long() -> None:
     assert str(round_trip(KeyError())) == "KeyError"
     details = status_for(RuntimeError("x" * (MAX_DETAILS_CHARACTERS + 10))).details
     assert details == "x" * MAX_DETAILS_CHARACTERS + "... (10 more characters in the exporter's log)"
+
+
+# -- how many values a request may carry ------------------------------------------------------
+
+
+def _json_args(count: int) -> bytes:
+    """A DriverCallRequest with `count` empty JSON values as arguments (two bytes each)."""
+    return jumpstarter_pb2.DriverCallRequest(uuid=UUID, method="on").SerializeToString() + b"\x1a\x00" * count
+
+
+def test_a_request_with_more_values_than_a_call_may_carry_is_refused_unparsed() -> None:
+    with pytest.raises(CallRefused, match=r"more than 1,000,000 values") as refused:
+        parse_request(jumpstarter_pb2.DriverCallRequest, _json_args(1_000_001))
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    # Nested values count too: one argument, a list of a million and one.
+    nested = encode_call(jumpstarter_pb2.DriverCallRequest, UUID, "on", ([None] * 1_000_001,), {}, typed=True)
+    with pytest.raises(CallRefused, match=r"more than 1,000,000 values"):
+        parse_request(jumpstarter_pb2.DriverCallRequest, nested.SerializeToString())
+
+
+def test_large_requests_of_few_values_are_parsed() -> None:
+    image = bytes(8 << 20)
+    request = encode_call(jumpstarter_pb2.DriverCallRequest, UUID, "flash", (image,), {"retries": 3}, typed=True)
+    parsed = parse_request(jumpstarter_pb2.DriverCallRequest, request.SerializeToString())
+    assert decode_call(parsed).args == [image] and decode_call(parsed).kwargs == {"retries": 3}
+    assert len(decode_call(parse_request(jumpstarter_pb2.DriverCallRequest, _json_args(999_999))).args) == 999_999
+
+
+def test_a_request_that_is_no_call_is_refused() -> None:
+    with pytest.raises(CallRefused, match="the request is no valid call") as refused:
+        parse_request(jumpstarter_pb2.DriverCallRequest, b"\x0a\xff\xff")
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    deep: list[Any] = []
+    for _ in range(150):
+        deep = [deep]
+    nested = encode_call(jumpstarter_pb2.DriverCallRequest, UUID, "on", (deep,), {}, typed=True).SerializeToString()
+    padded = nested + b"\x0a" + bytes([len(UUID)]) + UUID.encode() + b"\x12\x00" * (1_100_000)
+    for data in (nested, padded):  # deeper than protobuf parses, short or long
+        with pytest.raises(CallRefused, match="the request is no valid call"):
+            parse_request(jumpstarter_pb2.DriverCallRequest, data)

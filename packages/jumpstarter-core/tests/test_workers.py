@@ -1,4 +1,4 @@
-"""WorkerThreads: blocking driver code off the event loop."""
+"""WorkerThreads: blocking driver code off the event loop, fairly between callers."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ async def test_functions_run_in_worker_threads_with_their_outcome() -> None:
     workers = WorkerThreads()
     try:
         assert (await workers.run(threading.current_thread)).name == "jumpstarter-driver_0"
-        assert await workers.run(lambda a, b=0: a + b, 1, b=2) == 3
+        assert await workers.run(lambda a, b=0: a + b, (1,), {"b": 2}) == 3
         with pytest.raises(ZeroDivisionError):
             await workers.run(lambda: 1 / 0)
     finally:
@@ -30,15 +30,13 @@ async def test_idle_threads_are_reused_and_busy_ones_are_not_waited_for() -> Non
     try:
         blocked = workers.start(release.wait)
         for _ in range(20):  # sequential calls need one more thread at most
-            await workers.run(time.sleep, 0)
+            await workers.run(time.sleep, (0,))
         assert len({await workers.run(lambda: threading.current_thread().name) for _ in range(5)}) == 1
         assert not blocked.done()
     finally:
         release.set()
         await workers.aclose()
-    assert threading.active_count() == 1 or all(
-        not t.name.startswith("jumpstarter-driver") for t in threading.enumerate()
-    )
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("jumpstarter-driver")]
 
 
 async def test_closing_waits_for_running_code_even_if_its_caller_gave_up() -> None:
@@ -52,7 +50,82 @@ async def test_closing_waits_for_running_code_even_if_its_caller_gave_up() -> No
     with anyio.move_on_after(0.05):
         await workers.run(slow)
     assert finished == []
-    await workers.aclose()
+    assert await workers.aclose() == []
     assert finished == [True]
     with pytest.raises(RuntimeError, match="the session is closing"):
-        workers.start(time.sleep, 0)
+        workers.start(time.sleep, (0,))
+
+
+async def test_a_caller_that_blocks_its_threads_does_not_hold_up_the_others() -> None:
+    workers = WorkerThreads(max_workers=8, per_caller=4)
+    release = threading.Event()
+    try:
+        # A greedy caller: more blocked calls than the threads it may use.
+        greedy = [workers.start(release.wait, caller="greedy", label=("greedy", n)) for n in range(10)]
+        with anyio.fail_after(5):
+            assert await workers.run(lambda: "served", caller="other") == "served"
+        assert len(workers.running()) == 4  # the greedy caller's other calls wait for its own threads
+        release.set()
+        with anyio.fail_after(5):
+            for future in greedy:
+                assert await future is True
+    finally:
+        release.set()
+        await workers.aclose()
+
+
+async def test_callers_take_turns_when_every_thread_is_busy() -> None:
+    workers = WorkerThreads(max_workers=2, per_caller=2)
+    gates = {name: threading.Event() for name in ("a1", "a2")}
+    order: list[str] = []
+    try:
+        blockers = [workers.start(gates[name].wait, caller="a") for name in gates]
+        # Queued while both threads are busy: a's backlog first, then b's one call.
+        queued = [workers.start(order.append, (f"a{n}",), caller="a") for n in range(3, 6)]
+        queued.append(workers.start(order.append, ("b1",), caller="b"))
+        gates["a1"].set()
+        gates["a2"].set()
+        with anyio.fail_after(5):
+            for future in [*blockers, *queued]:
+                await future
+        assert order.index("b1") <= 1, order  # b did not wait for all of a's backlog
+    finally:
+        for gate in gates.values():
+            gate.set()
+        await workers.aclose()
+
+
+async def test_a_queued_call_whose_caller_gave_up_never_runs() -> None:
+    workers = WorkerThreads(max_workers=1, per_caller=1)
+    release = threading.Event()
+    ran: list[str] = []
+    try:
+        blocker = workers.start(release.wait, caller="a")
+        with anyio.move_on_after(0.05):
+            await workers.run(ran.append, ("abandoned",), caller="a")
+        release.set()
+        await blocker
+        assert await workers.run(lambda: "next", caller="a") == "next"
+        assert ran == []
+    finally:
+        release.set()
+        await workers.aclose()
+
+
+async def test_closing_gives_up_on_stuck_code_after_the_grace_and_says_what_it_is() -> None:
+    workers = WorkerThreads()
+    release = threading.Event()
+    try:
+        workers.start(release.wait, caller="a", label=("relay", "on"))
+        await anyio.sleep(0.05)
+        started = time.monotonic()
+        stuck = await workers.aclose(grace=0.3)
+        assert 0.25 < time.monotonic() - started < 3
+        assert [label for label, _ in stuck] == [("relay", "on")]
+        thread = next(t for t in threading.enumerate() if t.name.startswith("jumpstarter-driver"))
+        assert thread.daemon  # cannot keep the process from exiting
+    finally:
+        release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("jumpstarter-driver"):
+            thread.join(5)

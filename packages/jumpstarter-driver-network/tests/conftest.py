@@ -22,6 +22,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
+
 from testsupport.network import HalfCloser, HttpSite, UdpPeer
 
 

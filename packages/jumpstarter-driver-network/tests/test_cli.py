@@ -19,9 +19,9 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 from jumpstarter_driver_network.driver import EchoNetwork, TcpNetwork, UdpNetwork, UnixNetwork
-from testsupport.network import UdpPeer, free_port, recv_all
 
 from jumpstarter.testing import serve
+from testsupport.network import UdpPeer, free_port, recv_all
 
 
 def invoke(client: Any, *args: str) -> Result:

@@ -11,10 +11,10 @@ from anyio import BrokenResourceError, EndOfStream
 from jumpstarter_driver_network.client import NetworkClient
 from jumpstarter_driver_network.driver import EchoNetwork, TcpNetwork, UdpNetwork, UnixNetwork
 from jumpstarter_driver_network.framing import MAX_DATAGRAM, DatagramDecoder, encode_datagram
-from testsupport.network import HalfCloser, HttpSite, UdpPeer, free_port, has_ipv6_loopback, unresponsive_tcp
 
 from jumpstarter.client import DriverConnectionError, DriverInvalidArgument, DriverMethodNotImplemented
 from jumpstarter.testing import serve
+from testsupport.network import HalfCloser, HttpSite, UdpPeer, free_port, has_ipv6_loopback, unresponsive_tcp
 
 # -- TCP -----------------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from jumpstarter_driver_network.adapters import TcpPortforwardAdapter, UnixPortforwardAdapter
 from jumpstarter_driver_network.driver import EchoNetwork, TcpNetwork, UdpNetwork
-from testsupport.network import HttpSite, UdpPeer, free_port, recv_all
 
 from jumpstarter.testing import serve
+from testsupport.network import HttpSite, UdpPeer, free_port, recv_all
 
 
 def exchange(address: tuple[str, int] | str, data: bytes) -> bytes:

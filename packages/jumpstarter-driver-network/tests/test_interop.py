@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from jumpstarter_driver_network.client import MessageDatagramStream, NetworkClient
 from jumpstarter_driver_network.driver import TcpNetwork, UdpNetwork
-from testsupport.network import UdpPeer, recv_all
 
 from jumpstarter.client import connect
 from jumpstarter.driver import Composite
 from jumpstarter.testing import serve_socket
+from testsupport.network import UdpPeer, recv_all
 
 pytestmark = pytest.mark.interop
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from testsupport.network import HttpSite, UdpPeer, free_port
-from testsupport.network_shell import digest, run_jmp_shell
 
 from jumpstarter.testing import CommandResult, sections
+from testsupport.network import HttpSite, UdpPeer, free_port
+from testsupport.network_shell import digest, run_jmp_shell
 
 FORWARDING = "forwarding; press Ctrl-C to stop"  # a forward's status line, on stderr
 LOOPBACK_ADDRESS = re.compile(r"127\.0\.0\.1:\d+")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from jumpstarter_driver_network.driver import TcpNetwork
-from testsupport.network import free_port, sshd_path
 
 from jumpstarter.testing import serve
+from testsupport.network import free_port, sshd_path
 
 # sshd refuses to start as root without its privilege separation directory, which the
 # distribution's service normally creates at boot.

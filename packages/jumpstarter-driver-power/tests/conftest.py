@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from testsupport.pdu import Pductl
 from testsupport.pty import PseudoTerminal
 

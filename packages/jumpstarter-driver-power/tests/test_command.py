@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from jumpstarter_driver_power.command import CommandPower
 from jumpstarter_driver_power.common import MeasurementNotSupported, PowerReading, StateNotSupported
-from testsupport.pdu import Pductl
 
 from jumpstarter.client import DriverError, DriverTimeout
 from jumpstarter.testing import serve
+from testsupport.pdu import Pductl
 
 OK = [sys.executable, "-c", ""]  # a command that succeeds and prints nothing
 

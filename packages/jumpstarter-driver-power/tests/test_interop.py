@@ -22,11 +22,11 @@ from jumpstarter_driver_power.command import CommandPower
 from jumpstarter_driver_power.common import PowerReading, StateNotSupported
 from jumpstarter_driver_power.driver import MockPower, SyncMockPower
 from jumpstarter_driver_power.usbhub import UsbHubPower
-from testsupport.usb import FakeBackend, FakeHub
 
 from jumpstarter.client import connect
 from jumpstarter.driver import Composite, Driver
 from jumpstarter.testing import serve_socket
+from testsupport.usb import FakeBackend, FakeHub
 
 pytestmark = pytest.mark.interop
 

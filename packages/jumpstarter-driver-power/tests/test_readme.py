@@ -22,14 +22,14 @@ from jumpstarter_driver_power.serialrelay import SerialRelayPower
 from jumpstarter_driver_power.usbdevice import udev_rule
 from jumpstarter_driver_power.usbhub import UsbHubPower
 from jumpstarter_driver_power.usbrelay import UsbRelayPower
-from testsupport.pdu import Pductl
-from testsupport.pty import PseudoTerminal
-from testsupport.usb import FakeBackend, FakeHub, FakeRelayBoard, Transfer
 
 from jumpstarter.client import DriverClient
 from jumpstarter.config.exporter import load_exporter_config
 from jumpstarter.driver import Composite, Driver
 from jumpstarter.testing import serve
+from testsupport.pdu import Pductl
+from testsupport.pty import PseudoTerminal
+from testsupport.usb import FakeBackend, FakeHub, FakeRelayBoard, Transfer
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 DRIVERS = {

@@ -12,10 +12,10 @@ import serial
 from click.testing import CliRunner
 from jumpstarter_driver_power.common import MeasurementNotSupported, StateNotSupported
 from jumpstarter_driver_power.serialrelay import SerialRelayPower, _open_error, lcus_command
-from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverTimeout
 from jumpstarter.testing import serve
+from testsupport.pty import PseudoTerminal
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from jumpstarter.testing import CommandResult, Commands
 from testsupport import SUPPORT
 from testsupport.pdu import Pductl
 from testsupport.pty import PseudoTerminal
-
-from jumpstarter.testing import CommandResult, Commands
 
 # The j commands run for each driver, in order; each is followed by its exit status.
 SCRIPTS = {

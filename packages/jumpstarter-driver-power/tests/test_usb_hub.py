@@ -11,10 +11,10 @@ import usb.backend.openusb
 from click.testing import CliRunner
 from jumpstarter_driver_power.common import MeasurementNotSupported
 from jumpstarter_driver_power.usbhub import UsbHubPower
-from testsupport.usb import FakeBackend, FakeDevice, FakeHub, Transfer
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverInvalidArgument, DriverTimeout
 from jumpstarter.testing import serve
+from testsupport.usb import FakeBackend, FakeDevice, FakeHub, Transfer
 
 DESCRIPTOR = Transfer(0xA0, 6, 0x2900, 0, 71)  # GET_DESCRIPTOR, hub descriptor (USB 2)
 UDEV_RULE = 'SUBSYSTEM=="usb", ATTR{idVendor}=="2109", ATTR{idProduct}=="2817", MODE="0660", GROUP="plugdev"'

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 from jumpstarter_driver_power.common import MeasurementNotSupported
 from jumpstarter_driver_power.usbrelay import UsbRelayPower
-from testsupport.usb import FakeBackend, FakeDevice, FakeHandle, FakeRelayBoard, Transfer
 
 from jumpstarter.client import DriverConnectionError, DriverError, DriverInvalidArgument, DriverTimeout
 from jumpstarter.testing import serve
+from testsupport.usb import FakeBackend, FakeDevice, FakeHandle, FakeRelayBoard, Transfer
 
 GET_REPORT = Transfer(0xA1, 0x01, 0x0300, 0, 8)
 UDEV_RULE = 'SUBSYSTEM=="usb", ATTR{idVendor}=="16c0", ATTR{idProduct}=="05df", MODE="0660", GROUP="plugdev"'

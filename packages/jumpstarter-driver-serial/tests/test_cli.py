@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from jumpstarter_driver_serial.driver import PySerial
-from testsupport.board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board
-from testsupport.pty import PseudoTerminal
 
 from jumpstarter.testing import serve
+from testsupport.board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board
+from testsupport.pty import PseudoTerminal
 
 
 def later(seconds: float, action) -> threading.Timer:

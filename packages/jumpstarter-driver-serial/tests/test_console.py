@@ -9,11 +9,11 @@ import pexpect
 import pytest
 from jumpstarter_driver_serial.console import SerialConsole
 from jumpstarter_driver_serial.driver import PySerial
-from testsupport.board import LOGIN_PROMPT, SHELL_PROMPT, UBOOT_PROMPT, Board
-from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError
 from jumpstarter.testing import serve
+from testsupport.board import LOGIN_PROMPT, SHELL_PROMPT, UBOOT_PROMPT, Board
+from testsupport.pty import PseudoTerminal
 
 
 def test_an_interactive_session_from_u_boot_to_a_linux_shell(board: Board, pty_line: PseudoTerminal) -> None:

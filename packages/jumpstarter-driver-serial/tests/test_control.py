@@ -7,11 +7,11 @@ import time
 
 import pytest
 from jumpstarter_driver_serial.driver import PySerial
-from testsupport.board import SYSRQ_HELP, Board
-from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError, DriverInvalidArgument, DriverMethodNotImplemented
 from jumpstarter.testing import serve
+from testsupport.board import SYSRQ_HELP, Board
+from testsupport.pty import PseudoTerminal
 
 
 def test_dtr_resets_the_board_and_rts_picks_its_boot_mode(rfc2217_board: Board) -> None:

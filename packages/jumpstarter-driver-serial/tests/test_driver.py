@@ -10,10 +10,10 @@ import pytest
 from jumpstarter_driver_serial import driver as driver_module
 from jumpstarter_driver_serial.driver import LoopbackSerial, PySerial
 from jumpstarter_driver_serial.errors import SerialPortDenied, SerialPortMissing
-from testsupport.pty import PseudoTerminal
 
 from jumpstarter.config.exporter import ConfigError, parse_exporter_config
 from jumpstarter.registry import installed_drivers, resolve_driver
+from testsupport.pty import PseudoTerminal
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -12,11 +12,11 @@ import pytest
 import serial
 from anyio import BrokenResourceError
 from jumpstarter_driver_serial.driver import LoopbackSerial, PySerial
-from testsupport.board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_PROMPT, Board
-from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError
 from jumpstarter.testing import serve
+from testsupport.board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_PROMPT, Board
+from testsupport.pty import PseudoTerminal
 
 # -- rfc2217:// through ser2net --------------------------------------------------------------------
 

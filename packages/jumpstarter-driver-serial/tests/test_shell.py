@@ -29,10 +29,10 @@ from typing import Any
 import pexpect
 import pytest
 from pexpect.fdpexpect import fdspawn
-from testsupport.board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board
-from testsupport.pty import PseudoTerminal
 
 from jumpstarter.testing import Commands, jmp_shell_command
+from testsupport.board import KERNEL_LOG, LOGIN_PROMPT, UBOOT_BANNER, Board
+from testsupport.pty import PseudoTerminal
 
 # The slowest a step is allowed to be before a test gives up (a bound for hangs, not a measure).
 PATIENCE = 30.0

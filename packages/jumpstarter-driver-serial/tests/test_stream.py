@@ -16,11 +16,11 @@ import pytest
 from anyio import BrokenResourceError
 from jumpstarter_driver_serial.client import PySerialClient
 from jumpstarter_driver_serial.driver import PySerial
-from testsupport.board import Board
-from testsupport.pty import PseudoTerminal
 
 from jumpstarter.client import DriverConnectionError
 from jumpstarter.testing import serve
+from testsupport.board import Board
+from testsupport.pty import PseudoTerminal
 
 PATTERN = bytes(range(256))
 

@@ -21,6 +21,7 @@ import termios
 import pexpect
 import pytest
 from pexpect.fdpexpect import fdspawn
+
 from testsupport import with_support
 
 # The board, the exporter and the command in one process (tests/support on its path).

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 from anyio.abc import ByteStream
 from jumpstarter_driver_serial.driver import PySerial
-from testsupport.board import Board
-from testsupport.pty import PseudoTerminal
 
 from jumpstarter.driver import Composite, exportstream
 from jumpstarter.testing import serve
+from testsupport.board import Board
+from testsupport.pty import PseudoTerminal
 
 
 @dataclass(kw_only=True)

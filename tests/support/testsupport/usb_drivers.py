@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from jumpstarter_driver_power.usbhub import UsbHubPower
 from jumpstarter_driver_power.usbrelay import UsbRelayPower
+
 from testsupport.usb import FakeBackend, FakeHub, FakeRelayBoard
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from jumpstarter.cli.logs import configure_terminal_logging
 
 if TYPE_CHECKING:
     from jumpstarter.config.exporter import ExporterConfig
+    from jumpstarter.driver import Driver
     from jumpstarter.exporter import TcpListener
 
 logger = logging.getLogger("jumpstarter.exporter")
@@ -119,30 +119,43 @@ def run_exporter(options: ServeOptions, log_level: str) -> None:
     except OSError as error:  # a TLS or token file that cannot be read
         _exit(2, f"{error.filename}: {error.strerror}" if error.filename else str(error))
     try:
-        anyio.run(_serve, config, options, tcp, security)
+        root = config.build()  # once at start: drivers that cannot be created are refused now
+    except ConfigError as error:
+        _exit(2, str(error))
+    try:
+        anyio.run(_serve, config, root, options, tcp, security)
     except OSError as error:
         _exit(1, str(error))
 
 
-async def _serve(config: ExporterConfig, options: ServeOptions, tcp: TcpListener | None, security: str) -> None:
-    from jumpstarter.exporter import Exporter, listen
+async def _serve(
+    config: ExporterConfig, root: Driver, options: ServeOptions, tcp: TcpListener | None, security: str
+) -> None:
+    from jumpstarter.exporter import Exporter, Listening, serve_until_signalled
 
     name = config.metadata.name
-    exporter = Exporter(config.build, labels={"jumpstarter.dev/name": name})
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with listen(exporter, unix_path=options.unix, tcp=tcp, private_unix=options.tcp is None) as where:
-            if where.unix_path:
-                _say(f"exporter {name!r} serving on {where.unix_path}")
-            if where.tcp_address:
-                _say(f"exporter {name!r} serving on {where.tcp_address}{security}")
-            async for received in signals:
-                _say(f"exporter {name!r} stopping ({signal.Signals(received).name})")
-                break
+    exporter = Exporter(config.build, built=root, labels={"jumpstarter.dev/name": name})
+
+    def serving(where: Listening) -> None:
+        if where.unix_path:
+            _say(f"exporter {name!r} serving on {where.unix_path}")
+        if where.tcp_address:
+            _say(f"exporter {name!r} serving on {where.tcp_address}{security}")
+
+    await serve_until_signalled(
+        exporter,
+        unix_path=options.unix,
+        tcp=tcp,
+        private_unix=options.tcp is None,
+        on_ready=serving,
+        say=lambda message: _say(f"exporter {name!r} {message}"),
+    )
 
 
 def _tcp_listener(options: ServeOptions, name: str) -> tuple[TcpListener | None, str]:
     """The TCP listener the options ask for, with its TLS identity and token (made if needed),
     and how it is protected, to tell the user."""
+    from jumpstarter.common.permissions import check_private_directory, check_secret_file
     from jumpstarter.common.tls import TlsIdentity, default_names, generated_identity, write_secret
     from jumpstarter.exporter import TcpListener
     from jumpstarter.exporter.auth import new_token
@@ -176,6 +189,9 @@ def _tcp_listener(options: ServeOptions, name: str) -> tuple[TcpListener | None,
         )
         return TcpListener(host=host, port=port), " WITHOUT TLS OR TOKEN"
     state = options.state_dir or _default_state_dir(name)
+    check_private_directory(state, "the state directory")
+    check_secret_file(options.tls_key or state / "tls.key", "the TLS private key")
+    check_secret_file(options.token_file or state / "token", "the token file")
     if options.tls_cert is not None and options.tls_key is not None:
         tls = TlsIdentity.load(options.tls_cert, options.tls_key)
         certificate_path = options.tls_cert

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID, uuid4
 
 from jumpstarter.client.blocking import BlockingStream, blocking_stream
+from jumpstarter.client.text import printable
 from jumpstarter.common.exceptions import DriverClientUnavailable
 from jumpstarter.common.protocol import NAME_LABEL
 
@@ -56,7 +57,9 @@ class DriverClient:
 
     def __post_init__(self) -> None:
         self.logger = logging.getLogger(f"jumpstarter.clients.{type(self).__name__}")
-        self.logger.setLevel(self.log_level)
+        # Every client of a class shares its logger; setting a level clears a cache of every logger.
+        if logging.getLevelName(self.logger.level) != self.log_level:
+            self.logger.setLevel(self.log_level)
         self._uuid = str(self.uuid)
 
     @property
@@ -168,7 +171,7 @@ class DriverClient:
 
         group = DriverGroup(self)
         for name, child in self.children.items():
-            group.add_command(child.cli(), name=name)
+            group.add_command(child.cli(), name=printable(name))
         return group
 
     # -- children --------------------------------------------------------------------
@@ -200,14 +203,17 @@ class StubDriverClient(DriverClient):
     def _fail(self) -> DriverClientUnavailable:
         what = f"driver {self.name!r}" if self.name else "the root driver"
         path = f" needs the client class {self.unavailable.path}, but" if self.unavailable.path else ":"
-        return DriverClientUnavailable(f"{what}{path} {self.unavailable.reason}; to fix: {self.unavailable.fix}")
+        # The name and the class come from the exporter.
+        return DriverClientUnavailable(
+            printable(f"{what}{path} {self.unavailable.reason}; to fix: {self.unavailable.fix}")
+        )
 
     def cli(self) -> click.Group:
         from jumpstarter.client.cli import UnavailableDriverGroup
 
         group = UnavailableDriverGroup(self, str(self._fail()))
         for name, child in self.children.items():
-            group.add_command(child.cli(), name=name)
+            group.add_command(child.cli(), name=printable(name))
         return group
 
     def __getattr__(self, name: str) -> Any:

@@ -17,6 +17,8 @@ it under the driver's name in the tree. The base `DriverClient.cli()` returns a
 
 Help texts come from the docstrings, unless the exporter's config overrides them: its
 ``description`` becomes the group's help, and ``methods_description`` the commands' help.
+What comes from the exporter (those texts, the drivers' names) is made printable first
+(`jumpstarter.client.text.printable`): it cannot send escape sequences to the terminal.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from jumpstarter.client.text import printable
+
 if TYPE_CHECKING:
     from jumpstarter.client.base import DriverClient
 
@@ -34,8 +38,10 @@ class DriverGroup(click.Group):
     """A click group for one driver client, whose commands take their help from the exporter when it has one."""
 
     def __init__(self, client: DriverClient, **kwargs: Any) -> None:
-        kwargs.setdefault("help", client.description or _first_paragraph(type(client).__doc__))
-        kwargs.setdefault("name", client.name or "root")
+        kwargs.setdefault(
+            "help", printable(client.description) if client.description else _first_paragraph(type(client).__doc__)
+        )
+        kwargs.setdefault("name", printable(client.name) or "root")
         super().__init__(**kwargs)
         self.client = client
 
@@ -50,7 +56,7 @@ class DriverGroup(click.Group):
                 function.__name__
             )
             if override:
-                kwargs["help"] = override
+                kwargs["help"] = printable(override)
             command: click.Command = super(DriverGroup, self).command(*args, **kwargs)(function)
             return command
 
@@ -61,6 +67,7 @@ class UnavailableDriverGroup(DriverGroup):
     """The group of a driver whose client class is unavailable: any command of its own says why."""
 
     def __init__(self, client: DriverClient, reason: str) -> None:
+        reason = printable(reason)
         super().__init__(client, help=f"(unavailable) {reason}", invoke_without_command=True, callback=self._fail)
         self.reason = reason
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, contextmanager
+from typing import Any
 
 import anyio
 import grpc
@@ -12,11 +14,17 @@ from google.protobuf import empty_pb2
 
 from jumpstarter.client.base import DriverClient
 from jumpstarter.client.classes import ClientClassPolicy
-from jumpstarter.client.connection import Connection
+from jumpstarter.client.connection import Connection, cancellable
 from jumpstarter.client.endpoint import ExporterEndpoint
+from jumpstarter.client.text import printable
 from jumpstarter.client.tree import build_client_tree
 from jumpstarter.common.exceptions import DriverConnectionError, ExporterConnectionLost
-from jumpstarter.v1 import jumpstarter_pb2_grpc
+from jumpstarter.common.wire import keepalive_supported
+from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc
+
+ANSWER_TIMEOUT_SECONDS = 30.0
+"""How long a client waits for the exporter to answer: to send its report when connecting
+(its session starts first: its drivers are reset), to open a byte stream or the log stream."""
 
 
 @asynccontextmanager
@@ -27,6 +35,7 @@ async def connect_endpoint_async(
     stack: ExitStack,
     policy: ClientClassPolicy,
     attach: bool = False,
+    answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
 ) -> AsyncIterator[DriverClient]:
     """Connect to the exporter session at `endpoint`; yield the root client.
 
@@ -34,18 +43,29 @@ async def connect_endpoint_async(
     `attach`, the client holds the exporter's log stream open while connected: an exporter
     keeps a session, and its drivers' state, while a client is attached to it, and the
     drivers' log records are re-logged here (loggers ``jumpstarter.remote.*``).
+
+    An exporter that does not answer within `answer_timeout` seconds fails with ExporterConnectionLost;
+    one that stops answering later is noticed by keepalive pings (within seconds with ours).
     """
-    channel, sync_channel = endpoint.channels()
+    channel = endpoint.aio_channel()
     try:
-        report = await jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetReport(empty_pb2.Empty())
-    except BaseException as error:
-        sync_channel.close()
+        report = await _report(channel, endpoint, answer_timeout)
+        if endpoint.keepalive is None and keepalive_supported(report.capabilities):
+            # An exporter of ours welcomes frequent pings: a new connection that sends them.
+            endpoint = dataclasses.replace(endpoint, keepalive=True)
+            await channel.close()
+            channel = endpoint.aio_channel()
+        sync_channel = endpoint.sync_channel()
+    except BaseException:
         await channel.close()
-        if isinstance(error, grpc.RpcError):
-            raise _connection_error(endpoint, error) from None
         raise
     connection = Connection(
-        address=endpoint.address, channel=channel, sync_channel=sync_channel, portal=portal, report=report
+        address=endpoint.address,
+        channel=channel,
+        sync_channel=sync_channel,
+        portal=portal,
+        report=report,
+        answer_timeout=answer_timeout,
     )
     try:
         root = build_client_tree(connection, stack, policy)
@@ -91,12 +111,28 @@ async def async_client(open_client: OpenClient) -> AsyncIterator[DriverClient]:
             await anyio.to_thread.run_sync(stack.close)
 
 
-def _connection_error(endpoint: ExporterEndpoint, error: grpc.RpcError) -> DriverConnectionError:
+async def _report(channel: grpc.aio.Channel, endpoint: ExporterEndpoint, answer_timeout: float) -> Any:
+    stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
+    try:
+        report: jumpstarter_pb2.GetReportResponse = await cancellable(
+            stub.GetReport(empty_pb2.Empty(), timeout=answer_timeout)
+        )
+    except grpc.RpcError as error:
+        raise _connection_error(endpoint, error, answer_timeout) from None
+    return report
+
+
+def _connection_error(endpoint: ExporterEndpoint, error: grpc.RpcError, answer_timeout: float) -> DriverConnectionError:
     """What went wrong reaching `endpoint`, and how to fix it, from gRPC's status and its details."""
-    code, details = error.code(), error.details() or ""
+    code, details = error.code(), printable(error.details() or "")
     where = f"the exporter at {endpoint.address}"
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return DriverConnectionError(f"{where} refused the credentials: {details}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ExporterConnectionLost(
+            f"{where} did not answer within {answer_timeout:g} s: it may be busy starting "
+            "drivers that hang (its log says which)"
+        )
     tls_problem = _tls_problem(endpoint, details)
     if tls_problem is not None:
         return DriverConnectionError(f"{where} {tls_problem}")
@@ -157,10 +193,12 @@ def _trusted_names(tls_ca: bytes | None) -> list[str]:
         return []
 
 
-def _opener(endpoint: ExporterEndpoint, allow: Iterable[str], unsafe: bool, attach: bool) -> OpenClient:
+def _opener(
+    endpoint: ExporterEndpoint, allow: Iterable[str], unsafe: bool, attach: bool, answer_timeout: float
+) -> OpenClient:
     policy = ClientClassPolicy.default(allow, unsafe)
     return lambda portal, stack: connect_endpoint_async(
-        endpoint, portal=portal, stack=stack, policy=policy, attach=attach
+        endpoint, portal=portal, stack=stack, policy=policy, attach=attach, answer_timeout=answer_timeout
     )
 
 
@@ -182,6 +220,7 @@ def connect(
     allow: Iterable[str] = (),
     unsafe: bool = False,
     attach: bool = True,
+    answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
 ) -> Iterator[DriverClient]:
     """Connect to the exporter session at `address`; yield the root client.
 
@@ -199,9 +238,12 @@ def connect(
     of its drivers, until the client disconnects, and the drivers' log records are re-logged
     in this process (loggers ``jumpstarter.remote.*``). Without it, an exporter may end the
     session, closing its drivers, once no call has run for a couple of seconds.
+
+    An exporter that does not answer within `answer_timeout` seconds (its drivers hang as they
+    start, say), or stops answering while connected, raises ExporterConnectionLost.
     """
     endpoint = _endpoint(address, tls_ca, token, insecure)
-    with blocking_client(_opener(endpoint, allow, unsafe, attach)) as client:
+    with blocking_client(_opener(endpoint, allow, unsafe, attach, answer_timeout)) as client:
         yield client
 
 
@@ -215,8 +257,9 @@ async def connect_async(
     allow: Iterable[str] = (),
     unsafe: bool = False,
     attach: bool = True,
+    answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
 ) -> AsyncIterator[DriverClient]:
     """Async twin of `connect`, on the current event loop."""
     endpoint = _endpoint(address, tls_ca, token, insecure)
-    async with async_client(_opener(endpoint, allow, unsafe, attach)) as client:
+    async with async_client(_opener(endpoint, allow, unsafe, attach, answer_timeout)) as client:
         yield client

@@ -21,7 +21,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import grpc
@@ -30,7 +30,13 @@ from google.protobuf import empty_pb2
 
 from jumpstarter.client.progress import Progress
 from jumpstarter.client.resources import local_endpoint
-from jumpstarter.common.exceptions import DriverConnectionError, DriverInvalidArgument
+from jumpstarter.client.text import printable
+from jumpstarter.common.exceptions import (
+    DriverConnectionError,
+    DriverError,
+    DriverInvalidArgument,
+    ExporterConnectionLost,
+)
 from jumpstarter.common.handles import (
     EOF_ACK_METADATA_KEY,
     REQUEST_METADATA_KEY,
@@ -41,6 +47,7 @@ from jumpstarter.common.handles import (
 )
 from jumpstarter.common.protocol import (
     CLIENT_RELAY_LOGGER_PREFIX,
+    ERROR_CLASS_METADATA_KEY,
     LOG_BARRIER_FIELD,
     LOG_BARRIER_METADATA_KEY,
     LOG_CONSUMER_METADATA_KEY,
@@ -50,7 +57,6 @@ from jumpstarter.common.wire import (
     decode_items,
     decode_result,
     encode_call,
-    error_from_rpc,
     error_from_status,
     typed_values_supported,
 )
@@ -86,8 +92,11 @@ class Connection:
         sync_channel: grpc.Channel,
         portal: BlockingPortal,
         report: jumpstarter_pb2.GetReportResponse,
+        answer_timeout: float,
     ) -> None:
         self.address = address
+        self.answer_timeout = answer_timeout
+        """How long opening a byte stream or the log stream may take."""
         self.channel = channel
         self.sync_channel = sync_channel
         self.portal = portal
@@ -142,16 +151,16 @@ class Connection:
         try:
             response = self._sync_stub.DriverCall(request)
         except grpc.RpcError as error:
-            raise error_from_rpc(error, method) from None
+            raise _failed(error, method) from None
         return decode_result(response)
 
     async def call_async(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._check_loop("call_async()")
         request = self._request(jumpstarter_pb2.DriverCallRequest, uuid, method, args, kwargs)
         try:
-            response = await _cancellable(self._stub.DriverCall(request))
+            response = await cancellable(self._stub.DriverCall(request))
         except grpc.RpcError as error:
-            raise error_from_rpc(error, method) from None
+            raise _failed(error, method) from None
         return decode_result(response)
 
     def streamingcall(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
@@ -164,7 +173,7 @@ class Connection:
             for response in call:
                 yield from decode_items(response)
         except grpc.RpcError as error:
-            raise error_from_rpc(error, method) from None
+            raise _failed(error, method) from None
         finally:
             call.cancel()
 
@@ -180,7 +189,7 @@ class Connection:
                 for item in decode_items(response):
                     yield item
         except grpc.RpcError as error:
-            raise error_from_rpc(error, method) from None
+            raise _failed(error, method) from None
         finally:
             call.cancel()
 
@@ -193,14 +202,25 @@ class Connection:
         self._check_loop(what)
         call = self._router.Stream(metadata=((REQUEST_METADATA_KEY, request_json), *extra_metadata))
         try:
-            metadata = dict(await call.initial_metadata() or ())
+            metadata = dict(await self._initial_metadata(call, f"open {what}") or ())
         except grpc.RpcError as error:
-            raise error_from_rpc(error, what) from None
+            raise _failed(error, what) from None
         if call.done():
             code = await call.code()
             if code != grpc.StatusCode.OK:
-                raise error_from_status(code, await call.details(), await call.trailing_metadata(), what)
+                details = await call.details()
+                raise error_from_status(code, details and printable(details), await call.trailing_metadata(), what)
         return call, metadata
+
+    async def _initial_metadata(self, call: Any, what: str) -> Any:
+        """The call's initial metadata; ExporterConnectionLost if it takes over `answer_timeout` (the call ends)."""
+        try:
+            return await asyncio.wait_for(call.initial_metadata(), self.answer_timeout)
+        except TimeoutError:
+            call.cancel()
+            raise ExporterConnectionLost(
+                f"the exporter at {self.address} did not {what} within {self.answer_timeout:g} s (its log may say why)"
+            ) from None
 
     @asynccontextmanager
     async def stream_async(self, uuid: str, method: str) -> AsyncIterator[FrameStream]:
@@ -269,9 +289,9 @@ class Connection:
             try:
                 # Our exporters send initial metadata once this stream receives every record
                 # (the original sends it with the first record: it cannot be waited for).
-                await call.initial_metadata()
+                await self._initial_metadata(call, "open its log stream")
             except grpc.RpcError as error:
-                raise error_from_rpc(error, "LogStream") from None
+                raise _failed(error, "LogStream") from None
         relayed_all = anyio.Event()
         try:
             async with background_tasks() as tasks:
@@ -294,7 +314,22 @@ class Connection:
         await self.channel.close()
 
 
-async def _cancellable(call: Any) -> Any:
+def _failed(error: grpc.RpcError, what: str) -> DriverError:
+    """The exception of a failed call of `what`, with the exporter's words made printable."""
+    # The gRPC error is the new exception's context: without its traceback, it holds no frame,
+    # and so no cycle through the frame that holds the call (a streaming call is its own error).
+    error.__traceback__ = None
+    details = error.details()
+    # gRPC's metadata items are (key, value) named tuples; its type stubs declare a plain class.
+    trailing = cast("tuple[tuple[str, str | bytes], ...]", error.trailing_metadata() or ())
+    metadata = [
+        (key, printable(value) if key == ERROR_CLASS_METADATA_KEY and isinstance(value, str) else value)
+        for key, value in trailing
+    ]
+    return error_from_status(error.code(), details and printable(details), metadata, what)
+
+
+async def cancellable(call: Any) -> Any:
     """Await a gRPC call's response; cancelling the awaiting task cancels the call.
 
     gRPC answers the cancellation of a task awaiting a call with a CancelledError of its own,
@@ -340,20 +375,32 @@ async def _download(remote: FrameStream, local: Any, progress: Progress) -> None
         progress.finish()
 
 
+def _relay(record: jumpstarter_pb2.LogStreamResponse) -> None:
+    """Log an exporter's record here, as ``jumpstarter.remote.<source>`` (``...driver.<class>``
+    when the exporter names the driver's class), its text made printable."""
+    source = _LOG_SOURCES.get(record.source, "system") if record.HasField("source") else "system"
+    relay = logging.getLogger(f"{CLIENT_RELAY_LOGGER_PREFIX}.{source}")
+    name = relay.name
+    if record.HasField("driver_type") and record.driver_type:
+        # The record is named after the driver's class, but no logger is made for each name an
+        # exporter sends (loggers live for ever): only one configured here receives it as its own.
+        name = f"{name}.{printable(record.driver_type)}"
+        configured = logging.Logger.manager.loggerDict.get(name)
+        if isinstance(configured, logging.Logger):
+            relay = configured
+    level = logging.getLevelName(record.severity or "INFO")
+    level = level if isinstance(level, int) else logging.INFO
+    if relay.isEnabledFor(level):
+        relay.handle(relay.makeRecord(name, level, "(exporter)", 0, printable(record.message), (), None))
+
+
 async def _relay_logs(call: Any, name: str, barrier_passed: anyio.Event) -> None:
     try:
         async for record in call:
             if record.structured_fields.get(LOG_BARRIER_FIELD) == name:
                 barrier_passed.set()
                 continue
-            source = _LOG_SOURCES.get(record.source, "system") if record.HasField("source") else "system"
-            # A driver's records go to a child logger named after its class, when the exporter says it.
-            if record.HasField("driver_type") and record.driver_type:
-                source = f"{source}.{record.driver_type}"
-            level = logging.getLevelName(record.severity or "INFO")
-            logging.getLogger(f"{CLIENT_RELAY_LOGGER_PREFIX}.{source}").log(
-                level if isinstance(level, int) else logging.INFO, record.message
-            )
+            _relay(record)
     except grpc.RpcError as error:
         code = error.code()
         if code == grpc.StatusCode.UNAVAILABLE:

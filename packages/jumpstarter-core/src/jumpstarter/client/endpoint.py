@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from jumpstarter.common.protocol import CHANNEL_OPTIONS
+from jumpstarter.common.protocol import CHANNEL_OPTIONS, KEEPALIVE_SECONDS
 from jumpstarter.common.tls import check_pem_certificates
 from jumpstarter.config.env import (
     JMP_GRPC_INSECURE,
@@ -26,14 +26,23 @@ from jumpstarter.config.env import (
     JUMPSTARTER_HOST,
 )
 
-# TCP channels ping an idle connection so that a vanished exporter is noticed (the exporter
-# allows pings every 10 s, like the original's).
-_TCP_OPTIONS = [
-    *CHANNEL_OPTIONS,
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-]
+
+def _keepalive(every: float, answer_within: float) -> list[tuple[str, int]]:
+    # Pings on an idle connection too; a ping unanswered in time breaks the connection, and
+    # every call on it fails with UNAVAILABLE instead of waiting for ever.
+    return [
+        ("grpc.keepalive_time_ms", int(every * 1000)),
+        ("grpc.keepalive_timeout_ms", int(answer_within * 1000)),
+        ("grpc.http2.ping_timeout_ms", int(answer_within * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+# An exporter that advertises the keepalive capability (ours) takes pings every KEEPALIVE_SECONDS.
+_FAST_KEEPALIVE = [*CHANNEL_OPTIONS, *_keepalive(KEEPALIVE_SECONDS, KEEPALIVE_SECONDS)]
+# Any other exporter: the original takes pings every 20 s on TCP, and none on its Unix sockets.
+_TCP_KEEPALIVE = [*CHANNEL_OPTIONS, *_keepalive(20, 10)]
 
 
 def is_tcp_address(address: str) -> bool:
@@ -53,6 +62,9 @@ class ExporterEndpoint:
     """TCP without TLS: only for exporters started with --insecure-no-auth."""
     tls_server_name: str | None = None
     """The name the exporter's certificate must be valid for, when it is not the host of `address`."""
+    keepalive: bool | None = None
+    """Whether the exporter takes pings every few seconds, so that a client notices a frozen
+    one quickly (ours do). None: the client learns it from the exporter's report."""
 
     def __post_init__(self) -> None:
         """ValueError, saying what to give, for a `tls_ca` that is not PEM or options that contradict."""
@@ -93,34 +105,40 @@ class ExporterEndpoint:
     def is_tcp(self) -> bool:
         return is_tcp_address(self.address)
 
-    def channels(self) -> tuple[grpc.aio.Channel, grpc.Channel]:
-        """A new asyncio channel and blocking channel to the endpoint (create on the event loop)."""
+    def _options(self) -> list[tuple[str, Any]]:
+        options: list[tuple[str, Any]] = (
+            _FAST_KEEPALIVE if self.keepalive else _TCP_KEEPALIVE if self.is_tcp else CHANNEL_OPTIONS
+        )
+        if self.tls_server_name and self.is_tcp and not self.insecure:
+            options = [*options, ("grpc.ssl_target_name_override", self.tls_server_name)]
+        return options
+
+    def aio_channel(self) -> grpc.aio.Channel:
+        """A new asyncio channel to the endpoint (create it on the event loop that uses it)."""
+        options = self._options()
         if not self.is_tcp:
-            target = f"unix://{self.address}"
             # Local credentials: no TLS on a Unix socket, but call metadata may still be sent.
             credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.UDS)
-            return (
-                grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS),
-                grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS),
-            )
-        metadata = self._metadata()
+            return grpc.aio.secure_channel(f"unix://{self.address}", credentials, options=options)
+        interceptors = _aio_interceptors(self._metadata())
         if self.insecure:
-            aio_channel = grpc.aio.insecure_channel(
-                self.address, options=_TCP_OPTIONS, interceptors=_aio_interceptors(metadata)
-            )
-            sync_channel = grpc.insecure_channel(self.address, options=_TCP_OPTIONS)
+            return grpc.aio.insecure_channel(self.address, options=options, interceptors=interceptors)
+        credentials = grpc.ssl_channel_credentials(root_certificates=self.tls_ca)
+        return grpc.aio.secure_channel(self.address, credentials, options=options, interceptors=interceptors)
+
+    def sync_channel(self) -> grpc.Channel:
+        """A new blocking channel to the endpoint."""
+        options = self._options()
+        if not self.is_tcp:
+            credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.UDS)
+            return grpc.secure_channel(f"unix://{self.address}", credentials, options=options)
+        if self.insecure:
+            channel = grpc.insecure_channel(self.address, options=options)
         else:
             credentials = grpc.ssl_channel_credentials(root_certificates=self.tls_ca)
-            options: list[tuple[str, str | int]] = list(_TCP_OPTIONS)
-            if self.tls_server_name:
-                options = [*options, ("grpc.ssl_target_name_override", self.tls_server_name)]
-            aio_channel = grpc.aio.secure_channel(
-                self.address, credentials, options=options, interceptors=_aio_interceptors(metadata)
-            )
-            sync_channel = grpc.secure_channel(self.address, credentials, options=options)
-        if metadata:
-            sync_channel = grpc.intercept_channel(sync_channel, _SyncMetadata(metadata))
-        return aio_channel, sync_channel
+            channel = grpc.secure_channel(self.address, credentials, options=options)
+        metadata = self._metadata()
+        return grpc.intercept_channel(channel, _SyncMetadata(metadata)) if metadata else channel
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         if not self.token:

@@ -11,6 +11,7 @@ from uuid import UUID
 from jumpstarter.client.base import DriverClient, StubDriverClient
 from jumpstarter.client.classes import ClientClassPolicy, UnavailableClass, resolve_client_class
 from jumpstarter.client.connection import Connection
+from jumpstarter.client.text import printable
 from jumpstarter.common.exceptions import DriverConnectionError
 from jumpstarter.common.protocol import CLIENT_LABEL, NAME_LABEL
 from jumpstarter.v1 import jumpstarter_pb2
@@ -43,17 +44,20 @@ def build_client_tree(connection: Connection, stack: ExitStack, policy: ClientCl
     if len(roots) != 1:
         raise DriverConnectionError(f"the exporter's report has {len(roots)} root drivers instead of one")
 
-    children: dict[int, dict[str, DriverClient]] = {position: {} for position in range(len(reports))}
+    # Children come after their parent, so building from the end builds every child first;
+    # each parent collects its children in reverse, and takes them in order (a later child of
+    # the same name wins, in the place of the first).
+    children: list[list[tuple[str, DriverClient]]] = [[] for _ in reports]
     clients: dict[int, DriverClient] = {}
-    # Children come after their parent, so building from the end builds every child first.
     for position in reversed(range(len(reports))):
         entry = reports[position]
-        client = _make_client(entry, connection, stack.enter_context(ExitStack()), children[position], policy)
+        own = dict(reversed(children[position]))
+        children[position] = []
+        client = _make_client(entry, connection, stack.enter_context(ExitStack()), own, policy)
         clients[position] = client
         parent = parent_of[position]
         if parent is not None:
-            name = entry.labels.get(NAME_LABEL) or f"driver{position}"
-            children[parent] = {name: client, **children[parent]}
+            children[parent].append((entry.labels.get(NAME_LABEL) or f"driver{position}", client))
     return clients[roots[0]]
 
 
@@ -79,7 +83,9 @@ def _make_client(
     client_class = resolve_client_class(labels.get(CLIENT_LABEL), policy)
     if isinstance(client_class, UnavailableClass):
         if not os.environ.get("_JMP_SUPPRESS_DRIVER_WARNINGS"):
-            name = labels.get(NAME_LABEL, "root")
-            logger.warning("driver %r cannot be used: %s (%s)", name, client_class.reason, client_class.path)
+            name = printable(labels.get(NAME_LABEL, "root"))
+            logger.warning(
+                "driver %r cannot be used: %s (%s)", name, printable(client_class.reason), printable(client_class.path)
+            )
         return StubDriverClient(unavailable=client_class, **fields)
     return client_class(**fields)

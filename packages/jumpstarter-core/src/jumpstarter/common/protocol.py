@@ -14,11 +14,19 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
 
+# How often our clients ping an exporter that advertises CAPABILITY_KEEPALIVE, and how long
+# they wait for its answer: a frozen exporter is noticed within about ten seconds.
+KEEPALIVE_SECONDS = 5
+
 SERVER_OPTIONS = [
     *CHANNEL_OPTIONS,
-    # Clients of the original implementation ping every 20 s even when idle.
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # Our clients ping every KEEPALIVE_SECONDS, those of the original every 20 s, even when idle.
+    ("grpc.http2.min_ping_interval_without_data_ms", (KEEPALIVE_SECONDS - 1) * 1000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # A client that vanished without closing its connection (a cable pulled) is noticed too.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.ping_timeout_ms", 20_000),
 ]
 
 # Reserved labels of driver reports: the client class of every driver, the name of every child.
@@ -27,6 +35,9 @@ NAME_LABEL = "jumpstarter.dev/name"
 
 # Optional protocol features, advertised in GetReportResponse.capabilities.
 CAPABILITY_TYPED_VALUES = "typed-values"
+# The exporter accepts pings every KEEPALIVE_SECONDS from a client, even an idle one (the
+# original refuses pings more often than every 10 s on TCP, every 5 minutes on a Unix socket).
+CAPABILITY_KEEPALIVE = "keepalive"
 
 # Trailing metadata with which an exporter marks errors raised by a driver (value: the
 # exception's class name), so that a client can tell them from transport failures.

@@ -11,7 +11,9 @@ for the exporter (`jumpstarter.exporter`):
   original jumpstarter 0.9.0 speaks. The exporter answers in the encoding of the request.
   See `jumpstarter.common.values` for the encodings of single values.
 - **size checks**: a request must fit the exporter's limit (`MAX_MESSAGE_BYTES`, or 4 MiB
-  for JSON-only exporters), and a result sent to a JSON-only client must fit its 4 MiB.
+  for JSON-only exporters), and a result sent to a JSON-only client must fit its 4 MiB. An
+  exporter refuses a request that holds more than `MAX_CALL_VALUES` values before parsing
+  it (`parse_request`): a value may take two bytes on the wire and thirty times more parsed.
 - **streamed items**: typed items are batched, several per response, up to
   `BATCH_BYTES`; JSON items travel one per response, as the original expects.
 - **errors**: an exception becomes a status code, its message and, when a driver raised
@@ -22,12 +24,14 @@ for the exporter (`jumpstarter.exporter`):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 
 from jumpstarter.common.exceptions import (
     DriverConnectionError,
@@ -39,6 +43,7 @@ from jumpstarter.common.exceptions import (
     ExporterNotReady,
 )
 from jumpstarter.common.protocol import (
+    CAPABILITY_KEEPALIVE,
     CAPABILITY_TYPED_VALUES,
     ERROR_CLASS_METADATA_KEY,
     LEGACY_MAX_MESSAGE_BYTES,
@@ -51,6 +56,7 @@ __all__ = [
     "BATCH_BYTES",
     "BATCH_ITEMS",
     "EXPORTER_CAPABILITIES",
+    "MAX_CALL_VALUES",
     "MAX_DETAILS_CHARACTERS",
     "CallRefused",
     "DecodedCall",
@@ -60,16 +66,17 @@ __all__ = [
     "decode_result",
     "encode_call",
     "encode_result",
-    "error_from_rpc",
     "error_from_status",
     "item_encoder",
+    "keepalive_supported",
+    "parse_request",
     "status_for",
     "streaming_responses",
     "typed_values_supported",
 ]
 
 # The protocol features this project's exporters advertise in GetReportResponse.capabilities.
-EXPORTER_CAPABILITIES = (CAPABILITY_TYPED_VALUES,)
+EXPORTER_CAPABILITIES = (CAPABILITY_TYPED_VALUES, CAPABILITY_KEEPALIVE)
 
 # A response of a streaming call carries typed items up to this many encoded bytes, and
 # an exporter takes up to this many ready items at a time to pack them.
@@ -85,6 +92,11 @@ MAX_DETAILS_CHARACTERS = 4096
 def typed_values_supported(capabilities: Iterable[str]) -> bool:
     """Whether an exporter that advertises `capabilities` takes and sends typed values."""
     return CAPABILITY_TYPED_VALUES in capabilities
+
+
+def keepalive_supported(capabilities: Iterable[str]) -> bool:
+    """Whether an exporter that advertises `capabilities` takes pings every KEEPALIVE_SECONDS."""
+    return CAPABILITY_KEEPALIVE in capabilities
 
 
 # -- the request: client encodes, exporter decodes ------------------------------------------
@@ -135,6 +147,97 @@ class DecodedCall:
     typed: bool
     args: list[Any]
     kwargs: dict[str, Any]
+
+
+# The values one call may carry, nested ones included (an empty value is two bytes on the wire).
+MAX_CALL_VALUES = 1_000_000
+# How deep values may nest, as protobuf's parser allows.
+_MAX_DEPTH = 100
+
+
+def parse_request(message_type: type[Message], data: bytes) -> Any:
+    """The request of type `message_type` in `data`; CallRefused (INVALID_ARGUMENT) if it holds
+    more than MAX_CALL_VALUES values, nests deeper than protobuf allows, or is no such message.
+
+    The values are counted on the wire, before anything is parsed; below 2 MB a request
+    cannot hold too many, and nothing is counted.
+    """
+    if len(data) > 2 * MAX_CALL_VALUES:
+        try:
+            count = _count_messages(data, cast("Descriptor", message_type.DESCRIPTOR), MAX_CALL_VALUES)
+        except (IndexError, ValueError):
+            count = 0  # not a valid message: the parser says why
+        if count > MAX_CALL_VALUES:
+            raise CallRefused(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the call carries more than {MAX_CALL_VALUES:,} values, the most a call may carry; "
+                "send bulk data as bytes, through client.resource() or a byte stream",
+            )
+    try:
+        return message_type.FromString(data)
+    except DecodeError as error:
+        raise CallRefused(grpc.StatusCode.INVALID_ARGUMENT, f"the request is no valid call: {error}") from None
+
+
+@functools.cache
+def _message_fields(descriptor: Descriptor) -> dict[int, Descriptor]:
+    return {
+        field.number: field.message_type
+        for field in descriptor.fields
+        if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type is not None
+    }
+
+
+def _count_messages(data: bytes, descriptor: Descriptor, limit: int) -> int:
+    """How many messages `data` (a `descriptor` message) holds, counting up to just past `limit`.
+
+    Reads the wire format without building anything. ValueError or IndexError: `data` is
+    not a valid message (or nests too deep), which the parser will say better.
+    """
+    view = memoryview(data)
+    count = 0
+    pending = [(0, len(data), descriptor, 0)]
+    while pending:
+        position, end, message, depth = pending.pop()
+        fields = _message_fields(message)
+        while position < end:
+            key, position = _varint(view, position)
+            wire_type = key & 7
+            if wire_type == 0:
+                _, position = _varint(view, position)
+            elif wire_type == 1:
+                position += 8
+            elif wire_type == 5:
+                position += 4
+            elif wire_type == 2:
+                length, position = _varint(view, position)
+                inner = fields.get(key >> 3)
+                if inner is not None:
+                    count += 1
+                    if count > limit:
+                        return count
+                    if depth >= _MAX_DEPTH:
+                        raise ValueError("nested too deep")
+                    pending.append((position, position + length, inner, depth + 1))
+                position += length
+            else:
+                raise ValueError(f"wire type {wire_type}")
+        if position != end:
+            raise ValueError("a field runs past its message")
+    return count
+
+
+def _varint(view: memoryview, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = view[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, position
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
 
 
 def decode_call(request: Any) -> DecodedCall:
@@ -337,10 +440,3 @@ def error_from_status(
         + f" (gRPC status {code.name})"
     )
     return error
-
-
-def error_from_rpc(error: grpc.RpcError, method: str) -> DriverError:
-    """The exception for a failed gRPC call (sync or async API)."""
-    # gRPC's metadata items are (key, value) named tuples; its type stubs declare a plain class.
-    metadata = cast("tuple[tuple[str, str | bytes], ...]", error.trailing_metadata())
-    return error_from_status(error.code(), error.details(), metadata, method)

@@ -15,7 +15,7 @@ import functools
 import inspect
 import logging
 import typing
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -156,12 +156,17 @@ def _validate(method: ExportedMethod, name: str, validate: Callable[[Any], Any],
 
 
 async def call_unary(
-    method: ExportedMethod, driver: Driver, args: tuple[Any, ...], kwargs: dict[str, Any], workers: WorkerThreads
+    method: ExportedMethod,
+    driver: Driver,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    workers: WorkerThreads,
+    caller: Hashable = None,
 ) -> Any:
     with exits_contained():
         if method.is_async:
             return await method.function(driver, *args, **kwargs)
-        return await workers.run(method.function, driver, *args, **kwargs)
+        return await workers.run(method.function, (driver, *args), kwargs, caller=caller, label=(driver, method.name))
 
 
 @asynccontextmanager
@@ -172,6 +177,7 @@ async def iterate_streaming(
     kwargs: dict[str, Any],
     workers: WorkerThreads,
     encode: Callable[[Any], Message],
+    caller: Hashable = None,
 ) -> AsyncIterator[ThreadChannel[Message]]:
     """Run a generator method; yield a channel of its items, each already encoded with `encode`.
 
@@ -194,7 +200,9 @@ async def iterate_streaming(
     else:
         # Calling a generator function runs none of its code, so this is safe on the loop.
         generator = method.function(driver, *args, **kwargs)
-        producer = workers.start(_produce_sync, generator, channel, encode)
+        producer = workers.start(
+            _produce_sync, (generator, channel, encode), caller=caller, label=(driver, method.name)
+        )
         try:
             yield channel
         finally:
@@ -221,6 +229,8 @@ async def _produce_async(generator: Any, channel: ThreadChannel[Message], encode
                 await generator.aclose()
         finally:
             channel.finish(error)
+            # The error's traceback holds this frame: a reference back to it would be a cycle.
+            error = None
 
 
 def _produce_sync(generator: Iterator[Any], channel: ThreadChannel[Message], encode: Callable[[Any], Message]) -> None:
@@ -239,6 +249,8 @@ def _produce_sync(generator: Iterator[Any], channel: ThreadChannel[Message], enc
             generator.close()  # type: ignore[attr-defined]
         finally:
             channel.finish(error)
+            # The error's traceback holds this frame: a reference back to it would be a cycle.
+            error = None
 
 
 def _log_producer_failure(future: asyncio.Future[Any]) -> None:

@@ -1,4 +1,9 @@
-"""Where an exporter listens: a Unix socket, and a TCP port protected by TLS and a token."""
+"""Where an exporter listens: a Unix socket, and a TCP port protected by TLS and a token.
+
+The TCP port is a `ConnectionGate` in front of a gRPC server on a private Unix socket: the
+gate limits the connections per peer and in all, the server bounds the time a connection
+takes to complete its handshakes and refuses calls without the token before reading them.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ import grpc
 
 from jumpstarter.exporter._provider import SessionProvider
 from jumpstarter.exporter._servicer import grpc_server
-from jumpstarter.exporter.auth import TlsIdentity, TokenAuthentication
+from jumpstarter.exporter.auth import TlsIdentity
+from jumpstarter.exporter.gate import ConnectionGate, ConnectionLimits
+from jumpstarter.exporter.guard import HANDSHAKE_SECONDS, TokenAuthentication, handshake_options
 
 __all__ = ["Listening", "TcpListener", "listen", "private_socket_path"]
 
@@ -33,6 +40,10 @@ class TcpListener:
     port: int
     tls: TlsIdentity | None = None
     token: str | None = field(default=None, repr=False)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    """How many connections one peer, and all together, may hold open."""
+    handshake_seconds: float = HANDSHAKE_SECONDS
+    """How long a connection may take to complete its TLS and HTTP/2 handshakes."""
 
 
 @dataclass
@@ -67,22 +78,28 @@ async def listen(provider: SessionProvider, *, unix_path: str | None = None, tcp
             stack.callback(_remove_socket, path)
             listening.unix_path = path
         if tcp is not None:
-            interceptors: list[grpc.aio.ServerInterceptor] | None = (
-                [TokenAuthentication(tcp.token)] if tcp.token else None
+            backend = stack.enter_context(private_socket_path())
+            gate = ConnectionGate(tcp.host, tcp.port, backend=backend, limits=tcp.limits)
+            authentication = TokenAuthentication(tcp.token, describe_peer=gate.describe_peer) if tcp.token else None
+            server = grpc_server(
+                provider, [authentication] if authentication else None, handshake_options(tcp.handshake_seconds)
             )
-            server = grpc_server(provider, interceptors)
-            address = f"[{tcp.host}]:{tcp.port}" if ":" in tcp.host else f"{tcp.host}:{tcp.port}"
-            try:
+            if authentication is not None:
+                stack.callback(authentication.close)
+            with _private_umask():
                 if tcp.tls is not None:
-                    port = server.add_secure_port(address, tcp.tls.server_credentials())
+                    server.add_secure_port(f"unix://{backend}", tcp.tls.server_credentials())
                 else:
-                    port = server.add_insecure_port(address)
-            except RuntimeError as error:
-                raise OSError(f"cannot listen on {address}: {error}") from None
+                    server.add_insecure_port(f"unix://{backend}")
             await server.start()
+            try:
+                await stack.enter_async_context(gate)
+            except BaseException:
+                await _stop(server)
+                raise
+            # Stopped before the gate closes, so that clients see a clean end through it.
             stack.push_async_callback(_stop, server)
-            shown_host = f"[{tcp.host}]" if ":" in tcp.host else tcp.host
-            listening.tcp_address = f"{shown_host}:{port}"
+            listening.tcp_address = gate.address
         yield listening
 
 

@@ -10,8 +10,13 @@ from contextlib import contextmanager
 
 from jumpstarter.common.protocol import CLIENT_RELAY_LOGGER_PREFIX, LOG_BARRIER_FIELD
 from jumpstarter.driver.base import DRIVER_LOGGER_PREFIX
+from jumpstarter.exporter.guard import GUARD_LOGGER_NAME
 from jumpstarter.streams.channel import ThreadChannel
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2
+
+# Records never sent to clients: those a client in this process relays (it would receive
+# them again), and refusals of strangers (one client need not know of others, nor of attacks).
+_NOT_RELAYED = (CLIENT_RELAY_LOGGER_PREFIX, GUARD_LOGGER_NAME)
 
 # Records a consumer may fall behind by before records are dropped (and it is told so).
 CONSUMER_BACKLOG = 1024
@@ -64,7 +69,7 @@ class LogBroadcast(logging.Handler):
         self._formatter = logging.Formatter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(CLIENT_RELAY_LOGGER_PREFIX):
+        if record.name.startswith(_NOT_RELAYED):
             return
         with self._consumers_lock:
             consumers = list(self._consumers)

@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 import anyio
 
 from jumpstarter.driver.base import Driver
-from jumpstarter.exporter.session import Session
+from jumpstarter.exporter.session import STOP_GRACE_SECONDS, Session
 from jumpstarter.v1 import common_pb2
 
 __all__ = ["SessionProvider", "SingleSession", "StatusBoard"]
@@ -86,15 +86,18 @@ class SingleSession(anyio.AsyncContextManagerMixin):
     """Serves one driver tree in one session, from entering to leaving: its drivers are reset
     on entry and closed on exit, whoever connects in between."""
 
-    def __init__(self, root: Driver, *, labels: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Driver, *, labels: Mapping[str, str] | None = None, stop_grace: float | None = STOP_GRACE_SECONDS
+    ) -> None:
         self.root = root
         self.labels = dict(labels or {})
+        self._stop_grace = stop_grace
         self.status = StatusBoard()
         self._session: Session | None = None
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[SingleSession]:
-        async with Session(self.root) as session:
+        async with Session(self.root, stop_grace=self._stop_grace) as session:
             self._session = session
             try:
                 yield self

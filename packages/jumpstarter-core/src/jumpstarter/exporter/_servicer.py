@@ -2,14 +2,21 @@
 
 The one place where gRPC meets the sessions: each RPC takes its session from the provider,
 turns the request into a session call with `jumpstarter.common.wire`, and turns the
-outcome back into responses, or into a status when it fails (`_abort`).
+outcome back into responses, or into a status when it fails (`_fail`).
+
+Driver calls arrive as bytes: a large request is counted and parsed in a thread, never on
+the event loop that serves every client. Each connection is a caller of its own for the
+session's worker threads (`context.peer()` tells connections apart, on TCP behind
+`jumpstarter.exporter.gate.ConnectionGate` too), and may hold a bounded number of log
+streams (each record is written to every stream).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeAlias, cast
+from typing import Any, TypeAlias, cast
 
 import anyio
 import grpc
@@ -35,9 +42,11 @@ from jumpstarter.common.wire import (
     BATCH_ITEMS,
     EXPORTER_CAPABILITIES,
     CallRefused,
+    DecodedCall,
     decode_call,
     encode_result,
     item_encoder,
+    parse_request,
     status_for,
     streaming_responses,
 )
@@ -49,9 +58,16 @@ from jumpstarter.streams.copy import splice
 from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 
-__all__ = ["ExporterServicer", "grpc_server"]
+__all__ = ["MAX_LOG_STREAMS_PER_CONNECTION", "ExporterServicer", "grpc_server"]
 
 _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+# Log streams one connection may hold open: every record is written to each of them.
+MAX_LOG_STREAMS_PER_CONNECTION = 16
+# Requests up to this size are parsed on the event loop (a few milliseconds at most), larger ones in a thread.
+_PARSE_ON_LOOP_BYTES = 32 * 1024
+# gRPC's name of every peer of a Unix socket: its clients are the exporter's own user, not told apart.
+_UNIX_PEER = "unix:"
 
 
 class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_grpc.RouterServiceServicer):
@@ -59,10 +75,61 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
 
     def __init__(self, provider: SessionProvider) -> None:
         self.provider = provider
+        self._log_streams: Counter[str] = Counter()
+        self._parsing = anyio.CapacityLimiter(2)  # large requests parsed at once (each may take 100s of MB)
 
     def add_to(self, server: grpc.aio.Server) -> None:
-        jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(self, server)
+        # As the generated add_ExporterServiceServicer_to_server, except that driver calls
+        # arrive as bytes (no deserializer), to be parsed by `_call_request`.
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            "GetReport": grpc.unary_unary_rpc_method_handler(
+                self.GetReport,
+                request_deserializer=empty_pb2.Empty.FromString,
+                response_serializer=jumpstarter_pb2.GetReportResponse.SerializeToString,
+            ),
+            "DriverCall": grpc.unary_unary_rpc_method_handler(
+                self.DriverCall, response_serializer=jumpstarter_pb2.DriverCallResponse.SerializeToString
+            ),
+            "StreamingDriverCall": grpc.unary_stream_rpc_method_handler(
+                self.StreamingDriverCall,
+                response_serializer=jumpstarter_pb2.StreamingDriverCallResponse.SerializeToString,
+            ),
+            "LogStream": grpc.unary_stream_rpc_method_handler(
+                self.LogStream,
+                request_deserializer=empty_pb2.Empty.FromString,
+                response_serializer=jumpstarter_pb2.LogStreamResponse.SerializeToString,
+            ),
+            "Reset": grpc.unary_unary_rpc_method_handler(
+                self.Reset,
+                request_deserializer=jumpstarter_pb2.ResetRequest.FromString,
+                response_serializer=jumpstarter_pb2.ResetResponse.SerializeToString,
+            ),
+            "GetStatus": grpc.unary_unary_rpc_method_handler(
+                self.GetStatus,
+                request_deserializer=jumpstarter_pb2.GetStatusRequest.FromString,
+                response_serializer=jumpstarter_pb2.GetStatusResponse.SerializeToString,
+            ),
+            "EndSession": grpc.unary_unary_rpc_method_handler(
+                self.EndSession,
+                request_deserializer=jumpstarter_pb2.EndSessionRequest.FromString,
+                response_serializer=jumpstarter_pb2.EndSessionResponse.SerializeToString,
+            ),
+        }
+        service = "jumpstarter.v1.ExporterService"
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+        server.add_registered_method_handlers(service, handlers)
         router_pb2_grpc.add_RouterServiceServicer_to_server(self, server)
+
+    async def _call_request(self, data: bytes, message_type: Any) -> tuple[str, str, DecodedCall]:
+        """The driver, method and arguments of a call's request (parsed in a thread when large)."""
+
+        def parse() -> tuple[str, str, DecodedCall]:
+            request = parse_request(message_type, data)
+            return request.uuid, request.method, decode_call(request)
+
+        if len(data) <= _PARSE_ON_LOOP_BYTES:
+            return parse()
+        return await anyio.to_thread.run_sync(parse, limiter=self._parsing)
 
     # -- ExporterService -------------------------------------------------------------
 
@@ -71,23 +138,24 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
             async with self.provider.session() as session:
                 return _report(session, self.provider.labels)
         except Exception as error:
-            await _abort(context, error)
+            _fail(context, error)
 
-    async def DriverCall(self, request: Any, context: _Context) -> Any:
+    async def DriverCall(self, data: bytes, context: _Context) -> Any:
         try:
+            uuid, method, call = await self._call_request(data, jumpstarter_pb2.DriverCallRequest)
             async with self.provider.session() as session:
-                call = decode_call(request)
-                result = await session.call(request.uuid, request.method, call.args, call.kwargs)
-                return encode_result(result, typed=call.typed, method=request.method)
+                result = await session.call(uuid, method, call.args, call.kwargs, caller=context.peer())
+                return encode_result(result, typed=call.typed, method=method)
         except Exception as error:
-            await _abort(context, error)
+            _fail(context, error)
 
-    async def StreamingDriverCall(self, request: Any, context: _Context) -> None:
+    async def StreamingDriverCall(self, data: bytes, context: _Context) -> None:
         try:
+            uuid, method, call = await self._call_request(data, jumpstarter_pb2.StreamingDriverCallRequest)
             async with self.provider.session() as session:
-                call = decode_call(request)
-                encode = item_encoder(typed=call.typed, method=request.method)
-                async with session.iterate(request.uuid, request.method, call.args, call.kwargs, encode) as items:
+                encode = item_encoder(typed=call.typed, method=method)
+                iterate = session.iterate(uuid, method, call.args, call.kwargs, encode, caller=context.peer())
+                async with iterate as items:
                     while True:
                         try:
                             batch = await items.aget_batch(BATCH_ITEMS)
@@ -96,24 +164,40 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
                         for response in streaming_responses(batch, typed=call.typed):
                             await context.write(response)
         except Exception as error:
-            await _abort(context, error)
+            _fail(context, error)
 
     async def LogStream(self, request: empty_pb2.Empty, context: _Context) -> None:
         name = _text(dict(context.invocation_metadata() or ()).get(LOG_CONSUMER_METADATA_KEY))
+        peer = context.peer()
+        counted = peer != _UNIX_PEER
         try:
-            # An open log stream holds its session: with `Exporter`, it keeps a client attached.
-            async with self.provider.session() as session:
-                with session.logs(name) as records:
-                    # Initial metadata tells the client that it receives every record from now on.
-                    await context.send_initial_metadata(())
-                    while True:
-                        for record in await records.aget_batch():
-                            await context.write(record)
+            if counted and self._log_streams[peer] >= MAX_LOG_STREAMS_PER_CONNECTION:
+                raise CallRefused(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"this connection holds {MAX_LOG_STREAMS_PER_CONNECTION} log streams already, the most it may: "
+                    "close one first (a client needs one at most)",
+                )
+            if counted:
+                self._log_streams[peer] += 1
+            try:
+                # An open log stream holds its session: with `Exporter`, it keeps a client attached.
+                async with self.provider.session() as session:
+                    with session.logs(name) as records:
+                        # Initial metadata tells the client that it receives every record from now on.
+                        await context.send_initial_metadata(())
+                        while True:
+                            for record in await records.aget_batch():
+                                await context.write(record)
+            finally:
+                if counted:
+                    self._log_streams[peer] -= 1
+                    if not self._log_streams[peer]:
+                        del self._log_streams[peer]
         except Exception as error:
-            await _abort(context, error)
+            _fail(context, error)
 
-    async def Reset(self, request: Any, context: _Context) -> NoReturn:
-        await _abort(context, CallRefused(grpc.StatusCode.UNIMPLEMENTED, "Reset is not implemented by this exporter"))
+    async def Reset(self, request: Any, context: _Context) -> None:
+        _fail(context, CallRefused(grpc.StatusCode.UNIMPLEMENTED, "Reset is not implemented by this exporter"))
 
     async def GetStatus(self, request: Any, context: _Context) -> Any:
         barrier = _text(dict(context.invocation_metadata() or ()).get(LOG_BARRIER_METADATA_KEY))
@@ -160,12 +244,16 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
                         )
                         await _splice_with_client(frames, stream)
         except Exception as error:
-            await _abort(context, error)
+            _fail(context, error)
 
 
-def grpc_server(provider: SessionProvider, interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> Any:
+def grpc_server(
+    provider: SessionProvider,
+    interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+    options: list[tuple[str, Any]] | None = None,
+) -> Any:
     """A gRPC server that serves `provider`, for the caller to add ports to and start."""
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+    server = grpc.aio.server(options=[*SERVER_OPTIONS, *(options or ())], interceptors=interceptors)
     ExporterServicer(provider).add_to(server)
     return server
 
@@ -213,10 +301,16 @@ def _text(value: str | bytes | None) -> str | None:
     return cast("str | None", value)
 
 
-async def _abort(context: _Context, error: Exception) -> NoReturn:
-    """End the RPC with the status `error` travels as (see `jumpstarter.common.wire.status_for`)."""
+def _fail(context: _Context, error: Exception) -> None:
+    """End the RPC, once its handler returns, with the status `error` travels as (see
+    `jumpstarter.common.wire.status_for`).
+
+    Not `context.abort()`: gRPC keeps the exception that abort raises, whose traceback holds
+    the handler's frame and the request in it, in a reference cycle that only the cyclic
+    collector frees, maybe much later.
+    """
     status = status_for(error)
     if status.metadata:
         context.set_trailing_metadata(status.metadata)
-    await context.abort(status.code, status.details)
-    raise AssertionError("unreachable")
+    context.set_code(status.code)
+    context.set_details(status.details)

@@ -30,7 +30,7 @@ from jumpstarter.common.wire import CallRefused
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.tree import walk_tree
 from jumpstarter.exporter._provider import StatusBoard
-from jumpstarter.exporter.session import Session
+from jumpstarter.exporter.session import STOP_GRACE_SECONDS, Session, close_drivers
 
 __all__ = ["Exporter"]
 
@@ -41,9 +41,19 @@ class Exporter(anyio.AsyncContextManagerMixin):
     """Serves the drivers that `build` creates, one tree per client session (a `SessionProvider`)."""
 
     def __init__(
-        self, build: Callable[[], Driver], *, labels: Mapping[str, str] | None = None, session_grace: float = 2.0
+        self,
+        build: Callable[[], Driver],
+        *,
+        labels: Mapping[str, str] | None = None,
+        session_grace: float = 2.0,
+        stop_grace: float | None = STOP_GRACE_SECONDS,
+        built: Driver | None = None,
     ) -> None:
+        """`built`: a tree `build` made already (at start, to find a configuration's mistakes
+        at once), for the first session."""
         self._build = build
+        self._built = built
+        self._stop_grace = stop_grace
         self.labels = dict(labels or {})
         # Local and direct clients may call at any time: the exporter is always ready for them.
         self.status = StatusBoard()
@@ -51,6 +61,7 @@ class Exporter(anyio.AsyncContextManagerMixin):
         # Stable driver uuids for this process: derived from the driver's place in the tree.
         self._uuid_namespace = uuid4()
         self._session: Session | None = None
+        self._starting: Session | None = None  # while its drivers are reset
         self._session_stack: AsyncExitStack | None = None  # owns the running session
         self._users = 0  # calls running plus log streams open
         self._activity = 0  # counts the starts of calls: a session idle since its last count may end
@@ -69,6 +80,10 @@ class Exporter(anyio.AsyncContextManagerMixin):
                     self._idle_timers = None  # no new waits for an idle session
         finally:
             await self._end_session()
+            if self._built is not None:  # built at start and never used: created, so closed
+                places = {id(place.node): (place.node, place.path) for place in walk_tree(self._built)}
+                self._built = None
+                await close_drivers(list(reversed(places.values())), self._stop_grace)
 
     # -- SessionProvider -------------------------------------------------------------
 
@@ -79,8 +94,12 @@ class Exporter(anyio.AsyncContextManagerMixin):
                 try:
                     await self._start_session()
                 except Exception as error:
-                    logger.exception("starting a session failed")
-                    raise CallRefused(grpc.StatusCode.UNAVAILABLE, f"the exporter could not start: {error}") from None
+                    # The driver's error, not the exporter's: one line in its log, the same for the client.
+                    logger.error("starting a session failed: %s: %s", type(error).__name__, error)
+                    raise CallRefused(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"the exporter could not start its drivers: {type(error).__name__}: {error}",
+                    ) from None
             self._users += 1
             self._activity += 1
             session = self._session
@@ -93,7 +112,7 @@ class Exporter(anyio.AsyncContextManagerMixin):
                 self._idle_timers.start_soon(self._end_when_idle, self._activity)
 
     def current_session(self) -> Session | None:
-        return self._session
+        return self._session or self._starting
 
     async def end_session(self) -> tuple[bool, str]:
         return False, "sessions end by themselves when the last client leaves"
@@ -101,11 +120,17 @@ class Exporter(anyio.AsyncContextManagerMixin):
     # -- sessions --------------------------------------------------------------------
 
     async def _start_session(self) -> None:
-        root = self._build()
+        root, self._built = self._built, None
+        if root is None:
+            root = self._build()
         self._assign_uuids(root)
         stack = AsyncExitStack()
-        # Entering may fail (a driver's reset): the session then closed what it had reset.
-        self._session = await stack.enter_async_context(Session(root))
+        self._starting = Session(root, stop_grace=self._stop_grace)
+        try:
+            # Entering may fail (a driver's reset): the session then closed what it had reset.
+            self._session = await stack.enter_async_context(self._starting)
+        finally:
+            self._starting = None
         self._session_stack = stack
         logger.info("session started: drivers created")
 

@@ -14,10 +14,12 @@ decodes requests into these calls and encodes what they return (`jumpstarter.com
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from typing import Any
+import threading
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import anyio
@@ -38,15 +40,19 @@ from jumpstarter.exporter._workers import WorkerThreads
 from jumpstarter.streams.channel import ThreadChannel
 from jumpstarter.v1 import jumpstarter_pb2
 
-__all__ = ["DriverStreamBroken", "Session"]
+__all__ = ["STOP_GRACE_SECONDS", "DriverStreamBroken", "Session"]
 
 logger = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 10.0
+"""How long a session that ends waits for driver code still running, and then for the drivers'
+close(), before it leaves them behind (stuck hardware must not keep an exporter from stopping)."""
 
 
 class Session(anyio.AsyncContextManagerMixin):
     """Serves one driver tree: its lifecycle, calls, byte streams, resources and logs."""
 
-    def __init__(self, root: Driver) -> None:
+    def __init__(self, root: Driver, *, stop_grace: float | None = STOP_GRACE_SECONDS) -> None:
         self.uuid = uuid4()
         self.root = root
         self.places: list[Place[Driver]] = list(walk_tree(root))
@@ -57,6 +63,10 @@ class Session(anyio.AsyncContextManagerMixin):
                 raise ValueError(f"two drivers of the tree share the uuid {place.node.uuid}")
         # Calls name drivers by their uuid's text, almost always in the canonical form.
         self._drivers_by_text = {str(uuid): driver for uuid, driver in self._drivers.items()}
+        self._names: dict[int, str] = {}
+        for place in self.places:
+            self._names.setdefault(id(place.node), place.name or "(root)")
+        self._stop_grace = stop_grace
         self._workers = WorkerThreads()
         self._resources = ResourceRegistry()
         self._logs = LogBroadcast()
@@ -67,26 +77,37 @@ class Session(anyio.AsyncContextManagerMixin):
     async def __asynccontextmanager__(self) -> AsyncIterator[Session]:
         async with AsyncExitStack() as stack:
             stack.enter_context(self._logs.installed())
-            reset: list[tuple[Driver, str]] = []  # the drivers to close on exit, children first
+            reset: list[Driver] = []  # the drivers to close on exit
             stack.push_async_callback(self._stop, reset)
             with exits_contained():
-                await self._workers.run(self._reset_drivers, reset)
+                # Each driver once (an alias appears twice), parents first.
+                for driver in {id(place.node): place.node for place in self.places}.values():
+                    reset.append(driver)
+                    await self._workers.run(driver.reset, label=(driver, "reset"))
             yield self
 
-    def _reset_drivers(self, reset: list[tuple[Driver, str]]) -> None:
-        """Reset each driver once (an alias appears twice), parents first."""
-        seen: set[int] = set()
-        for place in self.places:
-            if id(place.node) not in seen:
-                seen.add(id(place.node))
-                reset.append((place.node, place.name or "(root)"))
-                place.node.reset()
-
-    async def _stop(self, reset: list[tuple[Driver, str]]) -> None:
+    async def _stop(self, reset: list[Driver]) -> None:
+        """Wait for the driver code still running (up to the grace), then close the drivers that
+        were reset, children first, except those whose code still runs."""
         with anyio.CancelScope(shield=True):
-            # Driver code still running finishes before the drivers are closed.
-            await self._workers.aclose()
-            await anyio.to_thread.run_sync(_close_drivers, reset)
+            stuck = await self._workers.aclose(self._stop_grace)
+            busy = {id(_driver_of(label)) for label, _ in stuck}
+            if stuck:
+                logger.warning(
+                    "driver code still running %.0f s after the session began to end, left behind: %s",
+                    self._stop_grace,
+                    "; ".join(f"{self._describe(label)} (running for {seconds:.0f} s)" for label, seconds in stuck),
+                )
+            closing = [(driver, self._names[id(driver)]) for driver in reversed(reset) if id(driver) not in busy]
+            await close_drivers(closing, self._stop_grace)
+
+    def running_calls(self) -> list[str]:
+        """The driver code running now, such as ``Relay.on() of driver 'power' (running for 3 s)``."""
+        return [f"{self._describe(label)} (running for {seconds:.0f} s)" for label, seconds in self._workers.running()]
+
+    def _describe(self, label: object) -> str:
+        driver, method = cast("tuple[Driver, str]", label)
+        return f"{type(driver).__name__}.{method}() of driver {self._names.get(id(driver), '?')!r}"
 
     # -- calls -----------------------------------------------------------------------
 
@@ -103,20 +124,31 @@ class Session(anyio.AsyncContextManagerMixin):
                 f"no driver with uuid {uuid!r} in this session; reconnect to get the current driver tree",
             ) from None
 
-    async def call(self, uuid: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        """Run the exported method `method` of driver `uuid`; return its result."""
+    async def call(
+        self, uuid: str, method: str, args: list[Any], kwargs: dict[str, Any], *, caller: Hashable = None
+    ) -> Any:
+        """Run the exported method `method` of driver `uuid`; return its result.
+
+        `caller` (a client connection) shares the worker threads fairly with the other callers."""
         driver = self.driver(uuid)
         with self._resources.current(), _unexpected_errors_logged(driver, method):
             exported = lookup(driver, method, CallKind.UNARY)
             bound_args, bound_kwargs = bind_arguments(exported, driver, args, kwargs)
             try:
-                return await call_unary(exported, driver, bound_args, bound_kwargs, self._workers)
+                return await call_unary(exported, driver, bound_args, bound_kwargs, self._workers, caller)
             finally:
                 await self._resources.release_unused([*args, *kwargs.values()])
 
     @asynccontextmanager
     async def iterate(
-        self, uuid: str, method: str, args: list[Any], kwargs: dict[str, Any], encode: Callable[[Any], Message]
+        self,
+        uuid: str,
+        method: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        encode: Callable[[Any], Message],
+        *,
+        caller: Hashable = None,
     ) -> AsyncIterator[ThreadChannel[Message]]:
         """Run the exported generator `method` of driver `uuid`; yield a channel of its items,
         each already encoded with `encode` (see `jumpstarter.exporter._dispatch.iterate_streaming`).
@@ -125,7 +157,7 @@ class Session(anyio.AsyncContextManagerMixin):
         with self._resources.current(), _unexpected_errors_logged(driver, method):
             exported = lookup(driver, method, CallKind.STREAMING)
             bound_args, bound_kwargs = bind_arguments(exported, driver, args, kwargs)
-            streaming = iterate_streaming(exported, driver, bound_args, bound_kwargs, self._workers, encode)
+            streaming = iterate_streaming(exported, driver, bound_args, bound_kwargs, self._workers, encode, caller)
             async with streaming as items:
                 yield items
 
@@ -171,14 +203,40 @@ class Session(anyio.AsyncContextManagerMixin):
         self._logs.barrier(name)
 
 
-def _close_drivers(reset: list[tuple[Driver, str]]) -> None:
-    """Close the drivers whose reset ran, children first."""
-    for driver, name in reversed(reset):
+async def close_drivers(drivers: list[tuple[Driver, str]], grace: float | None) -> None:
+    """Close `drivers` in order, in a thread of their own; give up waiting after `grace` seconds
+    (a close() that hangs is left behind, with the drivers after it, and said so)."""
+    loop = asyncio.get_running_loop()
+    closed = loop.create_future()
+    at: list[tuple[Driver, str]] = []
+
+    def close_all() -> None:
         try:
-            driver.close()
-        except (Exception, *EXITS):
-            # One driver failing to close must not keep the others open.
-            logger.exception("closing %s driver %r failed", type(driver).__name__, name)
+            for driver, name in drivers:
+                at[:] = [(driver, name)]
+                try:
+                    driver.close()
+                except (Exception, *EXITS):
+                    # One driver failing to close must not keep the others open.
+                    logger.exception("closing %s driver %r failed", type(driver).__name__, name)
+        finally:
+            with suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(_settle, closed)
+
+    threading.Thread(target=close_all, name="jumpstarter-close", daemon=True).start()
+    try:
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait_for(asyncio.shield(closed), grace)
+    except TimeoutError:
+        driver, name = at[0]
+        rest = drivers[drivers.index((driver, name)) + 1 :]
+        logger.warning(
+            "%s.close() of driver %r has not returned after %.0f s: left behind%s",
+            type(driver).__name__,
+            name,
+            grace,
+            f", with {', '.join(repr(other) for _, other in rest)} not closed" if rest else "",
+        )
 
 
 @contextmanager
@@ -232,3 +290,13 @@ def _driver_failures() -> Iterator[None]:
         cause = error.__cause__ or error.__context__
         reason = str(error) or (str(cause) if cause else "") or type(error).__name__
         raise DriverStreamBroken(f"the driver's stream broke: {reason}") from error
+
+
+def _driver_of(label: object) -> Driver:
+    # The workers' label of a driver call is (driver, method name).
+    return cast("tuple[Driver, str]", label)[0]
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -65,7 +65,10 @@ class ThreadChannel(Generic[T]):
 
     def _ended(self) -> BaseException:
         if self._error is not None:
-            return self._error
+            # Handed over once: the channel keeps no reference to an exception whose traceback
+            # holds the frames that hold the channel (a cycle only the cyclic collector frees).
+            error, self._error = self._error, None
+            return error
         return EndOfStream() if self._finished else ClosedResourceError()
 
     def _register_loop_waiter(self) -> asyncio.Future[None]:
@@ -129,11 +132,11 @@ class ThreadChannel(Generic[T]):
             await self._wait_on_loop(waiter)
 
     def finish(self, error: BaseException | None = None) -> None:
-        """No more items: the consumer gets the queued ones, then EndOfStream (or `error`)."""
+        """No more items: the consumer gets the queued ones, then EndOfStream (or `error`, once)."""
         with self._lock:
             if not self._finished:
                 self._finished = True
-                self._error = error
+                self._error = None if self._aborted else error  # nobody would take it
                 self._wake()
 
     # -- consumer --------------------------------------------------------------------
@@ -168,6 +171,7 @@ class ThreadChannel(Generic[T]):
             self._aborted = True
             self._items.clear()
             self._load = 0
+            self._error = None
             self._wake()
 
 

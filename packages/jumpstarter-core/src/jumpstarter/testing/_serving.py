@@ -67,6 +67,9 @@ async def _serve_client(root: Driver, portal: BlockingPortal, stack: ExitStack) 
     policy = ClientClassPolicy.exactly(place.node.client() for place in walk_tree(root))
     async with (
         serve_socket_async(root) as path,
-        connect_endpoint_async(ExporterEndpoint(path), portal=portal, stack=stack, policy=policy) as client,
+        # Our own exporter: it takes frequent keepalive pings, no need to learn it from its report.
+        connect_endpoint_async(
+            ExporterEndpoint(path, keepalive=True), portal=portal, stack=stack, policy=policy
+        ) as client,
     ):
         yield client
