@@ -1,0 +1,1 @@
+"""The Jumpstarter lab controller and router: leases on shared hardware, without Kubernetes."""
