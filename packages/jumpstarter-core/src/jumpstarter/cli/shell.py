@@ -75,7 +75,7 @@ EXIT_CANNOT_RUN = 126
 EXIT_NOT_FOUND = 127
 
 # How long a command may take to end after the signal passed on to it, before it is killed.
-STOP_GRACE_SECONDS = 5.0
+COMMAND_KILL_DELAY_SECONDS = 5.0
 
 DEFAULT_LOG_LEVEL = "INFO"
 
@@ -457,7 +457,7 @@ class _Supervisor:
     """Runs the command and decides what a signal sent to `jmp shell` does.
 
     While the command runs, a signal is passed on to it (see the module's documentation)
-    and a timer (SIGALRM) kills it if it is still running STOP_GRACE_SECONDS later; the
+    and a timer (SIGALRM) kills it if it is still running COMMAND_KILL_DELAY_SECONDS later; the
     same signal again kills it at once. Before the command and after it, the first signal
     asks to stop as soon as the exporter has started (or stopped), a second one exits at once.
     """
@@ -536,7 +536,7 @@ class _Supervisor:
         if process is None:
             return
         self._passed_on = True
-        signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_SECONDS)
+        signal.setitimer(signal.ITIMER_REAL, COMMAND_KILL_DELAY_SECONDS)
         with suppress(ProcessLookupError):
             if self.interactive:
                 # An interactive shell ignores SIGINT and SIGTERM; SIGHUP ends it and its jobs.
