@@ -74,6 +74,9 @@ class _Parameters:
     validators: dict[str, Callable[[Any], Any]]
     var_positional: str | None
     var_keyword: str | None
+    # How many arguments the method takes, when it takes exactly that many by position with
+    # nothing to validate: such calls skip Signature.bind (the common case, on every call).
+    plain_positional: int | None
 
 
 @functools.cache
@@ -94,11 +97,18 @@ def _parameters(function: Callable[..., Any]) -> _Parameters:
         if validator is not None:
             validators[parameter.name] = validator
     kinds = {p.kind: p.name for p in signature.parameters.values()}
+    rest = list(signature.parameters.values())[1:]
+    plain = not validators and all(
+        p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        and p.default is inspect.Parameter.empty
+        for p in rest
+    )
     return _Parameters(
         signature=signature,
         validators=validators,
         var_positional=kinds.get(inspect.Parameter.VAR_POSITIONAL),
         var_keyword=kinds.get(inspect.Parameter.VAR_KEYWORD),
+        plain_positional=len(rest) if plain and signature.parameters else None,
     )
 
 
@@ -117,6 +127,8 @@ def bind_arguments(
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Check the arguments against the method's signature; return them converted to its annotations."""
     parameters = _parameters(method.function)
+    if not kwargs and len(args) == parameters.plain_positional:
+        return tuple(args), {}
     try:
         bound = parameters.signature.bind(driver, *args, **kwargs)
     except TypeError as error:
