@@ -143,7 +143,7 @@ def encode_call(
     return request
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DecodedCall:
     """The arguments of a call as the exporter received them, and the encoding to answer in."""
 

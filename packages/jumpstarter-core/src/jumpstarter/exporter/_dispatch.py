@@ -28,7 +28,7 @@ from jumpstarter.common.tasks import background_tasks
 from jumpstarter.common.wire import CallRefused
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.decorators import CallKind, ExportedMethod, exported_methods
-from jumpstarter.exporter._containment import EXITS, exit_as_error, exits_contained
+from jumpstarter.exporter._containment import EXITS, exit_as_error
 from jumpstarter.exporter._workers import WorkerThreads
 from jumpstarter.streams.channel import ThreadChannel
 
@@ -175,10 +175,13 @@ async def call_unary(
     workers: WorkerThreads,
     caller: Hashable = None,
 ) -> Any:
-    with exits_contained():
+    # exits_contained(), spelled out: this is the path of every call.
+    try:
         if method.is_async:
             return await method.function(driver, *args, **kwargs)
-        return await workers.run(method.function, (driver, *args), kwargs, caller=caller, label=(driver, method.name))
+        return await workers.start(method.function, (driver, *args), kwargs, caller=caller, label=(driver, method.name))
+    except EXITS as error:
+        raise exit_as_error(error) from error
 
 
 @asynccontextmanager
