@@ -295,34 +295,81 @@ def _us(ns: float) -> float:
     return round(ns / 1000, 1)
 
 
-def unary_latency(client: Any, method: str, calls: int, warmup: int) -> dict[str, Any]:
-    """Median and p99 latency of `client.call(method)`, one call at a time."""
-    for _ in range(warmup):
-        client.call(method)
+# Figures compared with the bare gRPC floor are measured in rounds that alternate between
+# the clients (ours, then bare gRPC, then ours again...): on a shared machine the load
+# changes from second to second, and alternating spreads it evenly over both, so that their
+# ratio means something even when the absolute figures move.
+ROUNDS = 5
+
+
+def _unary_samples(client: Any, method: str, calls: int) -> list[int]:
     samples = []
     clock = time.perf_counter_ns
     for _ in range(calls):
         start = clock()
         client.call(method)
         samples.append(clock() - start)
+    return samples
+
+
+def _unary_figure(samples: list[int]) -> dict[str, Any]:
     return {
         "median_us": _us(statistics.median(samples)),
         "p99_us": _us(statistics.quantiles(samples, n=100)[98]),
-        "calls": calls,
+        "calls": len(samples),
     }
 
 
-def large_call(client: Any, calls: int) -> dict[str, Any]:
-    """Median time of echoing a 1 MiB string: encoding, transfer and decoding both ways."""
-    payload = "x" * 2**20
-    if client.call("echo", payload) != payload:
-        raise AssertionError("echo returned something else")
+def unary_latency(client: Any, method: str, calls: int, warmup: int) -> dict[str, Any]:
+    """Median and p99 latency of `client.call(method)`, one call at a time."""
+    _unary_samples(client, method, warmup)
+    return _unary_figure(_unary_samples(client, method, calls))
+
+
+def unary_latencies(targets: dict[str, tuple[Any, str]], calls: int, warmup: int) -> dict[str, dict[str, Any]]:
+    """`unary_latency` of several (client, method) pairs, in alternating rounds."""
+    samples: dict[str, list[int]] = {name: [] for name in targets}
+    for client, method in targets.values():
+        _unary_samples(client, method, warmup)
+    for _ in range(ROUNDS):
+        for name, (client, method) in targets.items():
+            samples[name] += _unary_samples(client, method, max(1, calls // ROUNDS))
+    return {name: _unary_figure(values) for name, values in samples.items()}
+
+
+_LARGE_PAYLOAD = "x" * 2**20
+
+
+def _large_samples(client: Any, calls: int, payload: Any) -> list[float]:
     samples = []
     for _ in range(calls):
         start = time.perf_counter()
         client.call("echo", payload)
         samples.append(time.perf_counter() - start)
-    return {"median_ms": round(statistics.median(samples) * 1000, 2), "calls": calls, "bytes": len(payload)}
+    return samples
+
+
+def _large_figure(samples: list[float], payload: Any) -> dict[str, Any]:
+    return {"median_ms": round(statistics.median(samples) * 1000, 2), "calls": len(samples), "bytes": len(payload)}
+
+
+def large_call(client: Any, calls: int) -> dict[str, Any]:
+    """Median time of echoing a 1 MiB string: encoding, transfer and decoding both ways."""
+    if client.call("echo", _LARGE_PAYLOAD) != _LARGE_PAYLOAD:
+        raise AssertionError("echo returned something else")
+    return _large_figure(_large_samples(client, calls, _LARGE_PAYLOAD), _LARGE_PAYLOAD)
+
+
+def large_calls(targets: dict[str, tuple[Any, Any]], calls: int) -> dict[str, dict[str, Any]]:
+    """`large_call` of several (client, payload) pairs, in alternating rounds."""
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    for client, payload in targets.values():
+        if client.call("echo", payload) != payload:
+            raise AssertionError("echo returned something else")
+    for _ in range(ROUNDS):
+        for name, (client, payload) in targets.items():
+            samples[name] += _large_samples(client, max(1, calls // ROUNDS), payload)
+    return {name: _large_figure(values, targets[name][1]) for name, values in samples.items()}
 
 
 def streaming_rate(client: Any, method: str, items: int) -> dict[str, Any]:
@@ -380,8 +427,7 @@ def stream_throughput(client: Any, chunks: int, chunk: int) -> dict[str, Any]:
     }
 
 
-def threaded_rate(client: Any, method: str, threads: int, calls_per_thread: int) -> dict[str, Any]:
-    """Calls per second of `method` from `threads` threads sharing one client."""
+def _threaded_seconds(client: Any, method: str, threads: int, calls_per_thread: int) -> float:
     # The barrier keeps thread start-up out of the timing: all threads begin calling together.
     barrier = threading.Barrier(threads + 1)
 
@@ -396,9 +442,30 @@ def threaded_rate(client: Any, method: str, threads: int, calls_per_thread: int)
         start = time.perf_counter()
         for future in futures:
             future.result()
-        elapsed = time.perf_counter() - start
+        return time.perf_counter() - start
+
+
+def threaded_rate(client: Any, method: str, threads: int, calls_per_thread: int) -> dict[str, Any]:
+    """Calls per second of `method` from `threads` threads sharing one client."""
+    elapsed = _threaded_seconds(client, method, threads, calls_per_thread)
     calls = threads * calls_per_thread
     return {"calls_per_s": round(calls / elapsed), "threads": threads, "calls": calls}
+
+
+def threaded_rates(
+    targets: dict[str, tuple[Any, str]], threads: int, calls_per_thread: int
+) -> dict[str, dict[str, Any]]:
+    """`threaded_rate` of several (client, method) pairs, in alternating rounds."""
+    seconds = dict.fromkeys(targets, 0.0)
+    per_round = max(1, calls_per_thread // ROUNDS)
+    for _ in range(ROUNDS):
+        for name, (client, method) in targets.items():
+            seconds[name] += _threaded_seconds(client, method, threads, per_round)
+    calls = threads * per_round * ROUNDS
+    return {
+        name: {"calls_per_s": round(calls / elapsed), "threads": threads, "calls": calls}
+        for name, elapsed in seconds.items()
+    }
 
 
 # Timed in a fresh interpreter: what a program that serves and calls drivers imports.
@@ -487,6 +554,24 @@ def measure(name: str, function: Callable[[], dict[str, Any]], timeout: float = 
     emit({"figure": name, **result})
 
 
+def measure_group(
+    names: dict[str, Any], function: Callable[[], dict[str, dict[str, Any]]], timeout: float = 3 * FIGURE_TIMEOUT
+) -> None:
+    """`measure` for figures measured together (in alternating rounds): one result per name."""
+    label = ", ".join(names)
+    results: dict[str, dict[str, Any]] = {}
+
+    def run_group() -> dict[str, Any]:
+        results.update(function())
+        return {"figures": len(results)}
+
+    measure(label, run_group, timeout)
+    for name in names:
+        record = results.get(name, {"error": "not measured: see the error of its group"})
+        print(f"[{IMPL.name}] {name}: {record}", file=sys.stderr, flush=True)
+        emit({"figure": name, **record})
+
+
 def run(scale: float) -> None:
     def n(count: int) -> int:
         return max(1, int(count * scale))
@@ -513,10 +598,22 @@ def run(scale: float) -> None:
         for method in ("ping", "aping"):
             measure(f"unary_{method}_in_process", lambda m=method: unary_latency(client, m, n(3000), warmup=n(300)))
 
-    with exporter_process() as path, IMPL.connect(path) as client:
-        for method in ("ping", "aping"):
-            measure(f"unary_{method}_cross_process", lambda m=method: unary_latency(client, m, n(5000), warmup=n(500)))
-        measure("call_1mib_cross_process", lambda: large_call(client, calls=n(50)))
+    with ExitStack() as stack:
+        path = stack.enter_context(exporter_process())
+        client = stack.enter_context(IMPL.connect(path))
+        # The floor is the same under either implementation: measured once, beside ours.
+        bare = stack.enter_context(bare_client()) if IMPL is _Ours else None
+        unary = {f"unary_{method}_cross_process": (client, method) for method in ("ping", "aping")}
+        large: dict[str, tuple[Any, Any]] = {"call_1mib_cross_process": (client, _LARGE_PAYLOAD)}
+        threads = {f"threads8_{method}_cross_process": (client, method) for method in ("ping", "aping")}
+        if bare is not None:
+            unary["bare_grpc_unary"] = (bare, "ping")
+            # Bytes, which only this project's calls carry: the copies, without UTF-8 in the way.
+            large["call_1mib_bytes_cross_process"] = (client, _LARGE_PAYLOAD.encode())
+            large["bare_grpc_1mib"] = (bare, _LARGE_PAYLOAD)
+            threads["bare_grpc_threads8"] = (bare, "ping")
+        measure_group(unary, lambda: unary_latencies(unary, n(5000), warmup=n(500)))
+        measure_group(large, lambda: large_calls(large, calls=n(50)))
         for method in ("count", "acount"):
             # Ours streams 200_000 items in well under a second; the original streams one item per
             # round trip, so it gets as many as it streams in about 2 s.
@@ -526,17 +623,7 @@ def run(scale: float) -> None:
                 items = calibrated_items(client, method, seconds=2.0 * scale, maximum=200_000)
             measure(f"streaming_{method}_cross_process", lambda m=method, i=items: streaming_rate(client, m, i))
         measure("exportstream_cross_process", lambda: stream_throughput(client, chunks=n(4096), chunk=64 << 10))
-        for method in ("ping", "aping"):
-            measure(
-                f"threads8_{method}_cross_process",
-                lambda m=method: threaded_rate(client, m, threads=8, calls_per_thread=n(1000)),
-            )
-
-    if IMPL is _Ours:  # the floor is the same under either implementation: measured once
-        with bare_client() as client:
-            measure("bare_grpc_unary", lambda: unary_latency(client, "ping", n(5000), warmup=n(500)))
-            measure("bare_grpc_1mib", lambda: large_call(client, calls=n(50)))
-            measure("bare_grpc_threads8", lambda: threaded_rate(client, "ping", threads=8, calls_per_thread=n(1000)))
+        measure_group(threads, lambda: threaded_rates(threads, threads=8, calls_per_thread=n(1000)))
 
     emit(
         {"done": True, "seconds": round(time.perf_counter() - started, 1), "loadavg_end": round(os.getloadavg()[0], 2)}

@@ -55,6 +55,7 @@ ROWS = [
     Row("unary `aping` (async), in-process serve(), median", "unary_aping_in_process", "median_us", "µs", True),
     Row("unary `aping` (async), in-process serve(), p99", "unary_aping_in_process", "p99_us", "µs", True),
     Row("1 MiB `echo` call, cross-process, median", "call_1mib_cross_process", "median_ms", "ms", True, 0.4),
+    Row("1 MiB `echo` call, bytes (ours only), median", "call_1mib_bytes_cross_process", "median_ms", "ms", True),
     Row("streamingcall `count` (sync gen.)", "streaming_count_cross_process", "items_per_s", "items/s", False, 25),
     Row("streamingcall `acount` (async gen.)", "streaming_acount_cross_process", "items_per_s", "items/s", False, 25),
     Row("exportstream echo, 64 KiB chunks", "exportstream_cross_process", "mb_per_s", "MB/s", False, 3),
@@ -71,6 +72,51 @@ ROWS = [
     Row("bare gRPC 1 MiB echo (no jumpstarter), median", "bare_grpc_1mib", "median_ms", "ms", True),
     Row("bare gRPC, 8 threads (no jumpstarter)", "bare_grpc_threads8", "calls_per_s", "calls/s", False),
 ]
+
+
+@dataclass(frozen=True)
+class FloorRow:
+    """A figure of ours against the bare gRPC floor measured beside it (in alternating rounds)."""
+
+    label: str
+    figure: str
+    floor: str  # the bare gRPC figure it is compared with
+    key: str
+    lower_is_better: bool
+    target: float  # on the ratio ours/floor
+
+
+FLOOR_ROWS = [
+    FloorRow("unary `ping` (sync)", "unary_ping_cross_process", "bare_grpc_unary", "median_us", True, 1.2),
+    FloorRow("unary `aping` (async)", "unary_aping_cross_process", "bare_grpc_unary", "median_us", True, 1.1),
+    FloorRow("1 MiB `echo`, str", "call_1mib_cross_process", "bare_grpc_1mib", "median_ms", True, 1.3),
+    FloorRow("1 MiB `echo`, bytes", "call_1mib_bytes_cross_process", "bare_grpc_1mib", "median_ms", True, 1.3),
+    FloorRow("`ping` from 8 threads", "threads8_ping_cross_process", "bare_grpc_threads8", "calls_per_s", False, 0.9),
+    FloorRow("`aping` from 8 threads", "threads8_aping_cross_process", "bare_grpc_threads8", "calls_per_s", False, 0.9),
+]
+
+
+def floor_table(ours: dict[str, Any] | None) -> str:
+    """Ours against bare gRPC between the same two processes: how close to the floor."""
+    lines = [
+        "| figure, against bare gRPC | ours | bare gRPC | ratio (ours/bare) | target | pass |",
+        "|---|--:|--:|--:|--:|:-:|",
+    ]
+    figures = (ours or {}).get("figures", {})
+    for row in FLOOR_ROWS:
+        mine = figures.get(row.figure, {}).get(row.key)
+        floor = figures.get(row.floor, {}).get(row.key)
+        if not isinstance(mine, (int, float)) or not isinstance(floor, (int, float)) or not floor:
+            lines.append(f"| {row.label} | — | — | — | | |")
+            continue
+        ratio = mine / floor
+        passed = ratio <= row.target if row.lower_is_better else ratio >= row.target
+        unit = {"median_us": "µs", "median_ms": "ms", "calls_per_s": "calls/s"}[row.key]
+        lines.append(
+            f"| {row.label} | {_format_value(mine, unit)} | {_format_value(floor, unit)} | {ratio:.2f}x "
+            f"| {'<=' if row.lower_is_better else '>='} {row.target}x | {'pass' if passed else '**FAIL**'} |"
+        )
+    return "\n".join(lines)
 
 
 # -- running one side -------------------------------------------------------------------
@@ -257,6 +303,10 @@ def main() -> int:
     if "original_unavailable" in result:
         print(f"> {result['original_unavailable']}: only this project was measured.\n")
     print(table(result["comparison"]))
+    if result["ours"] is not None:
+        print()
+        print(floor_table(result["ours"]))
+        print()
     for name in ("ours", "original"):
         side = result[name]
         if side is not None:

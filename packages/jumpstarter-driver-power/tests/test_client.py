@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,3 +131,16 @@ def test_a_state_that_is_not_a_boolean_is_a_clear_error() -> None:
     assert str(caught.value) == (
         "the power driver answered 'probably' when asked whether the power is on: not true or false"
     )
+
+
+def test_the_client_loads_pydantic_with_its_first_reading_only() -> None:
+    # `j power on` imports the client: pydantic is a third of its start-up, and only readings need it.
+    code = (
+        "import sys, json\n"
+        "import jumpstarter_driver_power.client\n"
+        "before = 'pydantic' in sys.modules\n"
+        "from jumpstarter_driver_power.common import PowerReading\n"
+        "print(json.dumps([before, 'pydantic' in sys.modules, PowerReading.__module__]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(result.stdout) == [False, True, "jumpstarter_driver_power.common"]

@@ -42,6 +42,7 @@ __all__ = [
     "driver_aliases",
     "install_command",
     "install_hint",
+    "installed_driver_values",
     "installed_drivers",
     "resolve_driver",
 ]
@@ -123,6 +124,16 @@ def installed_drivers() -> tuple[InstalledDriver, ...]:
         for name, value, distribution, version in _entry_points(ENTRY_POINT_GROUP)
     ]
     return tuple(sorted(drivers, key=lambda driver: (driver.name.lower(), driver.distribution)))
+
+
+def installed_driver_values() -> tuple[str, ...]:
+    """The ``module:Class`` of every installed driver, read anew (a client asks once per connection).
+
+    `installed_drivers` without the distributions' names and versions, which are read from
+    each distribution's metadata: a client that only needs the modules starts faster.
+    """
+    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return tuple(sorted({entry_point.value for entry_point in entry_points}))
 
 
 @cache

@@ -9,14 +9,16 @@ import functools
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import anyio
 import click
-from pydantic import ValidationError
 
 from jumpstarter.client import DriverClient, DriverError, DriverMethodNotImplemented, JumpstarterException
-from jumpstarter_driver_power.common import MeasurementNotSupported, PowerReading, StateNotSupported
+from jumpstarter_driver_power.common import MeasurementNotSupported, StateNotSupported
+
+if TYPE_CHECKING:
+    from jumpstarter_driver_power.common import PowerReading
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -101,6 +103,11 @@ class PowerClient(DriverClient):
         return f"power driver {self.name!r}" if self.name else "the power driver"
 
     def _reading(self, item: Any) -> PowerReading:
+        # Here, not at import: pydantic is loaded by the first reading, not by `j power on`.
+        from pydantic import ValidationError
+
+        from jumpstarter_driver_power.common import PowerReading
+
         try:
             return PowerReading.model_validate(item)
         except ValidationError:

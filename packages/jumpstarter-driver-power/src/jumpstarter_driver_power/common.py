@@ -1,30 +1,29 @@
 """What the power drivers and their client share: the reading, and the errors of missing features.
 
-Imported by both sides, so it depends on nothing but pydantic and the errors of
-`jumpstarter.common` (which load no gRPC).
+Imported by both sides, so it depends on nothing but the errors of `jumpstarter.common`
+(which load no gRPC) and, once `PowerReading` is first used, pydantic.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from jumpstarter.common import DriverMethodNotImplemented
 
+if TYPE_CHECKING:
+    from jumpstarter_driver_power._reading import PowerReading
 
-class PowerReading(BaseModel):
-    """One measurement of what a device draws: `voltage` in volts, `current` in amperes.
+__all__ = ["MeasurementNotSupported", "PowerReading", "StateNotSupported"]
 
-    It travels between driver and client as ``{"voltage": ..., "current": ...}``, as in the
-    original jumpstarter; the client validates it back into a `PowerReading`.
-    """
 
-    voltage: float
-    current: float
+def __getattr__(name: str) -> Any:
+    # PowerReading is a pydantic model: loaded on first use, so that a client that never reads
+    # a measurement (`j power on`) does not import pydantic (a third of its start-up).
+    if name == "PowerReading":
+        from jumpstarter_driver_power._reading import PowerReading
 
-    @property
-    def apparent_power(self) -> float:
-        """Volts times amperes: the apparent power, in volt-amperes."""
-        return self.voltage * self.current
+        return PowerReading
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class MeasurementNotSupported(DriverMethodNotImplemented):

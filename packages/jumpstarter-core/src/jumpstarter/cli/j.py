@@ -78,7 +78,7 @@ def _run(args: list[str], level: str, debug: bool) -> int:
 
     from jumpstarter.client import DriverConnectionError
     from jumpstarter.client.connect import connect
-    from jumpstarter.config.yaml import ConfigError
+    from jumpstarter.config.errors import ConfigError  # not config.yaml: no yaml or pydantic to load
     from jumpstarter.utils.env import endpoint_from_environment
 
     try:

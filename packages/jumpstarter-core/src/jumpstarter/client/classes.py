@@ -55,9 +55,9 @@ class ClientClassPolicy:
     @classmethod
     def default(cls, allow: Iterable[str] = (), unsafe: bool = False) -> ClientClassPolicy:
         """The installed driver packages, the client configuration and the environment, plus `allow`."""
-        from jumpstarter.registry import installed_drivers
+        from jumpstarter.registry import installed_driver_values
 
-        patterns = {f"{_driver_package(driver.value.split(':')[0])}.*" for driver in installed_drivers()}
+        patterns = {f"{_driver_package(value.split(':')[0])}.*" for value in installed_driver_values()}
         patterns.update(allow)
         configured_unsafe = False
         if client_config_path().exists():  # only then are pydantic and yaml needed

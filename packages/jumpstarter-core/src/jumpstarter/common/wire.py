@@ -33,6 +33,7 @@ import grpc
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from jumpstarter.common.allocator import LARGE_MESSAGE_BYTES, tune_allocator
 from jumpstarter.common.exceptions import (
     DriverConnectionError,
     DriverError,
@@ -132,6 +133,8 @@ def encode_call(
         raise DriverInvalidArgument(f"{method}(): {error}") from None
     limit = MAX_MESSAGE_BYTES if typed else LEGACY_MAX_MESSAGE_BYTES
     size = request.ByteSize()
+    if size >= LARGE_MESSAGE_BYTES:
+        tune_allocator()  # before the large buffers of this call are allocated
     if size > limit:
         raise DriverInvalidArgument(
             f"{method}(): the arguments take {size >> 20} MiB, over the {limit >> 20} MiB a call "
@@ -140,7 +143,7 @@ def encode_call(
     return request
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DecodedCall:
     """The arguments of a call as the exporter received them, and the encoding to answer in."""
 
@@ -296,6 +299,8 @@ def encode_result(value: Any, *, typed: bool, method: str) -> jumpstarter_pb2.Dr
 
 
 def decode_result(response: jumpstarter_pb2.DriverCallResponse) -> Any:
+    if response.ByteSize() >= LARGE_MESSAGE_BYTES:
+        tune_allocator()  # a client that receives large results: its next calls reuse the buffers
     if response.HasField("typed_result"):
         return decode_typed(response.typed_result)
     return decode_json(response.result)

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from jumpstarter.config._messages import describe, short, unknown_key_fix
+from jumpstarter.config.errors import ConfigError
 
 PathPart = str | int
 
@@ -42,10 +43,6 @@ MAX_ALIAS_REPEATS: Final = 100_000
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _M = TypeVar("_M", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A configuration file is wrong; the message says where and how to fix it."""
 
 
 @dataclass(frozen=True)

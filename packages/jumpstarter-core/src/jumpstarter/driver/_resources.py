@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
@@ -51,11 +51,24 @@ class ResourceRegistry:
     @contextmanager
     def current(self) -> Iterator[None]:
         """Make this the registry `Driver.resource` uses, in this context (driver code started here inherits it)."""
-        token = _current.set(self)
+        token = self.make_current()
         try:
             yield
         finally:
             _current.reset(token)
+
+    def make_current(self) -> Token[ResourceRegistry]:
+        """`current` without a context manager (on the path of every call), for `_current.reset`."""
+        return _current.set(self)
+
+    @staticmethod
+    def reset_current(token: Token[ResourceRegistry]) -> None:
+        _current.reset(token)
+
+    @property
+    def any_open(self) -> bool:
+        """Whether any resource is open: if none is, a finished call has nothing to release."""
+        return bool(self._open)
 
     def create(self, driver: Driver, content_encoding: str | None) -> tuple[ClientStreamResource, ObjectStream[bytes]]:
         """Register a new resource for `driver`; return its handle and the session's end of it."""

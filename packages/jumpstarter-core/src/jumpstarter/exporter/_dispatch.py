@@ -28,7 +28,7 @@ from jumpstarter.common.tasks import background_tasks
 from jumpstarter.common.wire import CallRefused
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.decorators import CallKind, ExportedMethod, exported_methods
-from jumpstarter.exporter._containment import EXITS, exit_as_error, exits_contained
+from jumpstarter.exporter._containment import EXITS, exit_as_error
 from jumpstarter.exporter._workers import WorkerThreads
 from jumpstarter.streams.channel import ThreadChannel
 
@@ -74,6 +74,9 @@ class _Parameters:
     validators: dict[str, Callable[[Any], Any]]
     var_positional: str | None
     var_keyword: str | None
+    # How many arguments the method takes, when it takes exactly that many by position with
+    # nothing to validate: such calls skip Signature.bind (the common case, on every call).
+    plain_positional: int | None
 
 
 @functools.cache
@@ -94,11 +97,18 @@ def _parameters(function: Callable[..., Any]) -> _Parameters:
         if validator is not None:
             validators[parameter.name] = validator
     kinds = {p.kind: p.name for p in signature.parameters.values()}
+    rest = list(signature.parameters.values())[1:]
+    plain = not validators and all(
+        p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        and p.default is inspect.Parameter.empty
+        for p in rest
+    )
     return _Parameters(
         signature=signature,
         validators=validators,
         var_positional=kinds.get(inspect.Parameter.VAR_POSITIONAL),
         var_keyword=kinds.get(inspect.Parameter.VAR_KEYWORD),
+        plain_positional=len(rest) if plain and signature.parameters else None,
     )
 
 
@@ -117,6 +127,8 @@ def bind_arguments(
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Check the arguments against the method's signature; return them converted to its annotations."""
     parameters = _parameters(method.function)
+    if not kwargs and len(args) == parameters.plain_positional:
+        return tuple(args), {}
     try:
         bound = parameters.signature.bind(driver, *args, **kwargs)
     except TypeError as error:
@@ -163,10 +175,13 @@ async def call_unary(
     workers: WorkerThreads,
     caller: Hashable = None,
 ) -> Any:
-    with exits_contained():
+    # exits_contained(), spelled out: this is the path of every call.
+    try:
         if method.is_async:
             return await method.function(driver, *args, **kwargs)
-        return await workers.run(method.function, (driver, *args), kwargs, caller=caller, label=(driver, method.name))
+        return await workers.start(method.function, (driver, *args), kwargs, caller=caller, label=(driver, method.name))
+    except EXITS as error:
+        raise exit_as_error(error) from error
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import anyio
 import grpc
 
+from jumpstarter.common.allocator import tune_allocator
 from jumpstarter.exporter._provider import SessionProvider
 from jumpstarter.exporter._servicer import grpc_server
 from jumpstarter.exporter.auth import TlsIdentity
@@ -66,6 +67,8 @@ async def listen(provider: SessionProvider, *, unix_path: str | None = None, tcp
     the socket is removed and the provider ends its sessions, closing their drivers.
     """
     listening = Listening()
+    # Calls that carry megabytes must not map and unmap fresh pages each time (see the module).
+    tune_allocator()
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(provider)
         if unix_path is not None or private_unix:

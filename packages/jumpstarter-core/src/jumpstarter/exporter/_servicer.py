@@ -123,13 +123,9 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
     async def _call_request(self, data: bytes, message_type: Any) -> tuple[str, str, DecodedCall]:
         """The driver, method and arguments of a call's request (parsed in a thread when large)."""
 
-        def parse() -> tuple[str, str, DecodedCall]:
-            request = parse_request(message_type, data)
-            return request.uuid, request.method, decode_call(request)
-
         if len(data) <= _PARSE_ON_LOOP_BYTES:
-            return parse()
-        return await anyio.to_thread.run_sync(parse, limiter=self._parsing)
+            return _parse_call(message_type, data)
+        return await anyio.to_thread.run_sync(_parse_call, message_type, data, limiter=self._parsing)
 
     # -- ExporterService -------------------------------------------------------------
 
@@ -245,6 +241,11 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
                         await _splice_with_client(frames, stream)
         except Exception as error:
             _fail(context, error)
+
+
+def _parse_call(message_type: Any, data: bytes) -> tuple[str, str, DecodedCall]:
+    request = parse_request(message_type, data)
+    return request.uuid, request.method, decode_call(request)
 
 
 def grpc_server(

@@ -3,7 +3,9 @@
 Sync driver methods and sync generators never run on the event loop: each call hands its
 function to a worker thread and awaits the result. That hand-off is on the path of every
 sync driver call, so it is kept minimal: one queue put on the way in and one
-`call_soon_threadsafe` on the way out (`loop.run_in_executor` adds locks and a second future).
+`call_soon_threadsafe` on the way out (`loop.run_in_executor` adds locks and a second future),
+shared by the calls that end while the loop has not yet taken the outcome of another (under
+load, fewer wake-ups of the loop).
 
 Blocking code may block for long (a generator streaming for hours, a call waiting on stuck
 hardware), so one caller must not take every thread: each caller (a client connection) runs
@@ -78,6 +80,9 @@ class WorkerThreads:
         self._running: set[_Task] = set()
         self._closing = False
         self._changed: asyncio.Event | None = None  # set when a task ends or a thread exits, while closing
+        # Outcomes handed back to the loop: one wake-up of the loop for all those that end together.
+        self._finished: deque[tuple[_Task, bool, Any]] = deque()
+        self._finished_lock = threading.Lock()
 
     # -- on the event loop -------------------------------------------------------------------
 
@@ -157,6 +162,19 @@ class WorkerThreads:
         if self._changed is not None:
             self._changed.set()
 
+    def _take_finished(self) -> None:
+        with self._finished_lock:
+            finished = list(self._finished)
+            self._finished.clear()
+        failure = None
+        for task, succeeded, outcome in finished:
+            try:
+                self._finish(task, succeeded, outcome)
+            except Exception as error:  # the others are finished all the same; the loop reports it
+                failure = failure or error
+        if failure is not None:
+            raise failure
+
     def _next(self) -> None:
         """Start queued tasks while threads allow, one caller after the other."""
         for _ in range(len(self._waiting)):
@@ -199,7 +217,11 @@ class WorkerThreads:
                 succeeded, outcome = False, error
             # Idle before the caller hears back, so that its next call finds this thread.
             self._idle.release()
-            self._call_soon(self._finish, task, succeeded, outcome)
+            with self._finished_lock:
+                wake = not self._finished  # otherwise the loop is already asked to take them
+                self._finished.append((task, succeeded, outcome))
+            if wake:
+                self._call_soon(self._take_finished)
             # Hold no references while waiting for the next task.
             del task, outcome
         with self._lock:

@@ -131,13 +131,22 @@ class Session(anyio.AsyncContextManagerMixin):
 
         `caller` (a client connection) shares the worker threads fairly with the other callers."""
         driver = self.driver(uuid)
-        with self._resources.current(), _unexpected_errors_logged(driver, method):
+        # As `iterate`, with the context managers spelled out: this is the path of every call.
+        resources = self._resources
+        token = resources.make_current()
+        try:
             exported = lookup(driver, method, CallKind.UNARY)
             bound_args, bound_kwargs = bind_arguments(exported, driver, args, kwargs)
             try:
                 return await call_unary(exported, driver, bound_args, bound_kwargs, self._workers, caller)
             finally:
-                await self._resources.release_unused([*args, *kwargs.values()])
+                if resources.any_open and (args or kwargs):
+                    await resources.release_unused([*args, *kwargs.values()])
+        except Exception as error:
+            _log_unexpected(error, driver, method)
+            raise
+        finally:
+            resources.reset_current(token)
 
     @asynccontextmanager
     async def iterate(
@@ -245,15 +254,19 @@ def _unexpected_errors_logged(driver: Driver, method: str) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if not isinstance(error, CallRefused):
-            status = status_for(error)
-            if status.code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) or (
-                len(str(error)) > MAX_DETAILS_CHARACTERS
-            ):
-                logger.warning(
-                    "%s.%s() raised %s: %s", type(driver).__name__, method, type(error).__name__, error, exc_info=error
-                )
+        _log_unexpected(error, driver, method)
         raise
+
+
+def _log_unexpected(error: Exception, driver: Driver, method: str) -> None:
+    if not isinstance(error, CallRefused):
+        status = status_for(error)
+        if status.code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) or (
+            len(str(error)) > MAX_DETAILS_CHARACTERS
+        ):
+            logger.warning(
+                "%s.%s() raised %s: %s", type(driver).__name__, method, type(error).__name__, error, exc_info=error
+            )
 
 
 class DriverStreamBroken(ConnectionError):
