@@ -81,6 +81,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jumpstarter.config._connection import TLSConfig
 from jumpstarter.config.exporter._schema import (
     API_VERSION,
     KIND,
@@ -88,7 +89,6 @@ from jumpstarter.config.exporter._schema import (
     FailureDetectionConfig,
     HookConfig,
     HooksConfig,
-    TLSConfig,
     exporter_config,
 )
 
