@@ -298,3 +298,22 @@ def test_the_original_reads_our_files_and_we_read_its(
     listed = commands.run("jmp", "config", "client", "list", "-o", "name", **home)
     assert listed.stdout == "alice\nbob\n", listed
     assert load_client_file(clients(tmp_path) / "bob.yaml").token == "bobs"
+
+
+def test_a_broken_user_configuration_is_one_error_naming_its_place(
+    commands: Any, home: dict[str, str], tmp_path: Path
+) -> None:
+    assert create(commands, home, "alice").returncode == 0
+    user_config = tmp_path / "xdg" / "jumpstarter" / "config.yaml"
+    user_config.write_text("config: [\n")
+    for argv in (["config", "client", "use", "alice"], ["config", "client", "list"]):
+        result = commands.run("jmp", *argv, **home)
+        assert result.returncode == 1, result
+        assert result.stderr.startswith(f"jmp: error: {user_config}:2:1: not valid YAML"), result
+    user_config.write_text("config: {current-clinet: alice}\n")
+    result = commands.run("jmp", "shell", "--client-config", clients(tmp_path) / "alice.yaml", "--", "true", **home)
+    assert result.returncode == 2, result  # the explicit file: the user configuration is not read
+    result = commands.run("jmp", "config", "client", "list", **home)
+    assert "unknown key 'current-clinet' in config" in result.stderr and "did you mean 'current-client'?" in (
+        result.stderr
+    ), result

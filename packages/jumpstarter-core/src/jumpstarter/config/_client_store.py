@@ -119,8 +119,7 @@ def use_client(alias: str | None) -> None:
     if alias is not None:
         load_client(alias)  # it exists, and is right
     path = user_config_path()
-    text = path.read_text() if path.exists() else ""
-    data: Any = yaml.safe_load(text) if text.strip() else None
+    data: Any = load_yaml(path).data if path.exists() else None  # a broken file: ConfigError, with where
     if not isinstance(data, dict):
         data = {"apiVersion": API_VERSION, "kind": USER_CONFIG_KIND}
     settings = data.get("config") if isinstance(data.get("config"), dict) else {}
