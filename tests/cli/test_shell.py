@@ -186,7 +186,6 @@ def test_usage_errors(commands: Any, arguments: list[str]) -> None:
         (["--selector", "board=rpi4"], "--selector: leasing an exporter from a lab controller is not available"),
         (["-l", "board=rpi4"], "--selector: leasing an exporter from a lab controller is not available"),
         (["--lease", "x"], "--lease: leasing an exporter from a lab controller is not available"),
-        (["--client", "me"], "--client: leasing an exporter from a lab controller is not available"),
         (["--exporter", "bench"], "--exporter is the original jumpstarter's option: give the configuration's file"),
         (["--tls-grpc", "lab-7:1234"], "--tls-grpc is the original jumpstarter's option: use --host HOST:PORT"),
         (["--tls-grpc-insecure"], "--tls-grpc-insecure is the original jumpstarter's option: use --insecure"),

@@ -85,7 +85,8 @@ def test_the_client_configuration_adds_patterns() -> None:
         ),
         (
             "kind: ExporterConfig\n",
-            r"client.yaml:1:7: at kind: kind is 'ExporterConfig'\n  fix: use kind: ClientConfig",
+            r"client.yaml:1:7: at kind: kind is 'ExporterConfig' \(an exporter's configuration\?\)\n"
+            r"  fix: use kind: ClientConfig",
         ),
         ("drivers: [\n", r"client.yaml:2:1: not valid YAML"),
         ("- a\n- b\n", r"client.yaml:1:1: a client configuration is a mapping"),

@@ -1053,8 +1053,9 @@ def test_local_mode_names_the_settings_it_does_not_use_in_one_line() -> None:
         ),
         (
             "hooks:\n  beforeLease: {script: j power on}\n",
-            "exporter.yaml:2:1: at hooks: hooks run around each lease, once the exporter is registered with a lab "
-            "controller; this version does not register yet",
+            "exporter.yaml:2:1: at hooks: hooks run around each lease that a lab controller grants "
+            "(jumpstarter.exporter.LeaseSessions runs them); jmp exporter run does not register with a controller "
+            "yet, so they would never run",
             "remove hooks: to serve the drivers directly",
         ),
         (

@@ -30,7 +30,7 @@ def test_the_environment_has_none_of_the_user_s_settings(tmp_path: Path, monkeyp
     assert not {"JUMPSTARTER_HOST", "JMP_DRIVERS_ALLOW", "JMP_TOKEN", "JMP_TLS_CA", "KEPT"} & set(env)
     assert env["PATH"].split(os.pathsep)[0] == str(BIN)
     assert env["XDG_CONFIG_HOME"] == str(tmp_path / "config")
-    assert env["JMP_CLIENT_CONFIG"] == str(tmp_path / "config" / "jumpstarter" / "client.yaml")
+    assert "JMP_CLIENT_CONFIG" not in env  # the client configurations are looked for under XDG_CONFIG_HOME
     assert env["COLUMNS"] == "80"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from jumpstarter.cli.config import config
 from jumpstarter.cli.driver import driver
 from jumpstarter.cli.exporter import exporter, run_alias
 from jumpstarter.cli.output import Program
@@ -16,6 +17,7 @@ def main() -> None:
     """Test real hardware from anywhere: serve drivers, and drive them."""
 
 
+main.add_command(config)
 main.add_command(driver)
 main.add_command(exporter)
 main.add_command(run_alias)

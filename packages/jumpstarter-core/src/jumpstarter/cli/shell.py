@@ -222,6 +222,14 @@ def shell(
     lab_given = [name for name in _LAB_OPTIONS if lab.get(name)]
     if lab_given:
         option = "--" + lab_given[0].replace("_", "-")
+        if exporter_config is not None or host is not None:
+            raise click.UsageError(
+                f"{option} is for leasing an exporter from a lab controller; it does not go with "
+                f"{'--exporter-config' if exporter_config is not None else '--host'}",
+                ctx=ctx,
+            )
+        if lab.get("client") or lab.get("client_config"):
+            _check_lab_client(lab.get("client"), lab.get("client_config"))
         raise click.UsageError(f"{option}: {_LAB_UNAVAILABLE}", ctx=ctx)
     if (exporter_config is None) == (host is None):
         raise click.UsageError("give either --exporter-config FILE (local mode) or --host ADDRESS", ctx=ctx)
@@ -238,6 +246,20 @@ def shell(
         assert host is not None
         target = _RemoteExporter(host, tls_ca, tls_server_name, token_file, insecure)
     ctx.exit(_run(target, argv, interactive))
+
+
+def _check_lab_client(name: object, path: object) -> None:
+    """Resolve the client configuration as every lab command will, so that its mistakes show now."""
+    from jumpstarter.config.client import lab_problem, resolve_client
+    from jumpstarter.config.yaml import ConfigError
+
+    try:
+        resolved = resolve_client(name if isinstance(name, str) else None, path if isinstance(path, str) else None)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    problem = lab_problem(resolved)
+    if problem is not None:
+        raise click.ClickException(f"{problem} (jmp config client create NAME writes one that can)")
 
 
 # -- the exporter ------------------------------------------------------------------------

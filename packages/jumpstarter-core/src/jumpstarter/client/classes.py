@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
-from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JMP_DRIVERS_UNSAFE, client_config_path
+from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JMP_DRIVERS_UNSAFE, client_config_given
 
 if TYPE_CHECKING:
     from jumpstarter.client.base import DriverClient
@@ -60,10 +60,10 @@ class ClientClassPolicy:
         patterns = {f"{_driver_package(value.split(':')[0])}.*" for value in installed_driver_values()}
         patterns.update(allow)
         configured_unsafe = False
-        if client_config_path().exists():  # only then are pydantic and yaml needed
-            from jumpstarter.config.client import load_client_config
+        if client_config_given():  # only then are pydantic and yaml needed
+            from jumpstarter.config.client import resolve_client
 
-            config = load_client_config()
+            config = resolve_client().config
             patterns.update(config.drivers.allow)
             configured_unsafe = config.drivers.unsafe
         environment = [item.strip() for item in os.environ.get(JMP_DRIVERS_ALLOW, "").split(",") if item.strip()]

@@ -18,7 +18,7 @@ from jumpstarter.client.connection import Connection, cancellable
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.text import printable
 from jumpstarter.client.tree import build_client_tree
-from jumpstarter.common.exceptions import DriverConnectionError, ExporterConnectionLost
+from jumpstarter.common.exceptions import DriverConnectionError, DriverError, ExporterConnectionLost, ExporterNotReady
 from jumpstarter.common.wire import keepalive_supported
 from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc
 
@@ -122,10 +122,12 @@ async def _report(channel: grpc.aio.Channel, endpoint: ExporterEndpoint, answer_
     return report
 
 
-def _connection_error(endpoint: ExporterEndpoint, error: grpc.RpcError, answer_timeout: float) -> DriverConnectionError:
+def _connection_error(endpoint: ExporterEndpoint, error: grpc.RpcError, answer_timeout: float) -> DriverError:
     """What went wrong reaching `endpoint`, and how to fix it, from gRPC's status and its details."""
     code, details = error.code(), printable(error.details() or "")
     where = f"the exporter at {endpoint.address}"
+    if code == grpc.StatusCode.FAILED_PRECONDITION:  # reached, but between leases: it says why
+        return ExporterNotReady(f"{where}: {details}")
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return DriverConnectionError(f"{where} refused the credentials: {details}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -1,59 +1,73 @@
-"""The client configuration: which client classes a client may import.
+"""Client configurations, in the original jumpstarter's format and places.
 
-``$XDG_CONFIG_HOME/jumpstarter/client.yaml`` (or the file ``JMP_CLIENT_CONFIG`` names):
+``clients/NAME.yaml`` under ``$JMP_CLIENT_CONFIG_HOME`` (else ``$XDG_CONFIG_HOME/jumpstarter``,
+else ``~/.config/jumpstarter``), the default one named in ``config.yaml`` beside it
+(``jmp config client use NAME``)::
 
     apiVersion: jumpstarter.dev/v1alpha1
     kind: ClientConfig
-    metadata: {namespace: lab, name: alice}   # optional: the client's identity in a lab (Kubernetes names)
+    metadata: {namespace: lab-a, name: alice}   # the client's identity in a lab (Kubernetes names)
+    endpoint: grpc.lab.example.com:443          # the lab controller
+    token: "..."                                # the client's token (the file is 0600)
+    tls: {ca: "", insecure: false}              # ca: the base64 of the PEM certificates to trust
+    grpcOptions: {}                             # options of the channel to the controller
     drivers:
-      allow: ["mycompany_drivers.*"]   # glob patterns over client class import paths
-      unsafe: false                    # true: any client class (trust every exporter)
+      allow: ["mycompany_drivers.*"]            # glob patterns over client class import paths
+      unsafe: false                             # true: any client class (trust every exporter)
+
+Every key is optional. `resolve_client` chooses the configuration a command uses (``--client``,
+``--client-config``, the environment, the default), the one rule of every command.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from jumpstarter.config.env import client_config_path
-from jumpstarter.config.meta import ObjectMeta
+from jumpstarter.config._client_schema import ClientConfig, DriversConfig, LeasesConfig, ShellConfig, client_config
+from jumpstarter.config._client_store import (
+    ResolvedClient,
+    client_names,
+    client_path,
+    clients_dir,
+    default_client,
+    delete_client,
+    lab_problem,
+    load_client,
+    load_client_file,
+    resolve_client,
+    save_client,
+    use_client,
+)
+from jumpstarter.config._connection import TLSConfig
 from jumpstarter.config.yaml import ConfigError, load_yaml
-
-API_VERSION: Final = "jumpstarter.dev/v1alpha1"
-
-
-class DriversConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    allow: list[str] = Field([], description="a list of glob patterns over client class import paths")
-    unsafe: bool = Field(False, description="true or false: true allows any client class")
-
-
-class ClientConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    api_version: Literal["jumpstarter.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
-    kind: str = "ClientConfig"
-    metadata: ObjectMeta | None = None
-    drivers: DriversConfig = DriversConfig()
 
 
 def load_client_config(path: Path | None = None) -> ClientConfig:
-    """The client configuration at `path` (default: `client_config_path()`); defaults if there is none."""
-    path = path or client_config_path()
-    if not path.exists():
-        return ClientConfig()
-    located = load_yaml(path)
-    if located.data is None:
-        return ClientConfig()
-    if not isinstance(located.data, dict):
-        raise located.error((), "a client configuration is a mapping", "start from the example in the documentation")
-    config = located.validate(ClientConfig, located.data)
-    if config.kind != "ClientConfig":
-        raise located.error(("kind",), f"kind is {config.kind!r}", "use kind: ClientConfig")
-    return config
+    """The client configuration in the file at `path` (a missing file: the defaults), or, without
+    `path`, the one `resolve_client()` chooses. Raises ConfigError."""
+    if path is None:
+        return resolve_client().config
+    return client_config(load_yaml(path)) if path.exists() else ClientConfig()
 
 
-__all__ = ["ClientConfig", "ConfigError", "DriversConfig", "load_client_config"]
+__all__ = [
+    "ClientConfig",
+    "ConfigError",
+    "DriversConfig",
+    "LeasesConfig",
+    "ResolvedClient",
+    "ShellConfig",
+    "TLSConfig",
+    "client_names",
+    "client_path",
+    "clients_dir",
+    "default_client",
+    "delete_client",
+    "lab_problem",
+    "load_client",
+    "load_client_config",
+    "load_client_file",
+    "resolve_client",
+    "save_client",
+    "use_client",
+]

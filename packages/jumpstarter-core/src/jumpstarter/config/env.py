@@ -9,8 +9,18 @@ from pathlib import Path
 JMP_DRIVERS_ALLOW = "JMP_DRIVERS_ALLOW"
 # "true": allow any client class (the same as JMP_DRIVERS_ALLOW=UNSAFE).
 JMP_DRIVERS_UNSAFE = "JMP_DRIVERS_UNSAFE"
-# Where the client configuration lives (default: $XDG_CONFIG_HOME/jumpstarter/client.yaml).
+# A client configuration file to use instead of the default client's.
 JMP_CLIENT_CONFIG = "JMP_CLIENT_CONFIG"
+# The directory of the client configurations (clients/NAME.yaml) and of the user's config.yaml
+# (default: $XDG_CONFIG_HOME/jumpstarter, else ~/.config/jumpstarter), as the original reads it.
+JMP_CLIENT_CONFIG_HOME = "JMP_CLIENT_CONFIG_HOME"
+# The client configuration of this name (clients/NAME.yaml) instead of the default one.
+JMP_CLIENT = "JMP_CLIENT"
+# Overrides of the client configuration's fields: endpoint, metadata.namespace and metadata.name
+# (JMP_TOKEN, below, overrides its token).
+JMP_ENDPOINT = "JMP_ENDPOINT"
+JMP_NAMESPACE = "JMP_NAMESPACE"
+JMP_NAME = "JMP_NAME"
 
 # The exporter session `jmp shell` gives the commands it runs: a Unix socket path or host:port.
 JUMPSTARTER_HOST = "JUMPSTARTER_HOST"
@@ -25,10 +35,22 @@ JMP_TLS_SERVER_NAME = "JMP_TLS_SERVER_NAME"
 JMP_GRPC_INSECURE = "JMP_GRPC_INSECURE"
 
 
-def client_config_path() -> Path:
-    """Where the client configuration is read from (it need not exist)."""
-    explicit = os.environ.get(JMP_CLIENT_CONFIG)
+def config_home() -> Path:
+    """The directory of the client configurations and of the user's config.yaml (it need not exist)."""
+    explicit = os.environ.get(JMP_CLIENT_CONFIG_HOME)
     if explicit:
         return Path(explicit)
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "jumpstarter" / "client.yaml"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "jumpstarter"
+
+
+def user_config_path() -> Path:
+    """The user's config.yaml, which names the default client (`jmp config client use NAME`)."""
+    return config_home() / "config.yaml"
+
+
+def client_config_given() -> bool:
+    """Whether a client configuration may apply: without one, `j` need not load pydantic and YAML."""
+    explicit = os.environ.get(JMP_CLIENT_CONFIG)
+    if explicit:
+        return Path(explicit).exists()
+    return any(os.environ.get(name) for name in (JMP_CLIENT, JMP_ENDPOINT, JMP_NAME)) or user_config_path().exists()

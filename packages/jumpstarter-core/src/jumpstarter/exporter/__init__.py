@@ -2,11 +2,13 @@
 
 A `Session` runs one driver tree (no transport of its own); a session provider hands out
 the session of each call: `SingleSession` (one tree, one session) or `Exporter` (a session
-per set of connected clients, built from a configuration). `listen` serves a provider's
+per set of connected clients, built from a configuration) or `LeaseSessions` (a fresh
+session per lab lease, with its hooks). `listen` serves a provider's
 sessions on a Unix socket and/or TCP, through one gRPC servicer; `serve_until_signalled`
 does so until SIGTERM or SIGINT, and stops even when driver code is stuck.
 """
 
+from jumpstarter.exporter._leases import Lease, LeaseSessions
 from jumpstarter.exporter._listeners import Listening, TcpListener, listen
 from jumpstarter.exporter._provider import SessionProvider, SingleSession, StatusBoard
 from jumpstarter.exporter._running import serve_until_signalled
@@ -15,6 +17,8 @@ from jumpstarter.exporter.session import Session
 
 __all__ = [
     "Exporter",
+    "Lease",
+    "LeaseSessions",
     "Listening",
     "Session",
     "SessionProvider",

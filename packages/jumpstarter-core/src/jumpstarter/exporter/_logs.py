@@ -22,10 +22,21 @@ _NOT_RELAYED = (CLIENT_RELAY_LOGGER_PREFIX, GUARD_LOGGER_NAME)
 CONSUMER_BACKLOG = 1024
 
 
+# The loggers of the lease hooks' output (`jumpstarter.exporter._hooks`): sent as hook output.
+HOOK_LOGGERS = {
+    "beforeLease": "jumpstarter.hooks.beforeLease",
+    "afterLease": "jumpstarter.hooks.afterLease",
+}
+_HOOK_SOURCES = {
+    HOOK_LOGGERS["beforeLease"]: common_pb2.LOG_SOURCE_BEFORE_LEASE_HOOK,
+    HOOK_LOGGERS["afterLease"]: common_pb2.LOG_SOURCE_AFTER_LEASE_HOOK,
+}
+
+
 def source_of(record: logging.LogRecord) -> common_pb2.LogSource:
     if record.name == DRIVER_LOGGER_PREFIX or record.name.startswith(DRIVER_LOGGER_PREFIX + "."):
         return common_pb2.LOG_SOURCE_DRIVER
-    return common_pb2.LOG_SOURCE_SYSTEM
+    return _HOOK_SOURCES.get(record.name, common_pb2.LOG_SOURCE_SYSTEM)
 
 
 class _Consumer:

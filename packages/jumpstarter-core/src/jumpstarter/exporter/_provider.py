@@ -6,14 +6,14 @@ The servicer (`jumpstarter.exporter._servicer`) is the same whoever provides the
   ``jmp shell`` with a local exporter);
 - `jumpstarter.exporter.Exporter`: a session started on demand and shared by the clients
   connected at the same time (``jmp exporter run``);
-- a provider of a fresh session per controller lease comes next: it hands out the lease's
-  session while the lease is ready, refuses calls otherwise (`ExporterNotReady`), and
-  reports the lease's progress through its `status`.
+- `jumpstarter.exporter.LeaseSessions`: a fresh session per controller lease; it hands out
+  the lease's session while the lease is on, refuses calls otherwise (`ExporterNotReady`),
+  and reports the lease's progress through its `status`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Protocol, runtime_checkable
@@ -32,17 +32,25 @@ class StatusBoard:
     a message, a version that counts the updates, and the status before the last update."""
 
     def __init__(
-        self, status: common_pb2.ExporterStatus = common_pb2.EXPORTER_STATUS_LEASE_READY, message: str = ""
+        self,
+        status: common_pb2.ExporterStatus = common_pb2.EXPORTER_STATUS_LEASE_READY,
+        message: str = "",
+        *,
+        observer: Callable[[common_pb2.ExporterStatus, str], None] | None = None,
     ) -> None:
+        """`observer` is told of every update (a controller link forwards them with ReportStatus)."""
         self.status = status
         self.message = message
         self.version = 0
         self.previous: common_pb2.ExporterStatus | None = None
+        self._observer = observer
 
     def update(self, status: common_pb2.ExporterStatus, message: str = "") -> None:
         self.previous, self.status = self.status, status
         self.message = message
         self.version += 1
+        if self._observer is not None:
+            self._observer(status, message)
 
 
 @runtime_checkable

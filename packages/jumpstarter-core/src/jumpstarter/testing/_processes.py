@@ -22,11 +22,16 @@ from types import TracebackType
 from typing import IO, Any
 
 from jumpstarter.config.env import (
+    JMP_CLIENT,
     JMP_CLIENT_CONFIG,
+    JMP_CLIENT_CONFIG_HOME,
     JMP_DRIVERS_ALLOW,
     JMP_DRIVERS_UNSAFE,
+    JMP_ENDPOINT,
     JMP_GRPC_INSECURE,
     JMP_GRPC_PASSPHRASE,
+    JMP_NAME,
+    JMP_NAMESPACE,
     JMP_TLS_CA,
     JMP_TLS_SERVER_NAME,
     JMP_TOKEN,
@@ -43,6 +48,12 @@ GRACE = 2.0
 # The user's settings that would point a process at another exporter, allow-list or credential.
 _USER_SETTINGS = (
     JUMPSTARTER_HOST,
+    JMP_CLIENT_CONFIG,
+    JMP_CLIENT_CONFIG_HOME,
+    JMP_CLIENT,
+    JMP_ENDPOINT,
+    JMP_NAMESPACE,
+    JMP_NAME,
     JMP_DRIVERS_ALLOW,
     JMP_DRIVERS_UNSAFE,
     JMP_TOKEN,
@@ -70,7 +81,6 @@ def _environment(directory: Path, extra: Mapping[str, str | None]) -> dict[str, 
     env = {key: value for key, value in os.environ.items() if key not in _USER_SETTINGS}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["XDG_CONFIG_HOME"] = str(directory / "config")
-    env[JMP_CLIENT_CONFIG] = str(directory / "config" / "jumpstarter" / "client.yaml")
     for key, value in extra.items():
         if value is None:
             env.pop(key, None)

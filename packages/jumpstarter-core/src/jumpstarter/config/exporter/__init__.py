@@ -9,7 +9,7 @@ The format is the original jumpstarter's, so its files load unchanged::
     token: "..."                             # optional, for a lab
     tls: {ca: "", insecure: false}           # optional, for a lab: ca is the base64 of PEM certificates
     grpcOptions: {grpc.keepalive_time_ms: 20000}   # optional, for a lab (also read as grpcConfig)
-    hooks:                                   # optional, for a lab: scripts around each lease (not run yet)
+    hooks:                                   # optional, for a lab: scripts around each lease (LeaseSessions)
       beforeLease: {script: j power on, timeout: 120, onFailure: warn, exec: /bin/sh}
     failureDetection: {maxRapidFailures: 5, rapidFailureWindow: 60}   # the original's self-restart
     description: Bench 3                     # optional: the description of the root driver
@@ -81,6 +81,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jumpstarter.config._connection import TLSConfig
 from jumpstarter.config.exporter._schema import (
     API_VERSION,
     KIND,
@@ -88,7 +89,6 @@ from jumpstarter.config.exporter._schema import (
     FailureDetectionConfig,
     HookConfig,
     HooksConfig,
-    TLSConfig,
     exporter_config,
 )
 

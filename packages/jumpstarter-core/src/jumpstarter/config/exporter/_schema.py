@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
+from pydantic import Field, PositiveInt, PrivateAttr
 
+from jumpstarter.config._connection import ENDPOINT_RULE, Endpoint, Section, TLSConfig
 from jumpstarter.config._messages import kind_of
 from jumpstarter.config.exporter._build import build_tree
 from jumpstarter.config.exporter._entries import Entry, check_export, walk
@@ -24,47 +23,8 @@ LEGACY_GRPC_OPTIONS: Final = "grpcConfig"
 # Top-level sections where null means "not given" (the original accepted a null grpcOptions).
 _OPTIONAL_SECTIONS = ("tls", "grpcOptions", LEGACY_GRPC_OPTIONS, "hooks", "failureDetection", "export")
 
-_ENDPOINT_RULE = "the controller's gRPC address, HOST:PORT (such as grpc.lab.example.com:443)"
-_CA_RULE = "the base64 of the PEM certificates to trust, as `base64 -w0 ca.crt` prints it; empty for the system's"
 
-
-def _check_endpoint(endpoint: str) -> str:
-    if "://" in endpoint:
-        raise ValueError(f"a gRPC address has no scheme: write {endpoint.split('://', 1)[1].rstrip('/')}")
-    host, separator, port = endpoint.rpartition(":")
-    if not separator or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("not HOST:PORT")
-    return endpoint
-
-
-def _check_ca(ca: str) -> str:
-    if not ca:
-        return ca
-    try:
-        pem = base64.b64decode(ca, validate=True)
-    except (binascii.Error, ValueError):
-        hint = ": write the base64 of the PEM file" if "-----BEGIN" in ca else ""
-        raise ValueError(f"not base64{hint}") from None
-    if b"-----BEGIN CERTIFICATE-----" not in pem:
-        raise ValueError("its base64 holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
-    return ca
-
-
-class _Section(BaseModel):
-    # Python code may use the field names; a file must use the aliases (`Located.validate` sees to it).
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-class TLSConfig(_Section):
-    """How the exporter trusts its controller and router (with ``endpoint``)."""
-
-    ca: Annotated[str, AfterValidator(_check_ca)] = Field("", description=_CA_RULE)
-    insecure: bool = Field(
-        False, description="true or false: true trusts whatever certificate the controller shows (still TLS)"
-    )
-
-
-class HookConfig(_Section):
+class HookConfig(Section):
     """A script the exporter runs before or after each lease (with ``endpoint``)."""
 
     script: str = Field(min_length=1, description="the script: inline text, or the path of a script file")
@@ -75,27 +35,27 @@ class HookConfig(_Section):
     )
 
 
-class HooksConfig(_Section):
+class HooksConfig(Section):
     """Scripts run around each lease."""
 
     before_lease: HookConfig | None = Field(None, alias="beforeLease")
     after_lease: HookConfig | None = Field(None, alias="afterLease")
 
 
-class FailureDetectionConfig(_Section):
+class FailureDetectionConfig(Section):
     """When the original's exporter, restarting itself after failures, gives up."""
 
     max_rapid_failures: int = Field(5, alias="maxRapidFailures")
     rapid_failure_window: int = Field(60, alias="rapidFailureWindow")  # seconds
 
 
-class ExporterConfig(_Section):
+class ExporterConfig(Section):
     """An exporter configuration (see `jumpstarter.config.exporter`); `build` makes its driver tree."""
 
     api_version: Literal["jumpstarter.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
     kind: Literal["ExporterConfig"] = KIND
     metadata: ObjectMeta
-    endpoint: Annotated[str, AfterValidator(_check_endpoint)] | None = Field(None, description=_ENDPOINT_RULE)
+    endpoint: Endpoint | None = Field(None, description=ENDPOINT_RULE)
     token: str | None = Field(None, repr=False, description="text: the exporter's token")  # kept out of logs
     tls: TLSConfig = Field(default_factory=TLSConfig)
     grpc_options: dict[str, str | int] = Field(default_factory=dict, alias="grpcOptions")

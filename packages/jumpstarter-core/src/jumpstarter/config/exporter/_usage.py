@@ -1,8 +1,10 @@
 """What each way of running an exporter configuration does with the settings meant for a lab.
 
 ``endpoint``, ``token``, ``tls`` and ``grpcOptions`` (registering with a lab controller),
-``hooks`` (scripts around each lease) and ``failureDetection`` (the original's self-restart)
-are read and checked like every other setting, but nothing here uses them yet. So that no
+``hooks`` (scripts around each lease, which `jumpstarter.exporter.LeaseSessions` runs) and
+``failureDetection`` (the original's self-restart) are read and checked like every other
+setting, but `jmp exporter run` does not register with a controller yet, so none of them
+would take effect. So that no
 setting is accepted and then silently ignored, each command says what it does with them:
 `jmp exporter run` refuses them (`check_for_serving`), and local mode, where they have no
 meaning, names them in one line (`local_mode_note`).
@@ -66,8 +68,8 @@ def check_for_serving(config: ExporterConfig) -> None:
     if key == "hooks":
         raise located.error(
             (key, KEY),
-            "hooks run around each lease, once the exporter is registered with a lab controller; "
-            "this version does not register yet",
+            "hooks run around each lease that a lab controller grants (jumpstarter.exporter.LeaseSessions runs them); "
+            "jmp exporter run does not register with a controller yet, so they would never run",
             "remove hooks: to serve the drivers directly; run such scripts in jmp shell instead "
             "(jmp shell --host ADDRESS -- j power on)",
         )

@@ -1,0 +1,81 @@
+"""The examples of docs/reference/lab-exporter.md that are no python blocks: the hooks and the systemd unit."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import anyio
+import pytest
+from markdown_it import MarkdownIt
+
+from jumpstarter.cli.exporter import exporter
+from jumpstarter.client import connect
+from jumpstarter.config.exporter import parse_exporter_config
+from jumpstarter.exporter import LeaseSessions, listen
+from jumpstarter.testing import BIN
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "lab-exporter.md"
+
+
+def blocks(language: str) -> list[str]:
+    tokens = MarkdownIt("commonmark").parse(PAGE.read_text())
+    return [token.content for token in tokens if token.type == "fence" and token.info.strip() == language]
+
+
+def test_the_documented_hooks_run_around_a_lease() -> None:
+    (hooks,) = blocks("yaml")
+    config = parse_exporter_config(f"metadata: {{name: bench-3}}\nexport:\n  power: {{type: MockPower}}\n{hooks}")
+    assert config.hooks.before_lease is not None and config.hooks.before_lease.on_failure == "endLease"
+
+    def power_is_on(path: str) -> bool:
+        with connect(path) as client:
+            return bool(client.power.state())
+
+    async def main() -> list[bool]:
+        seen = []
+        leases = LeaseSessions(config.build, hooks=config.hooks)
+        async with listen(leases, private_unix=True) as at:
+            await leases.begin_lease("lease-1", "alice")
+            seen.append(await anyio.to_thread.run_sync(power_is_on, at.unix_path))
+            await leases.end_lease()
+            await leases.begin_lease("lease-2", "bob")
+            seen.append(await anyio.to_thread.run_sync(power_is_on, at.unix_path))
+            await leases.end_lease()
+        return seen
+
+    assert anyio.run(main) == [True, True]
+
+
+def unit() -> configparser.ConfigParser:
+    (text,) = blocks("ini")
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(text)
+    return parser
+
+
+def test_the_unit_restarts_the_exporter_always_and_runs_a_valid_command() -> None:
+    service = unit()["Service"]
+    assert service["Restart"] == "always"
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0].endswith("/jmp") and argv[1:3] == ["exporter", "run"]
+    run = exporter.commands["run"]
+    context = run.make_context("run", argv[3:])  # refuses an unknown option or a missing value
+    assert context.params["config_path"] == Path("/etc/jumpstarter/exporters/bench-3.yaml")
+
+
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    (text,) = blocks("ini")
+    # The binary must exist for systemd to accept the unit: this environment's jmp.
+    path = tmp_path / "jumpstarter-exporter-bench-3.service"
+    path.write_text(text.replace("/opt/jumpstarter/bin/jmp", str(BIN / "jmp")))
+    result = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert path.name not in result.stderr, result.stderr
