@@ -26,6 +26,8 @@ PACKAGES = [
     "jumpstarter-driver-composite==0.9.0",
     "jumpstarter-driver-power==0.9.0",
     "jumpstarter-driver-network==0.9.0",
+    # Its command line (jmp, jmp run, j): the peers of the lab controller's interop tests.
+    "jumpstarter-cli==0.9.0",
 ]
 
 
@@ -60,7 +62,11 @@ def _is_ready(location: Path) -> bool:
     if not python.exists():
         return False
     check = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; assert m.version('jumpstarter') == '0.9.0'"],
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m; assert m.version('jumpstarter') == m.version('jumpstarter-cli') == '0.9.0'",
+        ],
         capture_output=True,
     )
     return check.returncode == 0
