@@ -65,7 +65,8 @@ def _is_ready(location: Path) -> bool:
         [
             str(python),
             "-c",
-            "import importlib.metadata as m; assert m.version('jumpstarter') == m.version('jumpstarter-cli') == '0.9.0'",
+            "import importlib.metadata as m; "
+            "assert {m.version(p) for p in ('jumpstarter', 'jumpstarter-cli')} == {'0.9.0'}",
         ],
         capture_output=True,
     )
