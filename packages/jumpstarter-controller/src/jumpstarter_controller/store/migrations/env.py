@@ -1,0 +1,12 @@
+"""Alembic's environment: migrations run on the connection `Store` hands over (never from a URL here)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from jumpstarter_controller.store.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()
