@@ -173,11 +173,11 @@ def parse(text: str) -> Selector:
                 raise InvalidSelector(
                     f"selector {text!r}: after {key!r} expected =, ==, !=, in, notin or ',', found {after!r}"
                 )
-        separator = peek()
-        if separator is None:
+        following = peek()
+        if following is None:
             break
-        if separator != ",":
-            raise InvalidSelector(f"selector {text!r}: expected ',' between requirements, found {separator!r}")
+        if following != ",":
+            raise InvalidSelector(f"selector {text!r}: expected ',' between requirements, found {following!r}")
         take()
     return Selector.of(requirements)
 
