@@ -62,10 +62,9 @@ class Peer:
             ("jumpstarter-name", document["metadata"]["name"]),
         )
 
-        credentials = grpc.composite_channel_credentials(
-            grpc.ssl_channel_credentials(root_certificates=ca), grpc.metadata_call_credentials(_Metadata(metadata))
-        )
-        async with grpc.aio.secure_channel(document["endpoint"], credentials) as channel:
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+        interceptors: list[grpc.aio.ClientInterceptor] = [_UnaryMetadata(metadata), _StreamMetadata(metadata)]
+        async with grpc.aio.secure_channel(document["endpoint"], credentials, interceptors=interceptors) as channel:
             yield cls(kind, document["metadata"]["namespace"], document["metadata"]["name"], document["endpoint"],
                       channel)  # fmt: skip
 
@@ -91,14 +90,25 @@ class Peer:
         await self.client.DeleteLease(client_pb2.DeleteLeaseRequest(name=self.lease_name(name)))
 
 
-class _Metadata(grpc.AuthMetadataPlugin):
-    """The four keys the original's peers send on every call (as call credentials: TLS only)."""
+class _WithMetadata:
+    """Adds the four keys the original's peers send on every call. (Interceptors rather than call
+    credentials: gRPC runs those on threads of its own.)"""
 
     def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
         self._metadata = metadata
 
-    def __call__(self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback) -> None:
-        callback(self._metadata, None)
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=grpc.aio.Metadata(*self._metadata, *(details.metadata or ())))
+
+
+class _UnaryMetadata(_WithMetadata, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _StreamMetadata(_WithMetadata, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
 
 
 def bare(resource_name: str) -> str:

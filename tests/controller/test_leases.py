@@ -1,0 +1,186 @@
+"""Leases on a real controller process: queueing, expiry, extension, transfer, scheduling, offline exporters.
+
+The exporters are `SimulatedExporter`s: lightweight peers speaking ControllerService exactly
+as the original's exporter does (the interop tests run the original itself).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import grpc
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from jumpstarter.client.v1 import client_pb2
+from jumpstarter.v1 import jumpstarter_pb2
+from jumpstarter_controller.peers import Peer, SimulatedExporter, bare
+from testsupport.labcontroller import LabController
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop")]
+
+STEP = 10.0  # a bound for waits on events, not a measure
+
+
+def conditions(lease: client_pb2.Lease) -> list[tuple[str, str, str]]:
+    return [(c.type, c.status, c.reason) for c in lease.conditions]
+
+
+def ready(lease: client_pb2.Lease) -> bool:
+    return bool(lease.conditions) and (lease.conditions[-1].type, lease.conditions[-1].status) == ("Ready", "True")
+
+
+async def until(peer: Peer, name: str, predicate: object) -> client_pb2.Lease:
+    """Poll GetLease (as the original's client does) until `predicate(lease)`; fail after STEP seconds."""
+    with anyio.fail_after(STEP):
+        while True:
+            lease = await peer.get_lease(name)
+            if predicate(lease):  # type: ignore[operator]
+                return lease
+            await anyio.sleep(0.05)
+
+
+@asynccontextmanager
+async def exporter_running(config: Path, *, register: bool = True) -> AsyncIterator[SimulatedExporter]:
+    async with Peer.from_config(config) as peer, anyio.create_task_group() as tasks:
+        simulated = SimulatedExporter(peer)
+        if register:
+            await simulated.register()
+        tasks.start_soon(lambda: simulated.run(register=False))
+        yield simulated
+        tasks.cancel_scope.cancel()
+
+
+async def online(lab_peer: Peer, name: str) -> None:
+    with anyio.fail_after(STEP):
+        while True:
+            exporter = await lab_peer.client.GetExporter(
+                client_pb2.GetExporterRequest(name=f"{lab_peer.parent}/exporters/{name}")
+            )
+            if exporter.online:
+                return
+            await anyio.sleep(0.05)
+
+
+async def test_three_clients_one_board_in_order_with_positions(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    configs = [lab.create("client", name) for name in ("alice", "bob", "carol")]
+    async with (
+        exporter_running(board) as exporter,
+        Peer.from_config(configs[0]) as alice,
+        Peer.from_config(configs[1]) as bob,
+        Peer.from_config(configs[2]) as carol,
+    ):
+        await online(alice, "board1")
+        first = await alice.create_lease("board=rpi4", seconds=60)
+        assert ready(first), conditions(first)  # assigned inside CreateLease
+        second = await bob.create_lease("board=rpi4", seconds=60)
+        third = await carol.create_lease("board=rpi4", seconds=60)
+        assert second.conditions[-1].message.startswith("1st in line for board=rpi4")
+        assert third.conditions[-1].message.startswith("2nd in line for board=rpi4")
+
+        await alice.delete_lease(bare(first.name))
+        done = await alice.get_lease(bare(first.name))
+        assert conditions(done) == [("Pending", "False", "Released"), ("Ready", "False", "Released")]
+        second = await until(bob, bare(second.name), ready)
+        third = await carol.get_lease(bare(third.name))
+        assert third.conditions[-1].message.startswith("1st in line for board=rpi4")
+        await bob.delete_lease(bare(second.name))
+        await until(carol, bare(third.name), ready)
+        assert exporter.leases == [bare(first.name), bare(second.name), bare(third.name)]
+        with pytest.raises(grpc.aio.AioRpcError) as twice:
+            await bob.delete_lease(bare(second.name))
+        assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_expiry_extension_and_no_silent_shortening(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    async with exporter_running(board) as exporter, Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=rpi4", seconds=2)
+        assert ready(lease)
+        name = bare(lease.name)
+        longer = client_pb2.Lease(name=lease.name, duration=Duration(seconds=3))
+        updated = await alice.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=longer))
+        assert updated.duration.seconds == 3
+        shorter = client_pb2.Lease(name=lease.name, duration=Duration(seconds=1))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await alice.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=shorter))
+        assert "shorten" in str(refused.value.details())
+        assert (await alice.get_lease(name)).duration.seconds == 3  # unchanged
+        ended = await until(alice, name, lambda x: x.HasField("effective_end_time"))
+        assert conditions(ended)[-1] == ("Ready", "False", "Expired")
+        assert ("Pending", "False", "Expired") in conditions(ended)
+        assert 2.5 < ended.effective_duration.seconds + ended.effective_duration.nanos / 1e9 < 5
+        with anyio.fail_after(STEP):
+            while exporter.current is not None:  # told leased=false
+                await exporter.changed.wait()
+
+
+async def test_transfer_within_the_namespace(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config, bob_config = lab.create("client", "alice"), lab.create("client", "bob")
+    async with (
+        exporter_running(board),
+        Peer.from_config(alice_config) as alice,
+        Peer.from_config(bob_config) as bob,
+    ):
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=rpi4", seconds=60)
+        moved = client_pb2.Lease(name=lease.name, client="namespaces/default/clients/bob")
+        updated = await alice.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=moved))
+        assert updated.client == "namespaces/default/clients/bob"
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await alice.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+        assert "permission denied" in str(denied.value.details())
+        dial = await bob.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+        assert dial.router_endpoint == lab.endpoint
+        elsewhere = client_pb2.Lease(name=lease.name, client="namespaces/other/clients/bob")
+        with pytest.raises(grpc.aio.AioRpcError):
+            await bob.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=elsewhere))
+
+
+async def test_scheduled_lease_waits_for_its_begin_time(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    async with exporter_running(board), Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        begin = time.time() + 1.5
+        lease = await alice.create_lease(
+            "board=rpi4", seconds=30, begin_time=Timestamp(seconds=int(begin), nanos=int(begin % 1 * 1e9))
+        )
+        assert not ready(lease)
+        started = await until(alice, bare(lease.name), ready)
+        assert started.effective_begin_time.seconds >= int(begin)
+
+
+async def test_exporter_lost_mid_lease_keeps_the_lease_and_resumes(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    async with Peer.from_config(alice_config) as alice:
+        async with exporter_running(board):
+            await online(alice, "board1")
+            lease = await alice.create_lease("board=rpi4", seconds=60)
+        # The exporter's streams are gone: the lease stays, the client is told the exporter is unreachable.
+        with pytest.raises(grpc.aio.AioRpcError) as offline:
+            with anyio.fail_after(STEP):
+                while True:
+                    await alice.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+                    await anyio.sleep(0.05)
+        assert offline.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "offline" in str(offline.value.details())
+        assert ready(await alice.get_lease(bare(lease.name)))
+        # Back without Register: it gets the same lease again.
+        async with exporter_running(board, register=False) as again:
+            with anyio.fail_after(STEP):
+                while again.current is None:
+                    await again.changed.wait()
+            assert again.current == bare(lease.name)
+            dial = await alice.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+            assert dial.router_token
