@@ -34,7 +34,7 @@ class Connection:
         from jumpstarter_controller.server import ENDPOINT_FILE
         from jumpstarter_controller.state import StateDir
 
-        state = StateDir(state_dir)
+        state = StateDir(state_dir, create=False)
         endpoint_file = state_dir / ENDPOINT_FILE
         if not endpoint_file.exists() or not state.admin_token_path.exists():
             raise AdminError(f"no controller has run with the state directory {state_dir}: start one with "

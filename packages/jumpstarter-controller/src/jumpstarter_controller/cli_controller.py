@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from jumpstarter_controller.server import DEFAULT_LISTEN
+DEFAULT_LISTEN = "127.0.0.1:8082"
 
 
 def _say(message: str) -> None:
@@ -33,7 +33,10 @@ def run(state_dir: Path, listen: str, database: str | None, config_path: Path | 
     import anyio
     import grpc
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from jumpstarter_controller.config import ConfigError
+    from jumpstarter_controller.state import StateDirError
     from jumpstarter_controller.server import ServeOptions, parse_listen, serve
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -52,8 +55,11 @@ def run(state_dir: Path, listen: str, database: str | None, config_path: Path | 
 
     try:
         anyio.run(serve, ServeOptions(state_dir, listen, database, config_path), ready, standby)
-    except (ConfigError, ValueError) as error:
+    except (ConfigError, StateDirError, ValueError) as error:
         raise click.ClickException(str(error)) from None
+    except SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        raise click.ClickException(f"cannot use the database: {str(cause).splitlines()[0]}") from None
     except OSError as error:
         raise click.ClickException(str(error)) from None
     except grpc.RpcError as error:  # pragma: no cover - a port gRPC cannot bind

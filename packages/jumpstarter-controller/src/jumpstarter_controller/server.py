@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 import grpc
 
-from jumpstarter.common.tls import default_names, write_secret
+from jumpstarter.common.tls import TlsIdentity, default_names, write_secret
 from jumpstarter.exporter.gate import ConnectionGate, ConnectionLimits
 from jumpstarter.exporter.guard import handshake_options, raise_descriptor_limit
 from jumpstarter_controller.admin_service import AdminService, add_admin_service
@@ -129,7 +129,8 @@ async def serve(
         add_admin_service(server, AdminService(controller, mint_identity))
         add_router_service(server, router)
         names = list(dict.fromkeys([*default_names(host), host]))
-        credentials = state.issue_server_certificate(names).server_credentials()
+        certificate, private_key = state.issue_server_certificate(names, options.state_dir / "controller-tls")
+        credentials = TlsIdentity.load(certificate, private_key).server_credentials()
         previous = os.umask(0o077)
         try:
             server.add_secure_port(f"unix://{backend}", credentials)
