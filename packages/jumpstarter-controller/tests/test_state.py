@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from jumpstarter_controller.state import StateDir, StateDirError, load_verify_key
 
 from jumpstarter.common.tls import TlsIdentity
+from jumpstarter_controller.state import StateDir, StateDirError, load_verify_key
 
 
 def mode(path: Path) -> int:

@@ -32,12 +32,11 @@ def run(state_dir: Path, listen: str, database: str | None, config_path: Path | 
     """Serve ControllerService, ClientService and a router on one TLS port until SIGTERM."""
     import anyio
     import grpc
-
     from sqlalchemy.exc import SQLAlchemyError
 
     from jumpstarter_controller.config import ConfigError
-    from jumpstarter_controller.state import StateDirError
     from jumpstarter_controller.server import ServeOptions, parse_listen, serve
+    from jumpstarter_controller.state import StateDirError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
