@@ -7,9 +7,6 @@ as the original's exporter does (the interop tests run the original itself).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
 import grpc
@@ -19,52 +16,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from jumpstarter.client.v1 import client_pb2
 from jumpstarter.v1 import jumpstarter_pb2
-from jumpstarter_controller.peers import Peer, SimulatedExporter, bare
-from testsupport.labcontroller import LabController
+from jumpstarter_controller.peers import Peer, bare
+from testsupport.labcontroller import STEP, LabController, conditions, exporter_running, online, ready, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop")]
-
-STEP = 10.0  # a bound for waits on events, not a measure
-
-
-def conditions(lease: client_pb2.Lease) -> list[tuple[str, str, str]]:
-    return [(c.type, c.status, c.reason) for c in lease.conditions]
-
-
-def ready(lease: client_pb2.Lease) -> bool:
-    return bool(lease.conditions) and (lease.conditions[-1].type, lease.conditions[-1].status) == ("Ready", "True")
-
-
-async def until(peer: Peer, name: str, predicate: object) -> client_pb2.Lease:
-    """Poll GetLease (as the original's client does) until `predicate(lease)`; fail after STEP seconds."""
-    with anyio.fail_after(STEP):
-        while True:
-            lease = await peer.get_lease(name)
-            if predicate(lease):  # type: ignore[operator]
-                return lease
-            await anyio.sleep(0.05)
-
-
-@asynccontextmanager
-async def exporter_running(config: Path, *, register: bool = True) -> AsyncIterator[SimulatedExporter]:
-    async with Peer.from_config(config) as peer, anyio.create_task_group() as tasks:
-        simulated = SimulatedExporter(peer)
-        if register:
-            await simulated.register()
-        tasks.start_soon(lambda: simulated.run(register=False))
-        yield simulated
-        tasks.cancel_scope.cancel()
-
-
-async def online(lab_peer: Peer, name: str) -> None:
-    with anyio.fail_after(STEP):
-        while True:
-            exporter = await lab_peer.client.GetExporter(
-                client_pb2.GetExporterRequest(name=f"{lab_peer.parent}/exporters/{name}")
-            )
-            if exporter.online:
-                return
-            await anyio.sleep(0.05)
 
 
 async def test_three_clients_one_board_in_order_with_positions(lab: LabController) -> None:

@@ -10,10 +10,16 @@ from __future__ import annotations
 import os
 import re
 import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
+from jumpstarter.client.v1 import client_pb2
 from jumpstarter.testing import BIN, CommandResult, Commands, Process
+from jumpstarter_controller.peers import Peer, SimulatedExporter
 
 JMP = [str(BIN / "jmp")]
 
@@ -53,3 +59,46 @@ class LabController:
         result = self.admin("create", kind, name, "--namespace", namespace, *flags, "--out", str(out))
         assert result.returncode == 0, result
         return out
+
+
+STEP = 10.0  # a bound for waits on events, not a measure
+
+
+def conditions(lease: client_pb2.Lease) -> list[tuple[str, str, str]]:
+    return [(c.type, c.status, c.reason) for c in lease.conditions]
+
+
+def ready(lease: client_pb2.Lease) -> bool:
+    return bool(lease.conditions) and (lease.conditions[-1].type, lease.conditions[-1].status) == ("Ready", "True")
+
+
+async def until(peer: Peer, name: str, predicate: Callable[[client_pb2.Lease], bool]) -> client_pb2.Lease:
+    """Poll GetLease (as the original's client does) until `predicate(lease)`; fail after STEP seconds."""
+    with anyio.fail_after(STEP):
+        while True:
+            lease = await peer.get_lease(name)
+            if predicate(lease):
+                return lease
+            await anyio.sleep(0.05)
+
+
+@asynccontextmanager
+async def exporter_running(config: Path, *, register: bool = True) -> AsyncIterator[SimulatedExporter]:
+    async with Peer.from_config(config) as peer, anyio.create_task_group() as tasks:
+        simulated = SimulatedExporter(peer)
+        if register:
+            await simulated.register()
+        tasks.start_soon(lambda: simulated.run(register=False))
+        yield simulated
+        tasks.cancel_scope.cancel()
+
+
+async def online(lab_peer: Peer, name: str) -> None:
+    with anyio.fail_after(STEP):
+        while True:
+            exporter = await lab_peer.client.GetExporter(
+                client_pb2.GetExporterRequest(name=f"{lab_peer.parent}/exporters/{name}")
+            )
+            if exporter.online:
+                return
+            await anyio.sleep(0.05)
