@@ -79,10 +79,10 @@ async def listen(provider: SessionProvider, *, unix_path: str | None = None, tcp
             stack.callback(_remove_socket, path)
             listening.unix_path = path
         if tcp is not None:
-            address = await stack.enter_async_context(
+            gate = await stack.enter_async_context(
                 serve_gated(tcp, lambda interceptors, options: grpc_server(provider, interceptors, options))
             )
-            listening.tcp_address = address
+            listening.tcp_address = gate.address
         yield listening
 
 
@@ -91,8 +91,10 @@ ServerFactory = Callable[[list[grpc.aio.ServerInterceptor] | None, list[tuple[st
 
 
 @asynccontextmanager
-async def serve_gated(tcp: TcpListener, make_server: ServerFactory) -> AsyncIterator[str]:
-    """Serve the server `make_server` makes on `tcp`'s port, behind a `ConnectionGate`; yield the address.
+async def serve_gated(tcp: TcpListener, make_server: ServerFactory) -> AsyncIterator[ConnectionGate]:
+    """Serve the server `make_server` makes on `tcp`'s port, behind a `ConnectionGate`; yield the gate.
+
+    The gate's `address` is where it listens; its `describe_peer` names the TCP peer of a call.
 
     The server listens on a private Unix socket, with TLS if `tcp.tls`, refuses calls without
     `tcp.token` (if any) before reading them, and bounds handshakes; the gate limits connections
@@ -119,7 +121,7 @@ async def serve_gated(tcp: TcpListener, make_server: ServerFactory) -> AsyncIter
             raise
         # Stopped before the gate closes, so that clients see a clean end through it.
         stack.push_async_callback(_stop, server)
-        yield gate.address
+        yield gate
 
 
 async def _stop(server: grpc.aio.Server) -> None:
