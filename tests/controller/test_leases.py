@@ -15,7 +15,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from jumpstarter.client.v1 import client_pb2
-from jumpstarter.v1 import jumpstarter_pb2
+from jumpstarter.v1 import jumpstarter_pb2, router_pb2, router_pb2_grpc
 from jumpstarter_controller.peers import Peer, bare
 from testsupport.labcontroller import STEP, LabController, conditions, exporter_running, online, ready, until
 
@@ -139,3 +139,34 @@ async def test_exporter_lost_mid_lease_keeps_the_lease_and_resumes(lab: LabContr
             assert again.current == bare(lease.name)
             dial = await alice.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
             assert dial.router_token
+
+
+async def test_dial_pairs_client_and_exporter_through_the_built_in_router(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    ca = (lab.state_dir / "ca.pem").read_bytes()
+    async with exporter_running(board) as exporter, Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=rpi4", seconds=60)
+        dial = await alice.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+        with anyio.fail_after(STEP):
+            while not exporter.dials:
+                await exporter.dialled.wait()
+        assert exporter.dials == [(dial.router_endpoint, dial.router_token)]  # the same pair on both sides
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+        metadata = (("authorization", f"Bearer {dial.router_token}"),)
+        async with (
+            grpc.aio.secure_channel(dial.router_endpoint, credentials) as one,
+            grpc.aio.secure_channel(dial.router_endpoint, credentials) as two,
+        ):
+            client_side = router_pb2_grpc.RouterServiceStub(one).Stream(metadata=metadata)
+            exporter_side = router_pb2_grpc.RouterServiceStub(two).Stream(metadata=metadata)
+            await client_side.write(router_pb2.StreamRequest(payload=b"PRI * HTTP/2.0"))
+            with anyio.fail_after(STEP):
+                frame = await exporter_side.read()
+            assert frame.payload == b"PRI * HTTP/2.0"
+            await exporter_side.write(router_pb2.StreamRequest(payload=b"back"))
+            with anyio.fail_after(STEP):
+                assert (await client_side.read()).payload == b"back"
+            client_side.cancel()
+            exporter_side.cancel()

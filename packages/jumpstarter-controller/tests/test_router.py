@@ -20,10 +20,10 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from jumpstarter_controller.router import mint_stream_token
-from jumpstarter_controller.state import StateDir
 
 from jumpstarter.testing import Commands
+from jumpstarter_controller.router import mint_stream_token
+from jumpstarter_controller.state import StateDir
 from testsupport.router import GOAWAY, PING, RouterEnd, router_end, start_router
 
 SUPPORT = Path(__file__).resolve().parents[3] / "tests" / "support"

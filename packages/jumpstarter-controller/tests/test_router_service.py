@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import grpc
 import pytest
-from jumpstarter_controller.router import Router, add_router_service, mint_stream_token
-from jumpstarter_controller.state import StateDir
 
 from jumpstarter.common.tls import TlsIdentity
+from jumpstarter_controller.router import Router, add_router_service, mint_stream_token
+from jumpstarter_controller.state import StateDir
 from testsupport.router import router_end
 
 

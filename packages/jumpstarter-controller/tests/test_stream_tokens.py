@@ -9,6 +9,7 @@ import json
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 from jumpstarter_controller.router.tokens import (
     STREAM_AUDIENCE,
     STREAM_ISSUER,

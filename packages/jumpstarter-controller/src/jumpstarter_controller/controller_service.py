@@ -133,8 +133,10 @@ class ControllerService(jumpstarter_pb2_grpc.ControllerServiceServicer):
                     await context.write(response)
                     sent = wanted
                     if not wanted[0] and exporter.ack_pending and not exporter.notice_sent:
+                        # Marked at once (no await before it): the exporter's AVAILABLE, which it sends on
+                        # reading this, must find it marked. Written to the database afterwards.
+                        exporter.notice_sent = True
                         async with self.controller.change() as changes:
-                            exporter.notice_sent = True
                             changes.exporter(exporter)
                 await self.controller.wait_exporter(key, STATUS_REFRESH_SECONDS)
                 exporter.last_seen = time.time()

@@ -25,7 +25,7 @@ ROUTER_STREAM = "/jumpstarter.v1.RouterService/Stream"
 class ControllerGuard(grpc.aio.ServerInterceptor):
     def __init__(self, controller: Controller, *, describe_peer: Callable[[str], str] = str) -> None:
         self._controller = controller
-        self._describe_peer = describe_peer
+        self.describe_peer = describe_peer
         self._refusals = RefusalLog()
 
     async def intercept_service(
@@ -39,7 +39,7 @@ class ControllerGuard(grpc.aio.ServerInterceptor):
             reason = str(error)
 
             def note(peer: str) -> None:
-                self._refusals.note(f"refused a call of {details.method} from {self._describe_peer(peer)}: {reason}")
+                self._refusals.note(f"refused a call of {details.method} from {self.describe_peer(peer)}: {reason}")
 
             return refusing_handler(grpc.StatusCode.UNKNOWN, reason, note)
         return await continuation(details)

@@ -124,6 +124,7 @@ class SimulatedExporter:
     dials: list[tuple[str, str]] = field(default_factory=list)
     current: str | None = None
     changed: anyio.Event = field(default_factory=anyio.Event)
+    dialled: anyio.Event = field(default_factory=anyio.Event)
 
     async def register(self) -> None:
         report = jumpstarter_pb2.DriverInstanceReport(
@@ -162,5 +163,7 @@ class SimulatedExporter:
             try:
                 async for ticket in self.peer.controller.Listen(jumpstarter_pb2.ListenRequest(lease_name=lease)):
                     self.dials.append((ticket.router_endpoint, ticket.router_token))
+                    self.dialled.set()
+                    self.dialled = anyio.Event()
             except grpc.aio.AioRpcError:
                 pass

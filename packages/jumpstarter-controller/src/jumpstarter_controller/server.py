@@ -6,31 +6,32 @@ RouterService and the admin service behind a connection gate and the token guard
 
 from __future__ import annotations
 
+import datetime
 import logging
-import os
-import shutil
 import signal
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import grpc
 
+from jumpstarter.common.protocol import SERVER_OPTIONS
 from jumpstarter.common.tls import TlsIdentity, default_names, write_secret
-from jumpstarter.exporter.gate import ConnectionGate, ConnectionLimits
-from jumpstarter.exporter.guard import handshake_options, raise_descriptor_limit
+from jumpstarter.exporter import TcpListener, serve_gated
+from jumpstarter.exporter.guard import raise_descriptor_limit
 from jumpstarter_controller.admin_service import AdminService, add_admin_service
 from jumpstarter_controller.client_service import ClientService, add_client_service
 from jumpstarter_controller.config import load_config
 from jumpstarter_controller.controller import Controller
 from jumpstarter_controller.controller_service import ControllerService, add_controller_service
 from jumpstarter_controller.credentials import Identity, TokenVerifier, mint_identity_token
+from jumpstarter_controller.guard import ControllerGuard
 from jumpstarter_controller.leadership import leadership
 from jumpstarter_controller.model import Exporter
 from jumpstarter_controller.router import Router, add_router_service
@@ -45,17 +46,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:8082"
 ENDPOINT_FILE = "endpoint"
-ROUTER_TOKEN_SECONDS = 30 * 60.0
+ROUTER_TOKEN_TTL = datetime.timedelta(minutes=30)
 ADMIN_TOKEN_SECONDS = 10 * 365 * 86400.0
 STOP_GRACE_SECONDS = 1.0
-# gRPC server options: the original's clients ping every 20 s even without calls (spec 4.10).
-SERVER_OPTIONS = [
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-]
 
 
 @dataclass(frozen=True)
@@ -104,46 +97,38 @@ async def serve(
             token, _ = mint_identity_token(key, Identity("admin", "", "admin", 1), lifetime=ADMIN_TOKEN_SECONDS)
             write_secret(admin_path, token.encode())
 
-        backend_dir = tempfile.mkdtemp(prefix="jumpstarter-controller-")
-        stack.callback(shutil.rmtree, backend_dir, True)
-        backend = os.path.join(backend_dir, "server.sock")
-        gate = ConnectionGate(host, port, backend=backend, limits=ConnectionLimits())
-        from jumpstarter_controller.guard import ControllerGuard
-
-        guard = ControllerGuard(controller, describe_peer=gate.describe_peer)
+        guard = ControllerGuard(controller)
         stack.callback(guard.close)
-        server = grpc.aio.server(interceptors=[guard], options=[*handshake_options(), *SERVER_OPTIONS])
-        router = Router()
+        router = Router(state.verify_key())
+        stack.callback(router.close)
         choice = RouterChoice(config.routers, "")
 
         def mint_router(lease_key: tuple[str, str], exporter: Exporter) -> tuple[str, str]:
             endpoint = choice.pick(exporter.labels)
-            token = mint_stream_token(key, stream_id=str(uuid.uuid4()), lease=lease_key[1], ttl=ROUTER_TOKEN_SECONDS)
+            token = mint_stream_token(key, stream_id=str(uuid.uuid4()), lease=lease_key[1], ttl=ROUTER_TOKEN_TTL)
             return endpoint, token
 
         def mint_identity(identity: Identity) -> tuple[str, float]:
             return mint_identity_token(key, identity)
 
-        add_controller_service(server, ControllerService(controller, mint_router))
-        add_client_service(server, ClientService(controller, mint_identity))
-        add_admin_service(server, AdminService(controller, mint_identity))
-        add_router_service(server, router)
+        def make_server(
+            interceptors: list[grpc.aio.ServerInterceptor] | None, server_options: list[tuple[str, Any]]
+        ) -> grpc.aio.Server:
+            server = grpc.aio.server(
+                interceptors=[guard, *(interceptors or [])], options=[*SERVER_OPTIONS, *server_options]
+            )
+            add_controller_service(server, ControllerService(controller, mint_router))
+            add_client_service(server, ClientService(controller, mint_identity))
+            add_admin_service(server, AdminService(controller, mint_identity))
+            add_router_service(server, router)
+            return server
+
         names = list(dict.fromkeys([*default_names(host), host]))
         certificate, private_key = state.issue_server_certificate(names, options.state_dir / "controller-tls")
-        credentials = TlsIdentity.load(certificate, private_key).server_credentials()
-        previous = os.umask(0o077)
-        try:
-            server.add_secure_port(f"unix://{backend}", credentials)
-        finally:
-            os.umask(previous)
-        await server.start()
-
-        async def stop() -> None:
-            with anyio.CancelScope(shield=True):
-                await server.stop(grace=STOP_GRACE_SECONDS)
-
-        await stack.enter_async_context(gate)
-        stack.push_async_callback(stop)
+        listener = TcpListener(host=host, port=port, tls=TlsIdentity.load(certificate, private_key))
+        gate = await stack.enter_async_context(serve_gated(listener, make_server))
+        guard.describe_peer = gate.describe_peer
+        router.describe_peer = gate.describe_peer
         endpoint = advertised(host, gate.port)
         choice.builtin_endpoint = endpoint
         (options.state_dir / ENDPOINT_FILE).write_text(endpoint + "\n")
