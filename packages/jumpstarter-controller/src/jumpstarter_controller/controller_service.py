@@ -137,6 +137,10 @@ class ControllerService(jumpstarter_pb2_grpc.ControllerServiceServicer):
                         # reading this, must find it marked. Written to the database afterwards.
                         exporter.notice_sent = True
                         async with self.controller.change() as changes:
+                            # The original's exporter may have reported AVAILABLE already (after its client's
+                            # EndSession and its afterLease hook) and then does not report it again.
+                            if exporter.status == STATUS_AVAILABLE:
+                                exporter.ack_pending = False
                             changes.exporter(exporter)
                 await self.controller.wait_exporter(key, STATUS_REFRESH_SECONDS)
                 exporter.last_seen = time.time()

@@ -49,7 +49,7 @@ class Exporter:
     lease: str | None = None
     """The name of the lease it holds."""
     ack_pending: bool = False
-    """Its last lease ended and it has not yet seen leased=false and then reported AVAILABLE."""
+    """Its last lease ended and it has not yet both seen leased=false and reported AVAILABLE since the lease."""
     notice_sent: bool = False
     """leased=false has reached it since its last lease ended."""
     last_used: float = 0.0
