@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 ROUTER_SERVICE = "jumpstarter.v1.RouterService"
 DEFAULT_WAIT_SECONDS = 60.0
+# How long after a caller's end of requests the router waits to tell a half-close from a cancellation.
+_CANCEL_SETTLE_SECONDS = 0.05
 
 _NO_TOKEN = (
     "the router needs a stream token: 'authorization: Bearer <token>' from the controller's Dial or Listen answer"
@@ -61,21 +63,33 @@ class _Pair:
     second: _Half | None = None
     joined: anyio.Event = field(default_factory=anyio.Event)
     finished: anyio.Event = field(default_factory=anyio.Event)
-    directions_done: int = 0
+    ended: set[_Half] = field(default_factory=set)  # sources whose end of requests was read, all relayed
+    half_closed: set[_Half] = field(default_factory=set)  # of those, the ones that did not cancel their call
     abandoned: bool = False  # the first caller left before a second came
     counted_out: bool = False  # no longer among the router's active pairs
     broken_by: _Half | None = None
     reason: str = ""
 
-    def direction_done(self) -> None:
-        self.directions_done += 1
-        if self.directions_done == 2:
+    def other(self, half: _Half) -> _Half | None:
+        return self.second if half is self.first else self.first
+
+    def direction_done(self, source: _Half) -> None:
+        self.half_closed.add(source)
+        if len(self.half_closed) == 2:
             self.finished.set()
 
     def break_(self, by: _Half, reason: str) -> None:
-        if not self.finished.is_set():
-            self.broken_by, self.reason = by, reason
+        """`by` went away: the stream ends, broken unless nothing was left to pass either way."""
+        if self.finished.is_set():
+            return
+        other = self.other(by)
+        if by in self.half_closed and other in self.ended:
+            # Everything both sent was relayed: a caller that leaves without waiting for its
+            # call's status (the original's do) loses nothing.
             self.finished.set()
+            return
+        self.broken_by, self.reason = by, reason
+        self.finished.set()
 
 
 class Router:
@@ -205,7 +219,7 @@ class Router:
         return False
 
     async def _relay(self, pair: _Pair, half: _Half) -> None:
-        peer = pair.second if half is pair.first else pair.first
+        peer = pair.other(half)
         assert peer is not None
         try:
             async with anyio.create_task_group() as tasks:
@@ -230,8 +244,15 @@ class Router:
                 frame: object = await source.context.read()
             except Exception as error:  # its call broke: the other end is told
                 return pair.break_(source, f"the other end of the stream went away ({_describe(error)})")
-            if not isinstance(frame, bytes):  # grpc.aio.EOF: its caller half-closed
-                return pair.direction_done()
+            if not isinstance(frame, bytes):  # grpc.aio.EOF: its caller half-closed, or cancelled the call
+                pair.ended.add(source)
+                # gRPC ends the reads of a cancelled call with EOF too, and cancels this handler a moment
+                # later: wait that moment, so that a peer that vanished (whose last frames may be lost)
+                # breaks the stream instead of ending it as if all was sent.
+                await anyio.sleep(_CANCEL_SETTLE_SECONDS)
+                if source.context.cancelled():
+                    return pair.break_(source, "the other end of the stream went away (it cancelled its call)")
+                return pair.direction_done(source)
             try:
                 await sink.context.write(frame)
             except Exception as error:
