@@ -93,6 +93,8 @@ class Limits(BaseModel):
     leases_per_client: int = 100
     max_duration: float = 7 * 86400.0
     max_tags: int = 10
+    connections_per_peer: int = 64
+    """Connections one host (or IPv6 /64) may hold open to the port: a lab's exporters are separate hosts."""
 
     @field_validator("max_duration", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ import grpc
 from jumpstarter.common.protocol import SERVER_OPTIONS
 from jumpstarter.common.tls import TlsIdentity, default_names, write_secret
 from jumpstarter.exporter import TcpListener, serve_gated
+from jumpstarter.exporter.gate import ConnectionLimits
 from jumpstarter.exporter.guard import raise_descriptor_limit
 from jumpstarter_controller.admin_service import AdminService, add_admin_service
 from jumpstarter_controller.client_service import ClientService, add_client_service
@@ -125,7 +126,12 @@ async def serve(
 
         names = list(dict.fromkeys([*default_names(host), host]))
         certificate, private_key = state.issue_server_certificate(names, options.state_dir / "controller-tls")
-        listener = TcpListener(host=host, port=port, tls=TlsIdentity.load(certificate, private_key))
+        listener = TcpListener(
+            host=host,
+            port=port,
+            tls=TlsIdentity.load(certificate, private_key),
+            limits=ConnectionLimits(per_peer=config.limits.connections_per_peer),
+        )
         gate = await stack.enter_async_context(serve_gated(listener, make_server))
         guard.describe_peer = gate.describe_peer
         router.describe_peer = gate.describe_peer
