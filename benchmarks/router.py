@@ -34,12 +34,11 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-from jumpstarter_controller.router import mint_stream_token  # noqa: E402
-from jumpstarter_controller.state import StateDir  # noqa: E402
-
 from jumpstarter.common.tls import TlsIdentity  # noqa: E402
 from jumpstarter.testing import Commands  # noqa: E402
 from jumpstarter.v1 import router_pb2  # noqa: E402
+from jumpstarter_controller.router import mint_stream_token  # noqa: E402
+from jumpstarter_controller.state import StateDir  # noqa: E402
 from testsupport.router import FRAME, RouterEnd, router_end, start_router  # noqa: E402
 
 MB = 10**6

@@ -17,11 +17,11 @@ from pathlib import Path
 import anyio
 import grpc
 import pytest
-from jumpstarter_controller.router import mint_stream_token
-from jumpstarter_controller.state import StateDir
 
 from conftest import Upstream
 from jumpstarter.testing import Commands
+from jumpstarter_controller.router import mint_stream_token
+from jumpstarter_controller.state import StateDir
 from testsupport.router import router_end, start_router
 
 pytestmark = pytest.mark.interop

@@ -59,7 +59,7 @@ def run(state_dir: Path, listen: str, database: str | None, config_path: Path | 
     except SQLAlchemyError as error:
         cause = getattr(error, "orig", None) or error
         raise click.ClickException(f"cannot use the database: {str(cause).splitlines()[0]}") from None
-    except OSError as error:
+    except OSError as error:  # a port in use, a database that cannot be reached
         raise click.ClickException(str(error)) from None
     except grpc.RpcError as error:  # pragma: no cover - a port gRPC cannot bind
         raise click.ClickException(str(error)) from None

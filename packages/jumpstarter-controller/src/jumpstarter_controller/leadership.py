@@ -31,9 +31,13 @@ async def leadership(url: str, on_wait: Callable[[], None]) -> AsyncIterator[Non
 
     parsed = make_url(url).set(drivername="postgresql")
     dsn = parsed.render_as_string(hide_password=False)
-    connection = await psycopg.AsyncConnection.connect(
-        dsn, autocommit=True, keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=2
-    )
+    try:
+        connection = await psycopg.AsyncConnection.connect(
+            dsn, autocommit=True, keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=2
+        )
+    except psycopg.OperationalError as error:
+        reason = " ".join(str(error).split())
+        raise ConnectionError(f"cannot connect to the database {parsed.render_as_string()}: {reason}") from None
     try:
         told = False
         while True:
