@@ -12,9 +12,9 @@ import pytest
 import yaml
 from google.protobuf.duration_pb2 import Duration
 
-from jumpstarter.client.v1 import client_pb2
+from jumpstarter.client.v1 import client_pb2, client_pb2_grpc
 from jumpstarter.testing import Commands
-from jumpstarter.v1 import jumpstarter_pb2
+from jumpstarter.v1 import jumpstarter_pb2, kubernetes_pb2
 from jumpstarter_controller.credentials import Identity, mint_identity_token
 from jumpstarter_controller.peers import Peer, bare
 from jumpstarter_controller.state import StateDir
@@ -166,3 +166,30 @@ def test_admin_files_formats_and_errors(lab: LabController, commands: Commands, 
     lab.kill()
     down = lab.admin("get", "clients")
     assert down.returncode == 1 and "cannot reach the controller" in down.stderr
+
+
+async def test_a_call_without_a_token_is_refused_and_the_legacy_api_works(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    credentials = grpc.ssl_channel_credentials(root_certificates=(lab.state_dir / "ca.pem").read_bytes())
+    async with grpc.aio.secure_channel(lab.endpoint, credentials) as channel:
+        stranger = client_pb2_grpc.ClientServiceStub(channel)
+        request = client_pb2.ListExportersRequest(parent="namespaces/default", filter="x" * 1_000_000)
+        error = await refused(stranger.ListExporters(request))
+        assert error.code() == grpc.StatusCode.UNKNOWN and "no token" in str(error.details())
+    async with exporter_running(board), Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        selector = kubernetes_pb2.LabelSelector(match_labels={"board": "rpi4"})
+        created = await alice.controller.RequestLease(
+            jumpstarter_pb2.RequestLeaseRequest(duration=Duration(seconds=60), selector=selector)
+        )
+        lease = await alice.controller.GetLease(jumpstarter_pb2.GetLeaseRequest(name=created.name))
+        assert lease.conditions[-1].type == "Ready" and lease.HasField("exporter_uuid")
+        assert dict(lease.selector.match_labels) == {"board": "rpi4"}
+        names = await alice.controller.ListLeases(jumpstarter_pb2.ListLeasesRequest())
+        assert list(names.names) == [created.name]
+        await alice.controller.ReleaseLease(jumpstarter_pb2.ReleaseLeaseRequest(name=created.name))
+        await alice.controller.ReleaseLease(jumpstarter_pb2.ReleaseLeaseRequest(name=created.name))  # idempotent
+        assert not (await alice.controller.ListLeases(jumpstarter_pb2.ListLeasesRequest())).names
+        audit = await refused(alice.controller.AuditStream(iter(())))
+        assert audit.code() == grpc.StatusCode.UNIMPLEMENTED

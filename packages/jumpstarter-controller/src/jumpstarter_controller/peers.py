@@ -63,7 +63,11 @@ class Peer:
         )
 
         credentials = grpc.ssl_channel_credentials(root_certificates=ca)
-        interceptors: list[grpc.aio.ClientInterceptor] = [_UnaryMetadata(metadata), _StreamMetadata(metadata)]
+        interceptors: list[grpc.aio.ClientInterceptor] = [
+            _UnaryMetadata(metadata),
+            _StreamMetadata(metadata),
+            _ClientStreamMetadata(metadata),
+        ]
         async with grpc.aio.secure_channel(document["endpoint"], credentials, interceptors=interceptors) as channel:
             yield cls(kind, document["metadata"]["namespace"], document["metadata"]["name"], document["endpoint"],
                       channel)  # fmt: skip
@@ -109,6 +113,11 @@ class _UnaryMetadata(_WithMetadata, grpc.aio.UnaryUnaryClientInterceptor):
 class _StreamMetadata(_WithMetadata, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
+
+
+class _ClientStreamMetadata(_WithMetadata, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
 
 
 def bare(resource_name: str) -> str:

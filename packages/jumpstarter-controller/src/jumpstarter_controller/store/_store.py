@@ -97,32 +97,39 @@ class Store:
         async with self.engine.begin() as connection:
             for key in changes.deleted_clients:
                 await self._delete(connection, schema.clients, key)
-            for key in changes.clients:
-                if key in model.clients:
-                    await self._upsert(connection, schema.clients, asdict(model.clients[key]))
-            for key in changes.deleted_exporters:
-                await self._delete(connection, schema.exporters, key)
+            clients = [asdict(model.clients[key]) for key in changes.clients if key in model.clients]
+            exporters = []
             for exporter in changes.exporters.values():
                 if exporter.key in model.exporters:
                     row = asdict(exporter)
                     del row["streams"]
-                    await self._upsert(connection, schema.exporters, row)
+                    exporters.append(row)
+            leases = []
             for lease in changes.leases.values():
                 row = asdict(lease)
                 row["conditions"] = [c.as_dict() for c in lease.conditions]
-                await self._upsert(connection, schema.leases, row)
+                leases.append(row)
+            for key in changes.deleted_exporters:
+                await self._delete(connection, schema.exporters, key)
+            await self._upsert(connection, schema.clients, clients)
+            await self._upsert(connection, schema.exporters, exporters)
+            await self._upsert(connection, schema.leases, leases)
             if changes.events:
                 await connection.execute(
                     schema.events.insert(), [{"at": now, **asdict(event)} for event in changes.events]
                 )
 
-    async def _upsert(self, connection: AsyncConnection, table: Any, row: dict[str, Any]) -> None:
+    async def _upsert(self, connection: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> None:
+        """Insert or update `rows` in one statement executed for all of them (executemany)."""
+        if not rows:
+            return
         keys = [column.name for column in table.primary_key.columns]
-        statement = self._insert(table).values(**row)
+        statement = self._insert(table)
         statement = statement.on_conflict_do_update(
-            index_elements=keys, set_={name: value for name, value in row.items() if name not in keys}
+            index_elements=keys,
+            set_={column.name: statement.excluded[column.name] for column in table.columns if column.name not in keys},
         )
-        await connection.execute(statement)
+        await connection.execute(statement, rows)
 
     async def _delete(self, connection: AsyncConnection, table: Any, key: tuple[str, str]) -> None:
         await connection.execute(delete(table).where(table.c.namespace == key[0], table.c.name == key[1]))
