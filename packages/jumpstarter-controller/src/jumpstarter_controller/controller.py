@@ -62,11 +62,21 @@ class Controller:
 
     @asynccontextmanager
     async def change(self) -> AsyncIterator[Changes]:
-        """Change the model; on leaving, schedule, write it all in one transaction, then wake waiters."""
+        """Change the model; on leaving, schedule, write it all in one transaction, then wake waiters.
+
+        A LookupError or ValueError (a refused request) must be raised before the body changes
+        anything; any other failure rebuilds the model from the database."""
         async with self._lock:
             changes = Changes()
             try:
                 yield changes
+            except (LookupError, ValueError):
+                # A refused request: by convention refused before it changed anything (no reload).
+                raise
+            except BaseException:
+                await self._reload()
+                raise
+            try:
                 schedule(self.model, changes, time.time())
                 if _dirty(changes):
                     await self.store.write(self.model, changes)

@@ -21,8 +21,10 @@ __all__ = ["LeaseRequest", "LeaseUpdate", "RequestError", "create_lease", "relea
 TAG_PREFIX = "metadata.jumpstarter.dev/"
 
 
-class RequestError(Exception):
-    """A refused request: `code` is the gRPC status code's name (UNKNOWN, INVALID_ARGUMENT...)."""
+class RequestError(ValueError):
+    """A refused request: `code` is the gRPC status code's name (UNKNOWN, INVALID_ARGUMENT...).
+
+    Raised before anything is changed (see `Controller.change`)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

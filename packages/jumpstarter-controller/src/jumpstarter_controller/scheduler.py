@@ -159,11 +159,20 @@ def _assign(changes: Changes, lease: Lease, exporter: Exporter, now: float) -> N
 
 def _publish_positions(changes: Changes, waiting: Iterable[tuple[Lease, list[Exporter]]], now: float) -> None:
     """Each waiting lease's place: 1 + the earlier waiting leases that want one of its exporters."""
-    earlier: list[set[tuple[str, str]]] = []
+    # Waiting leases with the same candidates (the same selector, mostly) are counted together:
+    # the cost grows with leases times distinct selectors, not with leases squared.
+    earlier: dict[frozenset[tuple[str, str]], int] = {}
+    overlaps: dict[tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]], bool] = {}
     for lease, possible in waiting:
-        mine = {e.key for e in possible}
-        position = 1 + sum(1 for other in earlier if other & mine)
-        earlier.append(mine)
+        mine = frozenset(e.key for e in possible)
+        position = 1
+        for other, count in earlier.items():
+            overlap = overlaps.get((other, mine))
+            if overlap is None:
+                overlap = overlaps[(other, mine)] = not other.isdisjoint(mine)
+            if overlap:
+                position += count
+        earlier[mine] = earlier.get(mine, 0) + 1
         target = lease.exporter_name or lease.selector
         if not any(e.online for e in possible):
             reason, why = "Offline", "every matching exporter is offline"
