@@ -44,6 +44,8 @@ ROUTER_SERVICE = "jumpstarter.v1.RouterService"
 DEFAULT_WAIT_SECONDS = 60.0
 # How long after a caller's end of requests the router waits to tell a half-close from a cancellation.
 _CANCEL_SETTLE_SECONDS = 0.05
+# How often the record of a stream still relaying after its token expired is looked at again.
+_RECHECK_SECONDS = 60.0
 
 _NO_TOKEN = (
     "the router needs a stream token: 'authorization: Bearer <token>' from the controller's Dial or Listen answer"
@@ -197,8 +199,12 @@ class Router:
         while self._expiries and self._expiries[0][0] < now:
             _, stream_id = heapq.heappop(self._expiries)
             pair = self._streams.get(stream_id)
-            if pair is not None and pair.expires < now and (pair.finished.is_set() or pair.abandoned):
+            if pair is None:
+                continue
+            if pair.finished.is_set() or pair.abandoned:
                 del self._streams[stream_id]
+            else:  # still relaying: looked at again later (its token is refused by now anyway)
+                heapq.heappush(self._expiries, (now + _RECHECK_SECONDS, stream_id))
 
     async def _wait_for_peer(self, pair: _Pair, half: _Half) -> bool:
         """Whether the second caller came; if not, the first's call ends with a status saying why."""
