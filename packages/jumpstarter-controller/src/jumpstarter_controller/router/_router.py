@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import grpc
+from google.protobuf.message import DecodeError
 
 from jumpstarter.exporter.guard import RefusalLog
+from jumpstarter.v1.router_pb2 import FRAME_TYPE_GOAWAY, StreamRequest
 from jumpstarter_controller.router.tokens import LEEWAY, StreamClaims, StreamTokenError, verify_stream_token
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ DEFAULT_WAIT_SECONDS = 60.0
 _CANCEL_SETTLE_SECONDS = 0.05
 # How often the record of a stream still relaying after its token expired is looked at again.
 _RECHECK_SECONDS = 60.0
+# Frames this small are parsed to find GOAWAY (which carries no payload); data frames never are.
+_SMALL_FRAME = 8
 
 _NO_TOKEN = (
     "the router needs a stream token: 'authorization: Bearer <token>' from the controller's Dial or Listen answer"
@@ -86,8 +90,8 @@ class _Pair:
             return
         other = self.other(by)
         if by in self.half_closed and other in self.ended:
-            # Everything both sent was relayed: a caller that leaves without waiting for its
-            # call's status (the original's do) loses nothing.
+            # Everything both sent was relayed (the other's GOAWAY or end included): a caller that
+            # leaves without waiting for its call's status (the original's do) loses nothing.
             self.finished.set()
             return
         self.broken_by, self.reason = by, reason
@@ -259,6 +263,10 @@ class Router:
                 if source.context.cancelled():
                     return pair.break_(source, "the other end of the stream went away (it cancelled its call)")
                 return pair.direction_done(source)
+            if len(frame) <= _SMALL_FRAME and _is_goaway(frame):
+                # Its end of data: once relayed, only its call's end follows. Noted before the write,
+                # as the peer may leave the moment it reads it.
+                pair.ended.add(source)
             try:
                 await sink.context.write(frame)
             except Exception as error:
@@ -267,6 +275,14 @@ class Router:
                 self.bytes_from_first += len(frame)
             else:
                 self.bytes_from_second += len(frame)
+
+
+def _is_goaway(frame: bytes) -> bool:
+    """Whether `frame` (a serialized StreamRequest) is a GOAWAY frame: the sender's end of data."""
+    try:
+        return StreamRequest.FromString(frame).frame_type == FRAME_TYPE_GOAWAY
+    except DecodeError:
+        return False
 
 
 def _describe(error: BaseException) -> str:
