@@ -71,6 +71,7 @@ class _Pair:
     finished: anyio.Event = field(default_factory=anyio.Event)
     ended: set[_Half] = field(default_factory=set)  # sources whose end of requests was read, all relayed
     half_closed: set[_Half] = field(default_factory=set)  # of those, the ones that did not cancel their call
+    said_goaway: set[_Half] = field(default_factory=set)  # sources that sent their end of data (GOAWAY)
     abandoned: bool = False  # the first caller left before a second came
     counted_out: bool = False  # no longer among the router's active pairs
     broken_by: _Half | None = None
@@ -89,7 +90,7 @@ class _Pair:
         if self.finished.is_set():
             return
         other = self.other(by)
-        if by in self.half_closed and other in self.ended:
+        if (by in self.half_closed or by in self.said_goaway) and other in self.ended:
             # Everything both sent was relayed (the other's GOAWAY or end included): a caller that
             # leaves without waiting for its call's status (the original's do) loses nothing.
             self.finished.set()
@@ -267,6 +268,7 @@ class Router:
                 # Its end of data: once relayed, only its call's end follows. Noted before the write,
                 # as the peer may leave the moment it reads it.
                 pair.ended.add(source)
+                pair.said_goaway.add(source)
             try:
                 await sink.context.write(frame)
             except Exception as error:
