@@ -323,3 +323,21 @@ def test_a_port_in_use(commands: Commands, state: StateDir) -> None:
     assert result.returncode == 1, result
     assert f"127.0.0.1:{port} is in use" in result.stderr
     assert "(--listen 127.0.0.1:0 picks a free one)" in result.stderr
+
+
+def test_the_listener_bounds_connections_per_peer(router: str) -> None:
+    # The exporter's gate (64 connections per peer by default): the next one is closed at once,
+    # before any TLS handshake, and the ones admitted stay open.
+    import socket
+
+    host, _, port = router.rpartition(":")
+    admitted = [socket.create_connection((host, int(port)), timeout=10) for _ in range(64)]
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as refused:
+            assert refused.recv(1) == b""
+        admitted[0].settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            admitted[0].recv(1)  # still open: the server waits for its handshake
+    finally:
+        for connection in admitted:
+            connection.close()

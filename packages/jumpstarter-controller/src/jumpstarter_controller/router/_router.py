@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import grpc
+from google.protobuf.message import DecodeError
 
 from jumpstarter.exporter.guard import RefusalLog
+from jumpstarter.v1.router_pb2 import FRAME_TYPE_GOAWAY, StreamRequest
 from jumpstarter_controller.router.tokens import LEEWAY, StreamClaims, StreamTokenError, verify_stream_token
 
 if TYPE_CHECKING:
@@ -44,6 +46,10 @@ ROUTER_SERVICE = "jumpstarter.v1.RouterService"
 DEFAULT_WAIT_SECONDS = 60.0
 # How long after a caller's end of requests the router waits to tell a half-close from a cancellation.
 _CANCEL_SETTLE_SECONDS = 0.05
+# How often the record of a stream still relaying after its token expired is looked at again.
+_RECHECK_SECONDS = 60.0
+# Frames this small are parsed to find GOAWAY (which carries no payload); data frames never are.
+_SMALL_FRAME = 8
 
 _NO_TOKEN = (
     "the router needs a stream token: 'authorization: Bearer <token>' from the controller's Dial or Listen answer"
@@ -65,6 +71,7 @@ class _Pair:
     finished: anyio.Event = field(default_factory=anyio.Event)
     ended: set[_Half] = field(default_factory=set)  # sources whose end of requests was read, all relayed
     half_closed: set[_Half] = field(default_factory=set)  # of those, the ones that did not cancel their call
+    said_goaway: set[_Half] = field(default_factory=set)  # sources that sent their end of data (GOAWAY)
     abandoned: bool = False  # the first caller left before a second came
     counted_out: bool = False  # no longer among the router's active pairs
     broken_by: _Half | None = None
@@ -83,9 +90,9 @@ class _Pair:
         if self.finished.is_set():
             return
         other = self.other(by)
-        if by in self.half_closed and other in self.ended:
-            # Everything both sent was relayed: a caller that leaves without waiting for its
-            # call's status (the original's do) loses nothing.
+        if (by in self.half_closed or by in self.said_goaway) and other in self.ended:
+            # Everything both sent was relayed (the other's GOAWAY or end included): a caller that
+            # leaves without waiting for its call's status (the original's do) loses nothing.
             self.finished.set()
             return
         self.broken_by, self.reason = by, reason
@@ -197,8 +204,12 @@ class Router:
         while self._expiries and self._expiries[0][0] < now:
             _, stream_id = heapq.heappop(self._expiries)
             pair = self._streams.get(stream_id)
-            if pair is not None and pair.expires < now and (pair.finished.is_set() or pair.abandoned):
+            if pair is None:
+                continue
+            if pair.finished.is_set() or pair.abandoned:
                 del self._streams[stream_id]
+            else:  # still relaying: looked at again later (its token is refused by now anyway)
+                heapq.heappush(self._expiries, (now + _RECHECK_SECONDS, stream_id))
 
     async def _wait_for_peer(self, pair: _Pair, half: _Half) -> bool:
         """Whether the second caller came; if not, the first's call ends with a status saying why."""
@@ -253,6 +264,11 @@ class Router:
                 if source.context.cancelled():
                     return pair.break_(source, "the other end of the stream went away (it cancelled its call)")
                 return pair.direction_done(source)
+            if len(frame) <= _SMALL_FRAME and _is_goaway(frame):
+                # Its end of data: once relayed, only its call's end follows. Noted before the write,
+                # as the peer may leave the moment it reads it.
+                pair.ended.add(source)
+                pair.said_goaway.add(source)
             try:
                 await sink.context.write(frame)
             except Exception as error:
@@ -261,6 +277,14 @@ class Router:
                 self.bytes_from_first += len(frame)
             else:
                 self.bytes_from_second += len(frame)
+
+
+def _is_goaway(frame: bytes) -> bool:
+    """Whether `frame` (a serialized StreamRequest) is a GOAWAY frame: the sender's end of data."""
+    try:
+        return StreamRequest.FromString(frame).frame_type == FRAME_TYPE_GOAWAY
+    except DecodeError:
+        return False
 
 
 def _describe(error: BaseException) -> str:
