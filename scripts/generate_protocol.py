@@ -1,4 +1,4 @@
-"""Regenerate the Python modules of the jumpstarter.v1 protocol from its .proto files.
+"""Regenerate the Python modules of the jumpstarter.v1 and jumpstarter.client.v1 protocols from their .proto files.
 
     uv run python scripts/generate_protocol.py           # rewrite the generated modules
     uv run python scripts/generate_protocol.py --check   # exit 1 if they are stale
@@ -19,7 +19,13 @@ from pathlib import Path
 CORE = Path(__file__).resolve().parent.parent / "packages" / "jumpstarter-core"
 PROTO_ROOT = CORE / "proto"
 OUTPUT_ROOT = CORE / "src"
-GENERATED_PACKAGE = Path("jumpstarter") / "v1"
+# The generated packages, each with the docstring of its __init__.py. jumpstarter.client.v1 (the
+# lab controller's ClientService) sits where its .proto import path puts it; it imports only
+# jumpstarter.v1 and protobuf, which the import-linter contracts check.
+GENERATED_PACKAGES = {
+    Path("jumpstarter") / "v1": "Generated code of the jumpstarter.v1 protocol: do not edit.",
+    Path("jumpstarter") / "client" / "v1": "Generated code of the jumpstarter.client.v1 protocol: do not edit.",
+}
 
 
 def generate(output_root: Path) -> list[Path]:
@@ -42,18 +48,22 @@ def generate(output_root: Path) -> list[Path]:
     )
     if status != 0:
         sys.exit(f"protoc failed with exit status {status}")
-    package = output_root / GENERATED_PACKAGE
-    (package / "__init__.py").write_text('"""Generated code of the jumpstarter.v1 protocol: do not edit."""\n')
-    return sorted(p.relative_to(output_root) for p in package.iterdir() if p.is_file())
+    for package, docstring in GENERATED_PACKAGES.items():
+        (output_root / package / "__init__.py").write_text(f'"""{docstring}"""\n')
+    return _files(output_root)
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(
+        p.relative_to(root) for package in GENERATED_PACKAGES for p in (root / package).iterdir() if p.is_file()
+    )
 
 
 def stale_files() -> list[str]:
     """Generated files that differ from what the .proto files produce now."""
     with tempfile.TemporaryDirectory() as scratch:
         fresh = generate(Path(scratch))
-        committed = sorted(
-            p.relative_to(OUTPUT_ROOT) for p in (OUTPUT_ROOT / GENERATED_PACKAGE).iterdir() if p.is_file()
-        )
+        committed = _files(OUTPUT_ROOT) if all((OUTPUT_ROOT / p).is_dir() for p in GENERATED_PACKAGES) else []
         names = sorted(set(fresh) | set(committed))
         return [
             str(name)

@@ -26,6 +26,8 @@ PACKAGES = [
     "jumpstarter-driver-composite==0.9.0",
     "jumpstarter-driver-power==0.9.0",
     "jumpstarter-driver-network==0.9.0",
+    # Its command line (jmp, jmp run, j): the peers of the lab controller's interop tests.
+    "jumpstarter-cli==0.9.0",
 ]
 
 
@@ -55,20 +57,17 @@ def _python(location: Path) -> Path:
     return location / "bin" / "python"
 
 
-def _is_ready(location: Path) -> bool:
+def _is_ready(location: Path, check: str) -> bool:
     python = _python(location)
     if not python.exists():
         return False
-    check = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; assert m.version('jumpstarter') == '0.9.0'"],
-        capture_output=True,
-    )
-    return check.returncode == 0
+    return subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0
 
 
-def ensure_upstream_venv(location: Path = DEFAULT_LOCATION) -> Path:
-    """Create (once) the environment with the original 0.9.0 packages; return its python."""
-    if _is_ready(location):
+def ensure_venv(location: Path, packages: list[str], check: str, what: str) -> Path:
+    """Create (once) an environment at `location` with `packages`, ready when `check` (python code)
+    runs there without error; return its python. `what` names it in errors."""
+    if _is_ready(location, check):
         return _python(location)
     uv = _uv()
     shutil.rmtree(location, ignore_errors=True)
@@ -76,21 +75,28 @@ def ensure_upstream_venv(location: Path = DEFAULT_LOCATION) -> Path:
     if uv:
         commands = [
             [uv, "venv", "--quiet", "--python", sys.executable, str(location)],
-            [uv, "pip", "install", "--quiet", "--python", str(_python(location)), *PACKAGES],
+            [uv, "pip", "install", "--quiet", "--python", str(_python(location)), *packages],
         ]
     else:
         commands = [
             [sys.executable, "-m", "venv", str(location)],
-            [str(_python(location)), "-m", "pip", "install", "--quiet", *PACKAGES],
+            [str(_python(location)), "-m", "pip", "install", "--quiet", *packages],
         ]
     for command in commands:
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             shutil.rmtree(location, ignore_errors=True)
             if not index_reachable():
-                raise UpstreamUnavailable("the package index cannot be reached to install jumpstarter==0.9.0")
-            raise RuntimeError(f"installing jumpstarter==0.9.0 failed:\n{result.stderr}")
+                raise UpstreamUnavailable(f"the package index cannot be reached to install {what}")
+            raise RuntimeError(f"installing {what} failed:\n{result.stderr}")
     return _python(location)
+
+
+def ensure_upstream_venv(location: Path = DEFAULT_LOCATION) -> Path:
+    """Create (once) the environment with the original 0.9.0 packages; return its python."""
+    wanted = "('jumpstarter', 'jumpstarter-cli')"
+    check = f"import importlib.metadata as m; assert {{m.version(p) for p in {wanted}}} == {{'0.9.0'}}"
+    return ensure_venv(location, PACKAGES, check, "jumpstarter==0.9.0")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Run with the original's python. Reads a JSON request on stdin:
 and prints one JSON object:
 
     {"descriptors": protodump.describe_files(...) of jumpstarter.proto, router.proto, common.proto,
+     kubernetes.proto and client/v1/client.proto,
      "theirs": {id: hex of the sample built and serialized (deterministically) by the original},
      "parsed": {id: {"json": the original's JSON form of our bytes, "hex": them re-serialized}}}
 """
@@ -20,7 +21,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pool, json_format, message_factory
 from jumpstarter_protocol import jumpstarter_pb2, router_pb2
-from jumpstarter_protocol.jumpstarter.v1 import common_pb2
+from jumpstarter_protocol.jumpstarter.client.v1 import client_pb2
+from jumpstarter_protocol.jumpstarter.v1 import common_pb2, kubernetes_pb2
 from peer_io import send, take_stdout
 from protodump import describe_files
 
@@ -47,7 +49,13 @@ def main() -> None:
     send(
         answer,
         {
-            "descriptors": describe_files(jumpstarter_pb2.DESCRIPTOR, router_pb2.DESCRIPTOR, common_pb2.DESCRIPTOR),
+            "descriptors": describe_files(
+                jumpstarter_pb2.DESCRIPTOR,
+                router_pb2.DESCRIPTOR,
+                common_pb2.DESCRIPTOR,
+                kubernetes_pb2.DESCRIPTOR,
+                client_pb2.DESCRIPTOR,
+            ),
             "theirs": theirs,
             "parsed": parsed,
         },

@@ -16,7 +16,8 @@ import pytest
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
-from jumpstarter.v1 import common_pb2, jumpstarter_pb2, router_pb2
+from jumpstarter.client.v1 import client_pb2
+from jumpstarter.v1 import common_pb2, jumpstarter_pb2, kubernetes_pb2, router_pb2
 
 pytestmark = pytest.mark.interop
 
@@ -209,7 +210,13 @@ def original(upstream: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def our_descriptors() -> dict[str, Any]:
-    return protodump.describe_files(jumpstarter_pb2.DESCRIPTOR, router_pb2.DESCRIPTOR, common_pb2.DESCRIPTOR)
+    return protodump.describe_files(
+        jumpstarter_pb2.DESCRIPTOR,
+        router_pb2.DESCRIPTOR,
+        common_pb2.DESCRIPTOR,
+        kubernetes_pb2.DESCRIPTOR,
+        client_pb2.DESCRIPTOR,
+    )
 
 
 def with_map_entries(original: dict[str, Any], name: str) -> list[str]:
@@ -305,3 +312,45 @@ def test_original_skips_our_extra_fields(original: dict[str, Any], key: str) -> 
     assert parsed["json"] == as_json(build(type_name, data))
     # Kept as unknown fields: a message the original passes on still carries them.
     assert ours(type_name).FromString(bytes.fromhex(parsed["hex"])) == with_extras(key)
+
+
+# -- The lab controller's protocol (ControllerService, ClientService, kubernetes.proto) ------
+
+CONTROLLER_SERVICE_PATHS = (f"/{V1}.ControllerService/", "/jumpstarter.client.v1.ClientService/")
+# Fields the spec lists as post-0.9.0 (served to 0.9.0 peers, which skip them).
+CONTROLLER_POST_0_9_0 = {("jumpstarter.v1.StatusResponse", 4), ("jumpstarter.client.v1.Lease", 15)}
+
+
+def controller_messages(original: dict[str, Any]) -> list[str]:
+    session = set(SESSION_MESSAGES)
+    return [
+        name
+        for name in original["descriptors"]["messages"]
+        if name.split(".", 2)[-1].split(".")[0] not in {m.rsplit(".", 1)[-1] for m in session}
+        and name.startswith(("jumpstarter.v1.", "jumpstarter.client.v1."))
+        and "TypedValue" not in name
+    ]
+
+
+def test_every_original_controller_message_exists_in_ours_identically(
+    original: dict[str, Any], our_descriptors: dict[str, Any]
+) -> None:
+    names = controller_messages(original)
+    assert "jumpstarter.client.v1.Lease" in names and "jumpstarter.v1.Condition" in names
+    for message in names:
+        theirs = original["descriptors"]["messages"][message]
+        mine = our_descriptors["messages"].get(message)
+        assert mine is not None, f"{message} is missing from our protocol"
+        assert {number: mine.get(number) for number in theirs} == theirs, message
+        extra = {(message, int(number)) for number in mine if number not in theirs}
+        assert extra <= CONTROLLER_POST_0_9_0, f"{message} has fields 0.9.0 lacks: {sorted(extra)}"
+
+
+def test_controller_method_paths_and_streaming_flags(original: dict[str, Any], our_descriptors: dict[str, Any]) -> None:
+    theirs = {
+        path: method
+        for path, method in original["descriptors"]["methods"].items()
+        if path.startswith(CONTROLLER_SERVICE_PATHS)
+    }
+    assert len(theirs) == 19  # 11 ControllerService RPCs (AuditStream included) and 8 ClientService RPCs
+    assert {path: our_descriptors["methods"].get(path) for path in theirs} == theirs

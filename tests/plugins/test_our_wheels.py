@@ -89,3 +89,14 @@ def test_a_driver_of_a_package_not_installed_says_how_to_find_it(serial_alone: V
         "jumpstarter-driver-<name>: install it with: pip install --find-links DIST jumpstarter-driver-<name>"
         in result.stderr
     )
+
+
+def test_the_controller_commands_name_their_distribution(serial_alone: Venv) -> None:
+    # `jmp controller`, `jmp router` and `jmp admin` come with jumpstarter-controller, not installed here.
+    result = serial_alone.run("jmp", "router", "run", "--listen", "127.0.0.1:1", check=False)
+    assert result.returncode == 1, result
+    assert result.stderr.startswith(
+        "jmp: error: 'jmp router' comes with the jumpstarter-controller distribution, which is not installed; "
+        "install it with: pip install --find-links DIST jumpstarter-controller"
+    )
+    assert len(result.stderr.splitlines()) == 1

@@ -114,7 +114,7 @@ def run_exporter(options: ServeOptions, log_level: str) -> None:
         tcp, security = _tcp_listener(options, config.metadata.name)
     except ValueError as error:
         _exit(2, str(error))
-    except _CannotListen as error:
+    except CannotListen as error:
         _exit(1, str(error))
     except OSError as error:  # a TLS or token file that cannot be read
         _exit(2, f"{error.filename}: {error.strerror}" if error.filename else str(error))
@@ -181,7 +181,7 @@ def _tcp_listener(options: ServeOptions, name: str) -> tuple[TcpListener | None,
         raise ValueError("--insecure-no-auth cannot go with --tls-cert, --tls-key or --token-file")
     if (options.tls_cert is None) != (options.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
-    _check_free(host, port)
+    check_free(host, port)
     if options.insecure_no_auth:
         _say(
             f"WARNING: {options.tcp} has no TLS and no token: anyone who can reach it can drive the hardware "
@@ -219,21 +219,24 @@ def _tcp_listener(options: ServeOptions, name: str) -> tuple[TcpListener | None,
     return TcpListener(host=host, port=port, tls=tls, token=token), security
 
 
-class _CannotListen(Exception):
+class CannotListen(Exception):
     """The TCP address cannot be listened on (exit 1)."""
 
 
-def _check_free(host: str, port: int) -> None:
+def check_free(host: str, port: int, flag: str = "--tcp") -> None:
     """Bind the address as gRPC would, to report a port in use (or an address not ours) in one line of our own.
 
     gRPC would only log its own lines and say "set GRPC_VERBOSITY"; it also lets two servers
-    share a port (SO_REUSEPORT), which this probe, binding without it, does not.
+    share a port (SO_REUSEPORT), which this probe, binding without it, does not. `flag` is the
+    option that gave the address (``jmp router run --listen`` uses it too).
     """
     shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
-        raise ValueError(f"--tcp {shown}: {host!r} is not an address or a known host name ({error.strerror})") from None
+        raise ValueError(
+            f"{flag} {shown}: {host!r} is not an address or a known host name ({error.strerror})"
+        ) from None
     for family, kind, protocol, _, address in addresses:
         with socket.socket(family, kind, protocol) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -243,21 +246,21 @@ def _check_free(host: str, port: int) -> None:
                 probe.bind(address)
             except OSError as error:
                 if error.errno == errno.EADDRINUSE:
-                    raise _CannotListen(
+                    raise CannotListen(
                         f"{shown} is in use{_holder(port)}: stop what listens there, or choose another port "
-                        f"(--tcp {host}:0 picks a free one)"
+                        f"({flag} {host}:0 picks a free one)"
                     ) from None
                 if error.errno == errno.EACCES:
-                    raise _CannotListen(
+                    raise CannotListen(
                         f"cannot listen on {shown}: permission denied (ports below 1024 need privileges): "
                         "choose a port above 1023"
                     ) from None
                 if error.errno == errno.EADDRNOTAVAIL:
                     raise ValueError(
-                        f"--tcp {shown}: {host} is not an address of this host: give one of its addresses, "
+                        f"{flag} {shown}: {host} is not an address of this host: give one of its addresses, "
                         "or 0.0.0.0 for all"
                     ) from None
-                raise _CannotListen(f"cannot listen on {shown}: {error.strerror or error}") from None
+                raise CannotListen(f"cannot listen on {shown}: {error.strerror or error}") from None
 
 
 def _holder(port: int) -> str:

@@ -1,4 +1,4 @@
-"""`jmp`: the jumpstarter command line (exporters, shells, drivers)."""
+"""`jmp`: the jumpstarter command line (exporters, shells, drivers), and the commands other distributions plug in."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import click
 from jumpstarter.cli.config import config
 from jumpstarter.cli.driver import driver
 from jumpstarter.cli.exporter import exporter, run_alias
-from jumpstarter.cli.output import Program
+from jumpstarter.cli.plugins import PluginProgram
 from jumpstarter.cli.shell import shell
 
 
-@click.group("jmp", cls=Program, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("jmp", cls=PluginProgram, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="jumpstarter-core", prog_name="jmp")  # read when asked: not at `j`'s start
 def main() -> None:
     """Test real hardware from anywhere: serve drivers, and drive them."""

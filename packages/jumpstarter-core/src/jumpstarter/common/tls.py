@@ -145,38 +145,104 @@ class TlsIdentity:
     @classmethod
     def self_signed(cls, names: list[str], common_name: str = "jumpstarter exporter") -> TlsIdentity:
         """A new self-signed certificate (ECDSA P-256, ten years) valid for `names` (hosts and addresses)."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
+        return _issue(names, common_name, issuer=None, days=3650)
 
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        alternative_names: list[x509.GeneralName] = []
-        for name in dict.fromkeys(_normalized(name) for name in names):
-            try:
-                alternative_names.append(x509.IPAddress(ipaddress.ip_address(name)))
-            except ValueError:
-                alternative_names.append(x509.DNSName(name))
-        now = datetime.datetime.now(datetime.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
+    @classmethod
+    def authority(cls, common_name: str) -> TlsIdentity:
+        """A new certificate authority (ECDSA P-256, ten years) that can sign server certificates (`issue`)."""
+        return _issue([], common_name, issuer=None, days=3650, authority=True)
+
+    def issue(self, names: list[str], common_name: str, days: int = 365) -> TlsIdentity:
+        """A new server certificate (ECDSA P-256) for `names`, signed by this identity (a certificate authority)."""
+        return _issue(names, common_name, issuer=self, days=days)
+
+    def issued(self, certificate: bytes) -> bool:
+        """Whether this identity signed `certificate` (PEM), and it is valid for another 30 days at least."""
+        from cryptography import x509
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            issued = x509.load_pem_x509_certificate(certificate)
+            issued.verify_directly_issued_by(x509.load_pem_x509_certificate(self.certificate))
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        remaining = issued.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+        return remaining > datetime.timedelta(days=30)
+
+
+def _issue(
+    names: list[str], common_name: str, issuer: TlsIdentity | None, days: int, authority: bool = False
+) -> TlsIdentity:
+    """A new key and its certificate for `names`: self-signed when no `issuer`, else signed by it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    alternative_names: list[x509.GeneralName] = []
+    for name in dict.fromkeys(_normalized(name) for name in names):
+        try:
+            alternative_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternative_names.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if alternative_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
+    signing_key: ec.EllipticCurvePrivateKey = key
+    if issuer is None:
+        # Self-signed: its own trust anchor, which the clients give as their CA file.
+        builder = builder.issuer_name(subject).add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True
         )
-        return cls(
-            certificate=certificate.public_bytes(serialization.Encoding.PEM),
-            private_key=key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
+        if authority:
+            builder = builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+    else:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        authority_certificate = x509.load_pem_x509_certificate(issuer.certificate)
+        authority_key = load_pem_private_key(issuer.private_key, password=None)
+        if not isinstance(authority_key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the certificate authority's key is not an EC key")
+        signing_key = authority_key
+        builder = (
+            builder.issuer_name(authority_certificate.subject)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(authority_key.public_key()), critical=False
+            )
         )
+    certificate = builder.sign(signing_key, hashes.SHA256())
+    return TlsIdentity(
+        certificate=certificate.public_bytes(serialization.Encoding.PEM),
+        private_key=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import grpc
@@ -27,7 +28,7 @@ from jumpstarter.exporter.auth import TlsIdentity
 from jumpstarter.exporter.gate import ConnectionGate, ConnectionLimits
 from jumpstarter.exporter.guard import HANDSHAKE_SECONDS, TokenAuthentication, handshake_options
 
-__all__ = ["Listening", "TcpListener", "listen", "private_socket_path"]
+__all__ = ["Listening", "ServerFactory", "TcpListener", "listen", "private_socket_path", "serve_gated"]
 
 # How long stopping a server waits for the calls in progress (then they are cancelled).
 SERVER_STOP_GRACE_SECONDS = 1.0
@@ -81,29 +82,49 @@ async def listen(provider: SessionProvider, *, unix_path: str | None = None, tcp
             stack.callback(_remove_socket, path)
             listening.unix_path = path
         if tcp is not None:
-            backend = stack.enter_context(private_socket_path())
-            gate = ConnectionGate(tcp.host, tcp.port, backend=backend, limits=tcp.limits)
-            authentication = TokenAuthentication(tcp.token, describe_peer=gate.describe_peer) if tcp.token else None
-            server = grpc_server(
-                provider, [authentication] if authentication else None, handshake_options(tcp.handshake_seconds)
+            gate = await stack.enter_async_context(
+                serve_gated(tcp, lambda interceptors, options: grpc_server(provider, interceptors, options))
             )
-            if authentication is not None:
-                stack.callback(authentication.close)
-            with _private_umask():
-                if tcp.tls is not None:
-                    server.add_secure_port(f"unix://{backend}", tcp.tls.server_credentials())
-                else:
-                    server.add_insecure_port(f"unix://{backend}")
-            await server.start()
-            try:
-                await stack.enter_async_context(gate)
-            except BaseException:
-                await _stop(server)
-                raise
-            # Stopped before the gate closes, so that clients see a clean end through it.
-            stack.push_async_callback(_stop, server)
             listening.tcp_address = gate.address
         yield listening
+
+
+ServerFactory = Callable[[list[grpc.aio.ServerInterceptor] | None, list[tuple[str, Any]]], grpc.aio.Server]
+"""Makes a gRPC server with its services, given the interceptors and options of a gated listener."""
+
+
+@asynccontextmanager
+async def serve_gated(tcp: TcpListener, make_server: ServerFactory) -> AsyncIterator[ConnectionGate]:
+    """Serve the server `make_server` makes on `tcp`'s port, behind a `ConnectionGate`; yield the gate.
+
+    The gate's `address` is where it listens; its `describe_peer` names the TCP peer of a call.
+
+    The server listens on a private Unix socket, with TLS if `tcp.tls`, refuses calls without
+    `tcp.token` (if any) before reading them, and bounds handshakes; the gate limits connections
+    per peer and in all. On exit the server stops (calls running get a short grace), then the gate.
+    The exporter's TCP listener and the lab controller's router use it.
+    """
+    async with AsyncExitStack() as stack:
+        backend = stack.enter_context(private_socket_path())
+        gate = ConnectionGate(tcp.host, tcp.port, backend=backend, limits=tcp.limits)
+        authentication = TokenAuthentication(tcp.token, describe_peer=gate.describe_peer) if tcp.token else None
+        server = make_server([authentication] if authentication else None, handshake_options(tcp.handshake_seconds))
+        if authentication is not None:
+            stack.callback(authentication.close)
+        with _private_umask():
+            if tcp.tls is not None:
+                server.add_secure_port(f"unix://{backend}", tcp.tls.server_credentials())
+            else:
+                server.add_insecure_port(f"unix://{backend}")
+        await server.start()
+        try:
+            await stack.enter_async_context(gate)
+        except BaseException:
+            await _stop(server)
+            raise
+        # Stopped before the gate closes, so that clients see a clean end through it.
+        stack.push_async_callback(_stop, server)
+        yield gate
 
 
 async def _stop(server: grpc.aio.Server) -> None:

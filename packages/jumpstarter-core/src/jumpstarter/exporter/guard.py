@@ -43,6 +43,7 @@ __all__ = [
     "TokenAuthentication",
     "handshake_options",
     "raise_descriptor_limit",
+    "refusing_handler",
 ]
 
 GUARD_LOGGER_NAME = "jumpstarter.guard"
@@ -76,6 +77,23 @@ def raise_descriptor_limit(target: int = _DESCRIPTOR_TARGET) -> int:
             return soft
         return wanted
     return soft
+
+
+def refusing_handler(
+    code: grpc.StatusCode, details: str, on_refusal: Callable[[str], None]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A handler that answers `code` with `details` and reads nothing of the call, whatever its kind.
+
+    A streaming handler with no deserializer: gRPC reads a request before calling a handler
+    that takes one, and this one takes none. `on_refusal` gets gRPC's name of the peer (for the log).
+    """
+
+    async def refuse(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        on_refusal(context.peer())
+        context.set_code(code)
+        context.set_details(details)
+
+    return grpc.stream_stream_rpc_method_handler(refuse)
 
 
 class RefusalLog:
@@ -159,15 +177,10 @@ class TokenAuthentication(grpc.aio.ServerInterceptor):
         return any(matches)
 
     def _refusing(self, method: str) -> grpc.RpcMethodHandler[Any, Any]:
-        # A streaming handler whatever the method's kind: gRPC reads a request before calling
-        # a handler that takes one, and this one reads nothing. No deserializer either.
-        async def refuse(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-            peer = self._describe_peer(context.peer())
-            self._refusals.note(f"refused a call of {method} from {peer}: no valid token")
-            context.set_code(grpc.StatusCode.UNAUTHENTICATED)
-            context.set_details(self._message)
+        def note(peer: str) -> None:
+            self._refusals.note(f"refused a call of {method} from {self._describe_peer(peer)}: no valid token")
 
-        return grpc.stream_stream_rpc_method_handler(refuse)
+        return refusing_handler(grpc.StatusCode.UNAUTHENTICATED, self._message, note)
 
     def close(self) -> None:
         self._refusals.close()

@@ -1,0 +1,271 @@
+"""`Controller`: the one active process's state, its changes and the events that follow them.
+
+Every change runs inside `change()`: under one lock, the model is changed, the scheduler
+runs (so a free exporter is assigned within the call that freed or asked for it), every
+touched record and the audit events are written in one database transaction, and only then
+are the waiting streams (an exporter's Status, a client's Dial) woken. If the write fails,
+the model is rebuilt from the database: memory never holds what the database lacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from jumpstarter_controller.config import ControllerConfig
+from jumpstarter_controller.credentials import Identity, TokenError, TokenVerifier
+from jumpstarter_controller.model import Client, Exporter, Model
+from jumpstarter_controller.scheduler import Changes, Event, next_deadline, schedule
+from jumpstarter_controller.store import Store
+
+__all__ = ["Controller", "ListenTicket"]
+
+logger = logging.getLogger(__name__)
+
+# A Listen stream's buffer of dial tickets (the original's is 8 too).
+LISTEN_BUFFER = 8
+# last_seen is kept in memory and written at most this often (it changes every 10 s per exporter).
+LAST_SEEN_FLUSH_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ListenTicket:
+    router_endpoint: str
+    router_token: str
+
+
+class Controller:
+    def __init__(self, store: Store, model: Model, config: ControllerConfig, verifier: TokenVerifier) -> None:
+        self.store = store
+        self.model = model
+        self.config = config
+        self.verifier = verifier
+        self._lock = anyio.Lock()
+        self._wake = anyio.Event()
+        self._exporter_events: dict[tuple[str, str], anyio.Event] = {}
+        # One Listen per lease: the newest supersedes the older (whose scope is cancelled).
+        self._listeners: dict[tuple[str, str], tuple[MemoryObjectSendStream[ListenTicket], anyio.CancelScope]] = {}
+        self._last_flush = time.monotonic()
+
+    @classmethod
+    async def open(cls, store: Store, config: ControllerConfig, verifier: TokenVerifier) -> Controller:
+        return cls(store, await store.load(), config, verifier)
+
+    # -- changes -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def change(self) -> AsyncIterator[Changes]:
+        """Change the model; on leaving, schedule, write it all in one transaction, then wake waiters.
+
+        A LookupError or ValueError (a refused request) must be raised before the body changes
+        anything; any other failure rebuilds the model from the database."""
+        async with self._lock:
+            changes = Changes()
+            try:
+                yield changes
+            except (LookupError, ValueError):
+                # A refused request: by convention refused before it changed anything (no reload).
+                raise
+            except BaseException:
+                await self._reload()
+                raise
+            try:
+                schedule(self.model, changes, time.time())
+                if _dirty(changes):
+                    await self.store.write(self.model, changes)
+            except BaseException:
+                await self._reload()
+                raise
+        self._announce(changes)
+
+    async def _reload(self) -> None:
+        streams = {key: e.streams for key, e in self.model.exporters.items()}
+        with anyio.CancelScope(shield=True):
+            self.model = await self.store.load()
+        for key, count in streams.items():
+            if key in self.model.exporters:
+                self.model.exporters[key].streams = count
+
+    def _announce(self, changes: Changes) -> None:
+        for key in {*changes.exporters, *changes.deleted_exporters}:
+            self.notify_exporter(key)
+        for lease in changes.leases.values():
+            if lease.exporter:
+                self.notify_exporter((lease.namespace, lease.exporter))
+            if lease.ended:
+                self._drop_listener(lease.key)
+        self._wake.set()
+
+    def notify_exporter(self, key: tuple[str, str]) -> None:
+        event = self._exporter_events.pop(key, None)
+        if event is not None:
+            event.set()
+
+    async def wait_exporter(self, key: tuple[str, str], seconds: float) -> None:
+        """Wait until something about exporter `key` (or its lease) changes, or `seconds` pass."""
+        event = self._exporter_events.setdefault(key, anyio.Event())
+        with anyio.move_on_after(seconds):
+            await event.wait()
+
+    async def run_timers(self) -> None:
+        """End leases at their end time and start scheduled ones at their begin time; flush last_seen."""
+        while True:
+            deadline = next_deadline(self.model)
+            wait = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.time()))
+            with anyio.move_on_after(wait):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            flush = time.monotonic() - self._last_flush >= LAST_SEEN_FLUSH_SECONDS
+            if flush or (deadline is not None and deadline <= time.time()):
+                try:
+                    async with self.change() as changes:
+                        if flush:
+                            self._last_flush = time.monotonic()
+                            for exporter in self.model.exporters.values():
+                                if exporter.streams:
+                                    changes.exporter(exporter)
+                except Exception:  # the database is away: try again on the next tick
+                    logger.exception("cannot write the scheduled changes")
+
+    # -- identities ----------------------------------------------------------------------------
+
+    def identify(self, token: str, kind: str | None = None) -> Identity:
+        """The identity behind `token`, still existing with that token's version; TokenError otherwise."""
+        identity = self.verifier.verify(token)
+        if kind is not None and identity.kind != kind:
+            raise TokenError(f"this call is for {kind}s, and the token is a {identity.kind}'s")
+        key = (identity.namespace, identity.name)
+        if identity.kind == "admin":
+            return identity
+        record: Client | Exporter | None = (
+            self.model.clients.get(key) if identity.kind == "client" else self.model.exporters.get(key)
+        )
+        if record is None or record.token_version != identity.version:
+            raise TokenError(
+                f"the {identity.kind} {identity.namespace}/{identity.name} was deleted or its token rotated: "
+                "ask the administrator for a new token"
+            )
+        return identity
+
+    # -- Listen queues -------------------------------------------------------------------------
+
+    def open_listener(self, key: tuple[str, str]) -> tuple[MemoryObjectReceiveStream[ListenTicket], anyio.CancelScope]:
+        self._drop_listener(key)
+        send, receive = anyio.create_memory_object_stream[ListenTicket](LISTEN_BUFFER)
+        scope = anyio.CancelScope()
+        self._listeners[key] = (send, scope)
+        return receive, scope
+
+    def close_listener(self, key: tuple[str, str], scope: anyio.CancelScope) -> None:
+        current = self._listeners.get(key)
+        if current is not None and current[1] is scope:
+            del self._listeners[key]
+            current[0].close()
+
+    def _drop_listener(self, key: tuple[str, str]) -> None:
+        current = self._listeners.pop(key, None)
+        if current is not None:
+            current[0].close()
+            current[1].cancel()
+
+    def has_listener(self, key: tuple[str, str]) -> bool:
+        return key in self._listeners
+
+    def deliver(self, key: tuple[str, str], ticket: ListenTicket) -> bool:
+        """Hand `ticket` to the lease's Listen stream; False when its buffer is full."""
+        current = self._listeners.get(key)
+        if current is None:
+            return False
+        try:
+            current[0].send_nowait(ticket)
+        except anyio.WouldBlock:
+            return False
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return False
+        return True
+
+    # -- admin -------------------------------------------------------------------------------
+
+    async def create_client(self, namespace: str, name: str, labels: dict[str, str], who: str) -> Client:
+        async with self.change() as changes:
+            if (namespace, name) in self.model.clients:
+                raise ValueError(f"client {namespace}/{name} exists already (rotate its token: jmp admin rotate)")
+            client = Client(namespace, name, labels)
+            self.model.clients[client.key] = client
+            changes.clients.add(client.key)
+            changes.event(Event(who, "client created", namespace, client=name, why=f"labels {labels}"))
+        return client
+
+    async def create_exporter(self, namespace: str, name: str, labels: dict[str, str], who: str) -> Exporter:
+        async with self.change() as changes:
+            if (namespace, name) in self.model.exporters:
+                raise ValueError(f"exporter {namespace}/{name} exists already (rotate its token: jmp admin rotate)")
+            exporter = Exporter(namespace, name, str(uuid.uuid4()), labels)
+            self.model.exporters[exporter.key] = exporter
+            changes.exporter(exporter)
+            changes.event(Event(who, "exporter created", namespace, exporter=name, why=f"labels {labels}"))
+        return exporter
+
+    async def rotate(self, kind: str, namespace: str, name: str, who: str) -> int:
+        async with self.change() as changes:
+            if kind == "client":
+                client = self._client(namespace, name)
+                client.token_version += 1
+                changes.clients.add(client.key)
+                version = client.token_version
+            else:
+                exporter = self._exporter(namespace, name)
+                exporter.token_version += 1
+                changes.exporter(exporter)
+                version = exporter.token_version
+            changes.event(Event(who, f"{kind} token rotated", namespace, why="the old token stops working",
+                                **{kind: name}))  # fmt: skip
+        return version
+
+    async def delete(self, kind: str, namespace: str, name: str, who: str) -> None:
+        from jumpstarter_controller.scheduler import end_lease
+
+        async with self.change() as changes:
+            now = time.time()
+            if kind == "client":
+                self._client(namespace, name)
+                for lease in self.model.active_leases():
+                    if lease.namespace == namespace and lease.client == name:
+                        end_lease(self.model, changes, lease, "Released", "its client was deleted", now, who)
+                del self.model.clients[(namespace, name)]
+                changes.deleted_clients.add((namespace, name))
+            else:
+                exporter = self._exporter(namespace, name)
+                if exporter.lease is not None:
+                    lease = self.model.leases[(namespace, exporter.lease)]
+                    end_lease(self.model, changes, lease, "Released", "its exporter was deleted", now, who)
+                del self.model.exporters[(namespace, name)]
+                changes.deleted_exporters.add((namespace, name))
+                changes.exporters.pop((namespace, name), None)
+            changes.event(Event(who, f"{kind} deleted", namespace, why="its tokens stop working", **{kind: name}))
+
+    def _client(self, namespace: str, name: str) -> Client:
+        client = self.model.clients.get((namespace, name))
+        if client is None:
+            raise LookupError(f"there is no client {namespace}/{name}")
+        return client
+
+    def _exporter(self, namespace: str, name: str) -> Exporter:
+        exporter = self.model.exporters.get((namespace, name))
+        if exporter is None:
+            raise LookupError(f"there is no exporter {namespace}/{name}")
+        return exporter
+
+
+def _dirty(changes: Changes) -> bool:
+    return bool(
+        changes.leases or changes.exporters or changes.deleted_exporters or changes.clients
+        or changes.deleted_clients or changes.events
+    )  # fmt: skip

@@ -1,0 +1,172 @@
+"""Leases on a real controller process: queueing, expiry, extension, transfer, scheduling, offline exporters.
+
+The exporters are `SimulatedExporter`s: lightweight peers speaking ControllerService exactly
+as the original's exporter does (the interop tests run the original itself).
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import grpc
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from jumpstarter.client.v1 import client_pb2
+from jumpstarter.v1 import jumpstarter_pb2, router_pb2, router_pb2_grpc
+from jumpstarter_controller.peers import Peer, bare
+from testsupport.labcontroller import STEP, LabController, conditions, exporter_running, online, ready, until
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
+
+
+async def test_three_clients_one_board_in_order_with_positions(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    configs = [lab.create("client", name) for name in ("alice", "bob", "carol")]
+    async with (
+        exporter_running(board) as exporter,
+        Peer.from_config(configs[0]) as alice,
+        Peer.from_config(configs[1]) as bob,
+        Peer.from_config(configs[2]) as carol,
+    ):
+        await online(alice, "board1")
+        first = await alice.create_lease("board=rpi4", seconds=60)
+        assert ready(first), conditions(first)  # assigned inside CreateLease
+        second = await bob.create_lease("board=rpi4", seconds=60)
+        third = await carol.create_lease("board=rpi4", seconds=60)
+        assert second.conditions[-1].message.startswith("1st in line for board=rpi4")
+        assert third.conditions[-1].message.startswith("2nd in line for board=rpi4")
+
+        await alice.delete_lease(bare(first.name))
+        done = await alice.get_lease(bare(first.name))
+        assert conditions(done) == [("Pending", "False", "Released"), ("Ready", "False", "Released")]
+        second = await until(bob, bare(second.name), ready)
+        third = await carol.get_lease(bare(third.name))
+        assert third.conditions[-1].message.startswith("1st in line for board=rpi4")
+        await bob.delete_lease(bare(second.name))
+        await until(carol, bare(third.name), ready)
+        assert exporter.leases == [bare(first.name), bare(second.name), bare(third.name)]
+        with pytest.raises(grpc.aio.AioRpcError) as twice:
+            await bob.delete_lease(bare(second.name))
+        assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_expiry_extension_and_no_silent_shortening(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    async with exporter_running(board) as exporter, Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=rpi4", seconds=2)
+        assert ready(lease)
+        name = bare(lease.name)
+        longer = client_pb2.Lease(name=lease.name, duration=Duration(seconds=3))
+        updated = await alice.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=longer))
+        assert updated.duration.seconds == 3
+        shorter = client_pb2.Lease(name=lease.name, duration=Duration(seconds=1))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await alice.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=shorter))
+        assert "shorten" in str(refused.value.details())
+        assert (await alice.get_lease(name)).duration.seconds == 3  # unchanged
+        ended = await until(alice, name, lambda x: x.HasField("effective_end_time"))
+        assert conditions(ended)[-1] == ("Ready", "False", "Expired")
+        assert ("Pending", "False", "Expired") in conditions(ended)
+        assert 2.5 < ended.effective_duration.seconds + ended.effective_duration.nanos / 1e9 < 5
+        with anyio.fail_after(STEP):
+            while exporter.current is not None:  # told leased=false
+                await exporter.changed.wait()
+
+
+async def test_transfer_within_the_namespace(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config, bob_config = lab.create("client", "alice"), lab.create("client", "bob")
+    async with (
+        exporter_running(board),
+        Peer.from_config(alice_config) as alice,
+        Peer.from_config(bob_config) as bob,
+    ):
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=rpi4", seconds=60)
+        moved = client_pb2.Lease(name=lease.name, client="namespaces/default/clients/bob")
+        updated = await alice.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=moved))
+        assert updated.client == "namespaces/default/clients/bob"
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await alice.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+        assert "permission denied" in str(denied.value.details())
+        dial = await bob.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+        assert dial.router_endpoint == lab.endpoint
+        elsewhere = client_pb2.Lease(name=lease.name, client="namespaces/other/clients/bob")
+        with pytest.raises(grpc.aio.AioRpcError):
+            await bob.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=elsewhere))
+
+
+async def test_scheduled_lease_waits_for_its_begin_time(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    async with exporter_running(board), Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        begin = time.time() + 1.5
+        lease = await alice.create_lease(
+            "board=rpi4", seconds=30, begin_time=Timestamp(seconds=int(begin), nanos=int(begin % 1 * 1e9))
+        )
+        assert not ready(lease)
+        started = await until(alice, bare(lease.name), ready)
+        assert started.effective_begin_time.seconds >= int(begin)
+
+
+async def test_exporter_lost_mid_lease_keeps_the_lease_and_resumes(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    async with Peer.from_config(alice_config) as alice:
+        async with exporter_running(board):
+            await online(alice, "board1")
+            lease = await alice.create_lease("board=rpi4", seconds=60)
+        # The exporter's streams are gone: the lease stays, the client is told the exporter is unreachable.
+        with pytest.raises(grpc.aio.AioRpcError) as offline:
+            with anyio.fail_after(STEP):
+                while True:
+                    await alice.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+                    await anyio.sleep(0.05)
+        assert offline.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "offline" in str(offline.value.details())
+        assert ready(await alice.get_lease(bare(lease.name)))
+        # Back without Register: it gets the same lease again.
+        async with exporter_running(board, register=False) as again:
+            with anyio.fail_after(STEP):
+                while again.current is None:
+                    await again.changed.wait()
+            assert again.current == bare(lease.name)
+            dial = await alice.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+            assert dial.router_token
+
+
+async def test_dial_pairs_client_and_exporter_through_the_built_in_router(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    ca = (lab.state_dir / "ca.pem").read_bytes()
+    async with exporter_running(board) as exporter, Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=rpi4", seconds=60)
+        dial = await alice.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=bare(lease.name)))
+        with anyio.fail_after(STEP):
+            while not exporter.dials:
+                await exporter.dialled.wait()
+        assert exporter.dials == [(dial.router_endpoint, dial.router_token)]  # the same pair on both sides
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+        metadata = (("authorization", f"Bearer {dial.router_token}"),)
+        async with (
+            grpc.aio.secure_channel(dial.router_endpoint, credentials) as one,
+            grpc.aio.secure_channel(dial.router_endpoint, credentials) as two,
+        ):
+            client_side = router_pb2_grpc.RouterServiceStub(one).Stream(metadata=metadata)
+            exporter_side = router_pb2_grpc.RouterServiceStub(two).Stream(metadata=metadata)
+            await client_side.write(router_pb2.StreamRequest(payload=b"PRI * HTTP/2.0"))
+            with anyio.fail_after(STEP):
+                frame = await exporter_side.read()
+            assert frame.payload == b"PRI * HTTP/2.0"
+            await exporter_side.write(router_pb2.StreamRequest(payload=b"back"))
+            with anyio.fail_after(STEP):
+                assert (await client_side.read()).payload == b"back"
+            client_side.cancel()
+            exporter_side.cancel()

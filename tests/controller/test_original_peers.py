@@ -1,0 +1,67 @@
+"""The original jumpstarter 0.9.0 against our controller: its exporter, shell and lease commands, unmodified.
+
+Configs come from our `jmp admin create`; the exporter's gets a driver added, as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jumpstarter.testing import Commands, Process
+from testsupport.labcontroller import LabController
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
+
+TIMEOUT = 60.0
+
+
+def original(upstream_python: Path, upstream_env: dict[str, str]) -> dict[str, str | None]:
+    """The environment of the original's commands: its jmp and j first on PATH, none of our settings."""
+    path = f"{upstream_python.parent}{os.pathsep}{upstream_env.get('PATH', '')}"
+    return {"PATH": path, "NONINTERACTIVE": "1", "PYTHONPATH": None, "VIRTUAL_ENV": None}
+
+
+def start_original_exporter(commands: Commands, lab: LabController, env: dict[str, str | None], bin_: Path) -> Process:
+    config = lab.create("exporter", "board1", {"board": "x"})
+    document = yaml.safe_load(config.read_text())
+    document["export"] = {"power": {"type": "jumpstarter_driver_power.driver.MockPower"}}
+    config.write_text(yaml.safe_dump(document))
+    exporter = commands.start(str(bin_ / "jmp"), "run", "--exporter-config", str(config), **env)
+    exporter.wait_for(lambda out, err: "Currently not leased" in out + err, TIMEOUT)
+    return exporter
+
+
+def test_original_exporter_shell_and_lease_commands(
+    lab: LabController, commands: Commands, upstream_python: Path, upstream_env: dict[str, str]
+) -> None:
+    env = original(upstream_python, upstream_env)
+    jmp = str(upstream_python.parent / "jmp")
+    exporter = start_original_exporter(commands, lab, env, upstream_python.parent)
+    client = lab.create("client", "alice")
+
+    listed = commands.run(jmp, "get", "exporters", "--client-config", str(client), timeout=TIMEOUT, **env)
+    assert listed.returncode == 0 and "board1" in listed.stdout and "board=x" in listed.stdout, listed
+
+    shell = commands.run(
+        jmp, "shell", "--client-config", str(client), "-l", "board=x", "--", "j", "power", "on", timeout=TIMEOUT, **env
+    )
+    assert shell.returncode == 0, shell
+    assert exporter.process.poll() is None  # still serving, and free again (the next lease gets it)
+
+    created = commands.run(jmp, "create", "lease", "--client-config", str(client), "-l", "board=x", "--duration",
+                           "10m", "-o", "name", timeout=TIMEOUT, **env)  # fmt: skip
+    assert created.returncode == 0, created
+    name = created.stdout.strip()
+    updated = commands.run(jmp, "update", "lease", name, "--duration", "20m", "--client-config", str(client),
+                           timeout=TIMEOUT, **env)  # fmt: skip
+    assert updated.returncode == 0, updated
+    leases = lab.admin("get", "leases")
+    assert name in leases.stdout and "board1" in leases.stdout, leases  # the exporter is free again: granted
+    deleted = commands.run(jmp, "delete", "leases", name, "--client-config", str(client), timeout=TIMEOUT, **env)
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout, deleted
+    events = lab.admin("get", "events").stdout
+    assert "exporter registered" in events and "lease extended" in events
