@@ -80,6 +80,8 @@ async def run_dashboard(
     config.bind = [f"fd://{os.dup(listener.fileno())}"]
     config.certfile, config.keyfile = str(options.certificate), str(options.private_key)
     config.graceful_timeout = 1.0
+    # HTTP/1.1 only: Hypercorn's HTTP/2 loses streams when a page's fetches meet its open event stream.
+    config.alpn_protocols = ["http/1.1"]
     config.accesslog = None
     config.errorlog = None
     host = options.advertised_host

@@ -91,7 +91,7 @@ class _Tracker:
     """What the controller does not keep: status history and when things started (for metrics)."""
 
     history: dict[tuple[str, str], deque[StatusChange]] = field(default_factory=dict)
-    last: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
+    last: dict[tuple[str, str], tuple[int, float, str]] = field(default_factory=dict)
     ready_seen: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -107,7 +107,7 @@ class Lab:
         # Called with (kind, value, labels) for metric observations: set by the metrics module.
         self.observers: list[Callable[[str, float, dict[str, str]], None]] = []
         for exporter in controller.model.exporters.values():
-            self._tracker.last[exporter.key] = (_status(exporter), time.time())
+            self._tracker.last[exporter.key] = (_status(exporter), time.time(), exporter.status_message)
         for lease in controller.model.leases.values():
             if lease.exporter is not None:
                 self._tracker.ready_seen.add(lease.key)
@@ -149,12 +149,16 @@ class Lab:
     def _track_status(self, key: tuple[str, str], exporter: Exporter, now: float) -> None:
         status = _status(exporter)
         previous = self._tracker.last.get(key)
-        if previous is not None and previous[0] == status:
+        if previous is not None and (previous[0], previous[2]) == (status, exporter.status_message):
             return
-        self._tracker.last[key] = (status, now)
+        # A new message under the same status (a hook's progress) is a line of the timeline too.
+        self._tracker.last[key] = (status, now if previous is None or previous[0] != status else previous[1],
+                                   exporter.status_message)  # fmt: skip
         history = self._tracker.history.setdefault(key, deque(maxlen=HISTORY))
         history.append(StatusChange(now, STATUS_NAMES.get(status, "unspecified"), exporter.status_message))
-        if previous is not None and previous[0] in HOOK_STATUSES:
+        if previous is None or previous[0] == status:
+            return
+        if previous[0] in HOOK_STATUSES:
             hook = HOOK_STATUSES[previous[0]]
             self._observe("hook_seconds", now - previous[1], {"hook": hook})
         if status in HOOK_FAILED:
