@@ -68,12 +68,13 @@ def browser(lab: LabController, tmp_path: Path) -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
+    pin = _spki_pin(lab.state_dir / "controller-tls" / "tls.crt")
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800",
                      f"--user-data-dir={tmp_path / 'chromium'}", "--disable-gpu",
                      # No calls home (there is no network here): each would stall a page load for seconds.
                      "--disable-background-networking", "--disable-component-update", "--no-first-run",
                      "--disable-sync", "--disable-default-apps", "--disable-extensions",
-                     f"--ignore-certificate-errors-spki-list={_spki_pin(lab.state_dir / 'controller-tls' / 'tls.crt')}"):  # fmt: skip
+                     f"--ignore-certificate-errors-spki-list={pin}"):  # fmt: skip
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)

@@ -210,13 +210,15 @@ def build_app(lab: Lab, sessions: Sessions, metrics: Metrics) -> Starlette:
             await lab.end_lease(namespace, name, session.who)
         except LookupError as error:
             return PlainTextResponse(str(error), status_code=404)
-        return RedirectResponse(str(form.get("back") or "/leases"), status_code=303)
+        back = str(form.get("back") or "")
+        # Only a path of this dashboard: never a redirect elsewhere.
+        return RedirectResponse(back if back.startswith("/") and not back.startswith("//") else "/leases", 303)
 
     async def enable(request: Request) -> Response:
         result = await checked(request)
         if isinstance(result, Response):
             return result
-        session, form = result
+        session, _ = result
         if not session.admin:
             return PlainTextResponse("refused: only the admin drains or enables exporters", status_code=403)
         namespace, name = request.path_params["namespace"], request.path_params["name"]

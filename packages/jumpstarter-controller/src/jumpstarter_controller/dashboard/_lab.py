@@ -184,14 +184,22 @@ class Lab:
         for exporter in sorted(model.exporters.values(), key=lambda e: e.key):
             if namespace is not None and exporter.namespace != namespace:
                 continue
-            lease = model.leases.get((exporter.namespace, exporter.lease)) if exporter.lease else None
+            held = model.leases.get((exporter.namespace, exporter.lease)) if exporter.lease else None
             rows.append(
                 ExporterRow(
-                    exporter.namespace, exporter.name, dict(exporter.labels), status_name(exporter),
-                    exporter.status_message, exporter.online, exporter.last_seen, exporter.enabled, exporter.lease,
-                    lease.client if lease else None, lease.expiry() if lease else None,
+                    exporter.namespace,
+                    exporter.name,
+                    dict(exporter.labels),
+                    status_name(exporter),
+                    exporter.status_message,
+                    exporter.online,
+                    exporter.last_seen,
+                    exporter.enabled,
+                    exporter.lease,
+                    held.client if held else None,
+                    held.expiry() if held else None,
                     waiting.get(exporter.key, 0),
-                )  # fmt: skip
+                )
             )
         return rows
 
@@ -321,5 +329,6 @@ def _lease_row(lease: Lease) -> LeaseRow:
         reason = f"{last.reason}: {last.message}" if last else ""
     position = pending.message if state == "pending" and pending else ""
     begin = lease.effective_begin if ready is not None else None
+    until = lease.expiry() if state != "ended" else lease.effective_end
     return LeaseRow(lease.namespace, lease.name, lease.client, lease.selector, lease.exporter, state, position,
-                    lease.created, begin, lease.expiry() if state != "ended" else lease.effective_end, reason)  # fmt: skip
+                    lease.created, begin, until, reason)  # fmt: skip
