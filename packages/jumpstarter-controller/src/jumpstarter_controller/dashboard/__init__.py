@@ -89,10 +89,21 @@ async def run_dashboard(
     (options.state_dir / DASHBOARD_FILE).write_text(url + "\n")
     lab.attach()
     stopped = anyio.Event()
+
+    async def run() -> None:
+        # Shielded: Hypercorn stops by its shutdown trigger (finishing or cutting open requests within
+        # graceful_timeout), not by a cancellation thrown into its tasks, which it does not expect.
+        with anyio.CancelScope(shield=True):
+            await serve(app, config, shutdown_trigger=stopped.wait)  # type: ignore[arg-type]
+
     try:
-        task_status.started(url)
-        await serve(app, config, shutdown_trigger=stopped.wait)  # type: ignore[arg-type]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run)
+            task_status.started(url)
+            try:
+                await anyio.sleep_forever()
+            finally:
+                lab.detach()  # ends the open change feeds
+                stopped.set()
     finally:
-        stopped.set()
-        lab.detach()
         listener.close()

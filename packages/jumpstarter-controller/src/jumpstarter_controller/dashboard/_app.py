@@ -245,6 +245,8 @@ def build_app(lab: Lab, sessions: Sessions, metrics: Metrics) -> Starlette:
                 if scope.cancelled_caught:
                     yield ": keepalive\n\n"
                     continue
+                if lab.closed:
+                    return  # the controller stops: the browser reconnects to the next one
                 if current(request) is None:
                     yield "event: ended\ndata: {}\n\n"
                     return

@@ -102,6 +102,7 @@ class Lab:
         self._controller = controller
         self._tracker = _Tracker()
         self._changed = anyio.Event()
+        self.closed = False
         self.version = 0
         self.changed_at = time.time()
         # Called with (kind, value, labels) for metric observations: set by the metrics module.
@@ -120,11 +121,12 @@ class Lab:
     def detach(self) -> None:
         if self._on_change in self._controller.watchers:
             self._controller.watchers.remove(self._on_change)
+        self.closed = True
         self._changed.set()
 
     async def wait_change(self, after: int) -> int:
-        """Wait until the version moves past `after`; return the new version."""
-        while self.version <= after:
+        """Wait until the version moves past `after` (or the lab is detached); return the new version."""
+        while self.version <= after and not self.closed:
             await self._changed.wait()
         return self.version
 
