@@ -143,13 +143,16 @@ async def serve(
         endpoint = advertised(host, gate.port)
         choice.builtin_endpoint = endpoint
         (options.state_dir / ENDPOINT_FILE).write_text(endpoint + "\n")
-        async with anyio.create_task_group() as tasks:
-            if options.dashboard is not None:
-                from jumpstarter_controller.dashboard import DashboardOptions, run_dashboard
+        web = None
+        if options.dashboard is not None:
+            from jumpstarter_controller.dashboard import DashboardOptions, bind, run_dashboard
 
-                where = DashboardOptions(*options.dashboard, certificate, private_key, state.verify_key(),
-                                         options.state_dir, advertised(host, 0).rpartition(":")[0])  # fmt: skip
-                on_dashboard(await tasks.start(run_dashboard, controller, router, where))
+            web = DashboardOptions(bind(*options.dashboard), certificate, private_key, state.verify_key(),
+                                   options.state_dir, advertised(host, 0).rpartition(":")[0])  # fmt: skip
+            stack.callback(web.listener.close)
+        async with anyio.create_task_group() as tasks:
+            if web is not None:
+                on_dashboard(await tasks.start(run_dashboard, controller, router, web))
             on_ready(endpoint, state.ca_path)
             tasks.start_soon(controller.run_timers)
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

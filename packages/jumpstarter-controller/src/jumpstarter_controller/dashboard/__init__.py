@@ -26,17 +26,33 @@ if TYPE_CHECKING:
 
     from jumpstarter_controller.controller import Controller
 
-__all__ = ["DASHBOARD_FILE", "DashboardOptions", "default_listen", "mint_login_token", "run_dashboard"]
+__all__ = ["DASHBOARD_FILE", "DashboardOptions", "bind", "default_listen", "mint_login_token", "run_dashboard"]
 
 DASHBOARD_FILE = "dashboard"
 """In the state directory: the dashboard's URL (for `jmp admin dashboard-login`)."""
 PORT_OFFSET = 2  # beside the gRPC port (8082) and the router's (8083): 8084
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The dashboard's listening socket; OSError says, in one line, what to do when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        raise OSError(f"the dashboard cannot listen on {host}:{port} ({error.strerror}): "
+                      "give another --dashboard HOST:PORT, or --no-dashboard") from None  # fmt: skip
+    return listener
+
+
 @dataclass(frozen=True)
 class DashboardOptions:
-    host: str
-    port: int
+    listener: socket.socket
+    """From `bind` (bound before the controller's tasks start, so that a taken port is a plain error);
+    its owner closes it."""
     certificate: Path
     private_key: Path
     verify_key: EllipticCurvePublicKey
@@ -64,16 +80,7 @@ async def run_dashboard(
     metrics = Metrics(lab, router)
     sessions = Sessions(options.verify_key, controller.identify)
     app = build_app(lab, sessions, metrics)
-    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((options.host, options.port))
-        listener.listen(128)
-    except OSError as error:
-        listener.close()
-        raise OSError(f"the dashboard cannot listen on {options.host}:{options.port} ({error.strerror}): "
-                      "give another --dashboard HOST:PORT, or --no-dashboard") from None  # fmt: skip
+    listener = options.listener
     port = listener.getsockname()[1]
     config = Config()
     # Hypercorn takes the descriptor it is given as its own (and closes it): give it a copy.
@@ -96,14 +103,11 @@ async def run_dashboard(
         with anyio.CancelScope(shield=True):
             await serve(app, config, shutdown_trigger=stopped.wait)  # type: ignore[arg-type]
 
-    try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(run)
-            task_status.started(url)
-            try:
-                await anyio.sleep_forever()
-            finally:
-                lab.detach()  # ends the open change feeds
-                stopped.set()
-    finally:
-        listener.close()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(run)
+        task_status.started(url)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            lab.detach()  # ends the open change feeds
+            stopped.set()
