@@ -20,7 +20,7 @@ from jumpstarter_controller.peers import Peer, bare
 from jumpstarter_controller.state import StateDir
 from testsupport.labcontroller import STEP, LabController, exporter_running, online, ready, until
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop")]
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
 
 
 async def refused(call: object) -> grpc.aio.AioRpcError:
@@ -38,6 +38,9 @@ async def test_kill_9_and_restart_loses_nothing(lab: LabController) -> None:
             active = await alice.create_lease("board=rpi4", seconds=120)
             waiting = await bob.create_lease("board=rpi4", seconds=120)
             assert ready(active) and not ready(waiting)
+            with anyio.fail_after(STEP):
+                while exporter.current != bare(active.name):  # it serves the lease
+                    await exporter.changed.wait()
             lab.kill()  # SIGKILL: nothing is flushed on the way out
         lab.restart()
         # The exporter comes back with Status only, as the original's does within seconds.
