@@ -14,6 +14,13 @@ import pytest
 _PROCESS_WIDE_THREADS = ("(_poll_wrapper)",)
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    # asyncio only (gRPC's asyncio runs there): selenium, a dev dependency, brings trio in, and anyio
+    # would otherwise run every async test on trio too.
+    return "asyncio"
+
+
 @pytest.fixture(autouse=True)
 def isolated_configuration(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the user's configuration and environment out of the tests."""

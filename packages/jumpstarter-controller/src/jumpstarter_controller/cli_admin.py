@@ -170,3 +170,25 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=False)]
     for row in [header, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
+
+
+@admin.command("dashboard-login")
+@click.pass_context
+def dashboard_login(ctx: click.Context) -> None:
+    """Print a one-time link that logs a browser in to the dashboard as the admin (single use, 2 minutes)."""
+    from jumpstarter_controller.dashboard import DASHBOARD_FILE, mint_login_token
+    from jumpstarter_controller.state import StateDir, StateDirError
+
+    state_dir = ctx.parent.params.get("state_dir") if ctx.parent else None
+    if state_dir is None:
+        raise click.UsageError("dashboard-login signs the link with the controller's key: give --state-dir DIR, "
+                               "on the controller's host")  # fmt: skip
+    try:
+        state = StateDir.existing(state_dir)
+        url = (state_dir / DASHBOARD_FILE).read_text().strip()
+    except StateDirError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError:
+        raise click.ClickException(f"no dashboard has run from {state_dir}: start jmp controller run without "
+                                   "--no-dashboard") from None  # fmt: skip
+    click.echo(f"{url}login/once?t={mint_login_token(state.signing_key())}")

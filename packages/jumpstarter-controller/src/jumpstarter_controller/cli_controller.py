@@ -27,8 +27,12 @@ def controller() -> None:
 @click.option("--database", default=None, help="postgresql://USER@HOST/DB (default: SQLite in the state dir)")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="YAML: routers, policies, limits")  # fmt: skip
+@click.option("--dashboard", default=None, metavar="HOST:PORT",
+              help="the web dashboard and /metrics (default: the --listen host, its port + 2)")  # fmt: skip
+@click.option("--no-dashboard", is_flag=True, help="serve no dashboard")
 @click.option("--log-level", default="WARNING", show_default=True)
-def run(state_dir: Path, listen: str, database: str | None, config_path: Path | None, log_level: str) -> None:
+def run(state_dir: Path, listen: str, database: str | None, config_path: Path | None, dashboard: str | None,
+        no_dashboard: bool, log_level: str) -> None:  # fmt: skip
     """Serve ControllerService, ClientService and a router on one TLS port until SIGTERM."""
     import anyio
     import grpc
@@ -40,9 +44,19 @@ def run(state_dir: Path, listen: str, database: str | None, config_path: Path | 
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        parse_listen(listen)
+        host, port = parse_listen(listen)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    web: tuple[str, int] | None = None
+    if dashboard is not None and no_dashboard:
+        raise click.UsageError("give --dashboard HOST:PORT or --no-dashboard, not both")
+    if not no_dashboard:
+        from jumpstarter_controller.dashboard import default_listen
+
+        try:
+            web = parse_listen(dashboard) if dashboard is not None else default_listen(host, port)
+        except ValueError as error:
+            raise click.UsageError(str(error).replace("--listen", "--dashboard")) from None
 
     def ready(endpoint: str, ca: Path) -> None:
         click.echo(f"controller serving on {endpoint}")
@@ -53,7 +67,8 @@ def run(state_dir: Path, listen: str, database: str | None, config_path: Path | 
         _say("another controller holds the database: standing by until it stops")
 
     try:
-        anyio.run(serve, ServeOptions(state_dir, listen, database, config_path), ready, standby)
+        options = ServeOptions(state_dir, listen, database, config_path, dashboard=web)
+        anyio.run(serve, options, ready, standby, lambda url: click.echo(f"dashboard on {url}"))
     except (ConfigError, StateDirError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     except SQLAlchemyError as error:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -53,6 +53,8 @@ class Controller:
         # One Listen per lease: the newest supersedes the older (whose scope is cancelled).
         self._listeners: dict[tuple[str, str], tuple[MemoryObjectSendStream[ListenTicket], anyio.CancelScope]] = {}
         self._last_flush = time.monotonic()
+        # Told of every change once it is written (the dashboard's live view); must not block.
+        self.watchers: list[Callable[[Changes], None]] = []
 
     @classmethod
     async def open(cls, store: Store, config: ControllerConfig, verifier: TokenVerifier) -> Controller:
@@ -102,6 +104,8 @@ class Controller:
             if lease.ended:
                 self._drop_listener(lease.key)
         self._wake.set()
+        for watch in list(self.watchers):
+            watch(changes)
 
     def notify_exporter(self, key: tuple[str, str]) -> None:
         event = self._exporter_events.pop(key, None)

@@ -58,6 +58,8 @@ class ServeOptions:
     listen: str = DEFAULT_LISTEN
     database: str | None = None
     config: Path | None = None
+    dashboard: tuple[str, int] | None = None
+    """The dashboard's HOST:PORT (jumpstarter_controller.dashboard), or None for none."""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -75,7 +77,10 @@ def advertised(host: str, port: int) -> str:
 
 
 async def serve(
-    options: ServeOptions, on_ready: Callable[[str, Path], None], on_standby: Callable[[], None] = lambda: None
+    options: ServeOptions,
+    on_ready: Callable[[str, Path], None],
+    on_standby: Callable[[], None] = lambda: None,
+    on_dashboard: Callable[[str], None] = lambda url: None,
 ) -> None:
     """Serve until SIGTERM or SIGINT. `on_ready(endpoint, ca_path)` is called once serving,
     `on_standby()` when another controller holds the database."""
@@ -138,8 +143,17 @@ async def serve(
         endpoint = advertised(host, gate.port)
         choice.builtin_endpoint = endpoint
         (options.state_dir / ENDPOINT_FILE).write_text(endpoint + "\n")
-        on_ready(endpoint, state.ca_path)
+        web = None
+        if options.dashboard is not None:
+            from jumpstarter_controller.dashboard import DashboardOptions, bind, run_dashboard
+
+            web = DashboardOptions(bind(*options.dashboard), certificate, private_key, state.verify_key(),
+                                   options.state_dir, advertised(host, 0).rpartition(":")[0])  # fmt: skip
+            stack.callback(web.listener.close)
         async with anyio.create_task_group() as tasks:
+            if web is not None:
+                on_dashboard(await tasks.start(run_dashboard, controller, router, web))
+            on_ready(endpoint, state.ca_path)
             tasks.start_soon(controller.run_timers)
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:

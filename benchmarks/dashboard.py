@@ -1,0 +1,118 @@
+"""The dashboard in a real browser: time to render the exporters page, and from a change to the screen.
+
+    uv run python benchmarks/dashboard.py                # 1,000 exporters (prints a table)
+    uv run python benchmarks/dashboard.py --exporters 50 # a quick look
+
+A real `jmp controller run` (SQLite, TLS) and Debian's headless Chromium driven by Selenium:
+
+- **Exporters page**: the browser's Navigation Timing for /exporters (request start to the
+  load event), with N exporters in the lab; p50 and p99 of 20 loads.
+- **Change to screen**: an exporter is created through the admin service while the page is open;
+  from the controller's change (the time it stamps on the change feed) to the page's main part
+  swapped (the page stamps it): p50 and p99 of 20 changes. Both clocks are this host's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from jumpstarter_controller.admin_client import Connection
+
+JMP = Path(sys.executable).parent / "jmp"
+
+
+def _start(state_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen([str(JMP), "controller", "run", "--state-dir", str(state_dir), "--listen",
+                                "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert process.stdout is not None
+    url = ""
+    for line in process.stdout:
+        match = re.search(r"dashboard on (\S+)", line)
+        if match:
+            url = match.group(1)
+        if line.startswith("CA certificate:"):
+            return process, url
+    raise SystemExit("the controller did not start")
+
+
+def _browser() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors",
+                     "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                     "--window-size=1280,800"):  # fmt: skip
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def _percentiles(values: list[float]) -> str:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return f"p50 {statistics.median(ordered):7.1f} ms   p99 {p99:7.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exporters", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with tempfile.TemporaryDirectory() as directory:
+        state_dir = Path(directory) / "state"
+        process, url = _start(state_dir)
+        browser = None
+        try:
+            admin = Connection.from_state_dir(state_dir)
+            for number in range(args.exporters):
+                admin.call("create_exporter", namespace="default", name=f"board{number:04d}",
+                           labels={"board": "sim", "rack": f"r{number % 10}"})  # fmt: skip
+            browser = _browser()
+            login = subprocess.run([str(JMP), "admin", "--state-dir", str(state_dir), "dashboard-login"],
+                                   capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+            browser.get(login)
+            browser.find_element("id", "login").click()
+            WebDriverWait(browser, 30).until(lambda b: b.current_url.endswith("/exporters"))
+            loads = []
+            for _ in range(args.rounds):
+                browser.get(url + "exporters")
+                timing = browser.execute_script(
+                    "const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.requestStart"
+                )
+                loads.append(float(timing))
+            WebDriverWait(browser, 30).until(lambda b: "on" in (b.find_element("id", "live").get_attribute("class")))
+            delays = []
+            for number in range(args.rounds):
+                name = f"new{number:03d}"
+                admin.call("create_exporter", namespace="default", name=name, labels={})
+                WebDriverWait(browser, 30, poll_frequency=0.01).until(
+                    lambda b, name=name: b.execute_script(  # type: ignore[misc]
+                        "return document.querySelector(arguments[0]) !== null", f"tr[data-exporter='default/{name}']"
+                    )
+                )
+                delays.append(float(browser.execute_script(
+                    "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)")))  # fmt: skip
+                time.sleep(0.05)  # let the page settle between changes (not a synchronisation)
+            print(f"dashboard, {args.exporters} exporters, {args.rounds} rounds (headless Chromium, TLS, this host)")
+            print(f"  exporters page load   {_percentiles(loads)}")
+            print(f"  change to screen      {_percentiles(delays)}")
+        finally:
+            if browser is not None:
+                browser.quit()
+            process.terminate()
+            process.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""The dashboard in Debian's headless Chromium, against a real `jmp controller run` with exporters.
+
+The exporters are `SimulatedExporter`s (speaking ControllerService as the original's exporter
+does) and the clients create leases over ClientService as `jmp create lease` does. Selenium's
+calls block, so they run in a worker thread: the event loop keeps serving the exporters.
+Screenshots of each page go to docs/lab/ (shown by docs/lab/dashboard.md).
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import yaml
+
+from jumpstarter_controller.peers import Peer, bare
+from testsupport.labcontroller import STEP, LabController, exporter_running, online, ready, until
+
+from .conftest import dashboard_url
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "lab"
+SCRIPT = "<script>window.pwned=1</script>"
+
+
+async def in_browser(call: Callable[[], Any]) -> Any:
+    return await anyio.to_thread.run_sync(call)
+
+
+def wait(browser: Any, condition: Callable[[Any], Any], timeout: float = STEP) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout, poll_frequency=0.02).until(condition)
+
+
+def text_of(browser: Any, css: str) -> str:
+    """The element's text, read in one step in the page (the live update may swap it at any time)."""
+    found = browser.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", css)
+    return str(found)
+
+
+def click(browser: Any, css: str) -> None:
+    """Click, again if the live update replaced the element in between."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def clicked(driver: Any) -> bool:
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait(browser, clicked)
+
+
+def shot(browser: Any, name: str) -> None:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(DOCS / f"dashboard-{name}.png"))
+
+
+def login_admin(browser: Any, lab: LabController) -> str:
+    result = lab.admin("dashboard-login")
+    assert result.returncode == 0, result
+    link = result.stdout.strip()
+    browser.get(link)
+    click(browser, "#login")
+    wait(browser, lambda b: b.current_url.endswith("/exporters"))
+    return link
+
+
+def login_token(browser: Any, url: str, token: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(url + "login")
+    browser.find_element(By.NAME, "token").send_keys(token)
+    click(browser, "#login")
+
+
+def token_of(config: Path) -> str:
+    return str(yaml.safe_load(config.read_text())["token"])
+
+
+def live(browser: Any) -> None:
+    """Wait until the page's change feed is connected (its dot turns green)."""
+    wait(browser, lambda b: "on" in (b.find_element("id", "live").get_attribute("class") or ""))
+
+
+async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_board(
+    lab: LabController, browser: Any
+) -> None:
+    url = dashboard_url(lab)
+    refused = lab.admin("create", "exporter", "x", "--label", f"note={SCRIPT}", "--out", str(lab.state_dir / "x"))
+    assert refused.returncode == 1 and "invalid value" in refused.stderr  # labels cannot hold markup at all
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    spare = lab.create("exporter", "board2", {"board": "imx8"})
+    alice_config, bob_config = lab.create("client", "alice"), lab.create("client", "bob")
+    async with (
+        exporter_running(board) as simulated,
+        exporter_running(spare),
+        Peer.from_config(alice_config) as alice,
+        Peer.from_config(bob_config) as bob,
+    ):
+        await online(alice, "board1")
+        await online(alice, "board2")
+        link = await in_browser(lambda: login_admin(browser, lab))
+        await in_browser(lambda: live(browser))
+        row = "tr[data-exporter='default/board1']"
+        text = await in_browser(lambda: text_of(browser, row))
+        assert "available" in text and "board=rpi4" in text
+        assert "default/board2" in await in_browser(lambda: text_of(browser, "#exporters"))
+
+        # The one-time link is used up.
+        await in_browser(lambda: browser.delete_all_cookies())
+        await in_browser(lambda: (browser.get(link), click(browser, "#login")))
+        assert "used already" in await in_browser(lambda: text_of(browser, "#error"))
+        await in_browser(lambda: login_admin(browser, lab))
+        await in_browser(lambda: live(browser))
+
+        # A lease made by a client shows on the open page without a reload.
+        started = time.monotonic()
+        lease = await alice.create_lease("board=rpi4", seconds=600)
+        assert ready(lease)
+        await in_browser(lambda: wait(browser, lambda b: text_of(b, row + " .client") == "alice"))
+        print(f"lease to screen: {(time.monotonic() - started) * 1000:.0f} ms")
+        shown = await in_browser(lambda: browser.execute_script(
+            "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)"))  # fmt: skip
+        assert 0 <= shown < 1500, shown
+        await in_browser(lambda: shot(browser, "exporters"))
+
+        # A second lease waits for it: the exporters page counts it, the leases page shows its place.
+        waiting = await bob.create_lease("board=rpi4", seconds=600)
+        await in_browser(lambda: wait(browser, lambda b: text_of(b, row + " .waiting") == "1"))
+        await in_browser(lambda: browser.get(url + "leases"))
+        pending = f"#leases-pending tr[data-lease='{bare(waiting.name)}']"
+        assert "1st in line" in await in_browser(lambda: text_of(browser, pending))
+        await in_browser(lambda: shot(browser, "leases"))
+
+        # Ending alice's lease from the page hands the board to bob's waiting lease.
+        await in_browser(lambda: click(browser, f"#leases-active tr[data-lease='{bare(lease.name)}'] button.end"))
+        await until(bob, bare(waiting.name), ready)
+        ended = await alice.get_lease(bare(lease.name))
+        assert ended.conditions[-1].reason == "Released"
+        active = f"#leases-active tr[data-lease='{bare(waiting.name)}']"
+        await in_browser(lambda: wait(browser, lambda b: "bob" in text_of(b, active)))
+
+        # The filter takes the CLI's selector syntax; a bad one says what is wrong.
+        await in_browser(lambda: browser.get(url + "leases?selector=board%3Dimx8"))
+        assert "default/" not in await in_browser(lambda: text_of(browser, "#leases-active"))
+        await in_browser(lambda: browser.get(url + "leases?selector=board%3D%3D%3D"))
+        assert "does not parse" in await in_browser(lambda: text_of(browser, ".error"))
+
+        # The timeline: its leases, its status changes (what the exporter reports shown as text, never
+        # run), the events (the dashboard's action among them).
+        await in_browser(lambda: browser.get(url + "exporters/default/board1"))
+        await in_browser(lambda: live(browser))
+        await simulated.report(4, f"hook says {SCRIPT}")
+        await in_browser(lambda: wait(browser, lambda b: SCRIPT in text_of(b, "#history")))
+        assert await in_browser(lambda: browser.execute_script("return window.pwned === undefined"))
+        timeline = await in_browser(lambda: text_of(browser, "main"))
+        assert bare(lease.name) in timeline and "lease-ready" in timeline
+        assert "admin:dashboard" in timeline and "ended from the dashboard" in timeline
+        await in_browser(lambda: shot(browser, "timeline"))
+        await in_browser(lambda: browser.get(url + "clients"))
+        assert "default/alice" in await in_browser(lambda: text_of(browser, "#clients"))
+        await in_browser(lambda: shot(browser, "clients"))
+        await bob.delete_lease(bare(waiting.name))
+
+    events = lab.admin("get", "events")
+    assert "ended from the dashboard by admin:dashboard" in events.stdout, events
+
+
+async def test_a_drained_exporter_finishes_its_lease_and_takes_no_new_one(lab: LabController, browser: Any) -> None:
+    url = dashboard_url(lab)
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    alice_config = lab.create("client", "alice")
+    async with exporter_running(board), Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        held = await alice.create_lease("board=rpi4", seconds=600)
+        await in_browser(lambda: login_admin(browser, lab))
+        await in_browser(lambda: browser.get(url + "exporters/default/board1"))
+        await in_browser(lambda: click(browser, "#toggle"))
+        await in_browser(lambda: wait(browser, lambda b: "drained" in text_of(b, "h1")))
+        assert ready(await alice.get_lease(bare(held.name)))  # it keeps its lease
+        await alice.delete_lease(bare(held.name))
+        # The only matching board is drained: the controller refuses the lease as unsatisfiable (no enabled
+        # exporter matches) rather than handing it the board.
+        later = await alice.create_lease("board=rpi4", seconds=600)
+        assert not ready(later)
+        with anyio.move_on_after(1.0):  # a bound: the scheduler assigns within the call, so 1 s is generous
+            await until(alice, bare(later.name), ready)
+            pytest.fail("a drained exporter took a new lease")
+        assert any(c.type == "Unsatisfiable" for c in (await alice.get_lease(bare(later.name))).conditions)
+        await in_browser(lambda: click(browser, "#toggle"))  # enabled again: it takes leases
+        await in_browser(lambda: wait(browser, lambda b: "drained" not in text_of(b, "h1")))
+        again = await alice.create_lease("board=rpi4", seconds=600)
+        await until(alice, bare(again.name), ready)
+        await alice.delete_lease(bare(again.name))
+    events = lab.admin("get", "events").stdout
+    assert "exporter drained" in events and "exporter enabled" in events
+
+
+async def test_a_client_sees_its_namespace_only_and_ends_only_its_leases(lab: LabController, browser: Any) -> None:
+    url = dashboard_url(lab)
+    mine = lab.create("exporter", "board1", {"board": "rpi4"})
+    lab.create("exporter", "secret-board", {"board": "rpi4"}, namespace="other")
+    alice_config = lab.create("client", "alice")
+    lab.create("client", "eve", namespace="other")
+    async with exporter_running(mine), Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        await in_browser(lambda: login_token(browser, url, token_of(alice_config)))
+        await in_browser(lambda: wait(browser, lambda b: b.current_url.endswith("/exporters")))
+        listing = await in_browser(lambda: text_of(browser, "#exporters"))
+        assert "default/board1" in listing and "secret-board" not in listing
+        await in_browser(lambda: browser.get(url + "exporters/other/secret-board"))
+        assert "cannot see" in await in_browser(lambda: text_of(browser, "main"))
+        await in_browser(lambda: browser.get(url + "clients"))
+        assert "admin only" in await in_browser(lambda: text_of(browser, "main"))
+        lease = await alice.create_lease("board=rpi4", seconds=600)
+        await in_browser(lambda: browser.get(url + "leases"))
+        await in_browser(lambda: click(browser, f"tr[data-lease='{bare(lease.name)}'] button.end"))
+        await until(alice, bare(lease.name), lambda got: got.conditions[-1].reason == "Released")
+
+        # Without the page's token, or from another origin, an action is refused.
+        cookie = await in_browser(lambda: browser.get_cookie("jmp_dashboard"))
+        assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        second = await alice.create_lease("board=rpi4", seconds=600)
+        target = f"{url}leases/default/{bare(second.name)}/end"
+        context = ssl.create_default_context(cafile=str(lab.state_dir / "ca.pem"))
+
+        def post(body: bytes, origin: str) -> int:
+            request = urllib.request.Request(target, data=body, method="POST", headers={
+                "Cookie": f"jmp_dashboard={cookie['value']}", "Origin": origin,
+                "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=STEP) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert await anyio.to_thread.run_sync(post, b"", url.rstrip("/")) == 403
+        assert await anyio.to_thread.run_sync(post, b"csrf=guess", url.rstrip("/")) == 403
+        assert ready(await alice.get_lease(bare(second.name)))
+
+        # /metrics takes a bearer token and counts what the page shows.
+        def metrics(token: str) -> str:
+            request = urllib.request.Request(url + "metrics", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, context=context, timeout=STEP) as answer:
+                return str(answer.read().decode())
+
+        scraped = await anyio.to_thread.run_sync(metrics, token_of(alice_config))
+        assert 'jumpstarter_leases{state="active"} 1.0' in scraped
+        assert 'jumpstarter_exporters{status="lease-ready"} 1.0' in scraped
+        assert "jumpstarter_lease_request_to_ready_seconds_count 2.0" in scraped
+        await alice.delete_lease(bare(second.name))
+    json.dumps(cookie)  # the cookie was a JSON-able dict (Selenium's shape)
