@@ -101,8 +101,8 @@ def main() -> None:
                         "return document.querySelector(arguments[0]) !== null", f"tr[data-exporter='default/{name}']"
                     )
                 )
-                delays.append(float(browser.execute_script(
-                    "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)")))  # fmt: skip
+                shown_after = "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)"
+                delays.append(float(browser.execute_script(shown_after)))
                 time.sleep(0.05)  # let the page settle between changes (not a synchronisation)
             print(f"dashboard, {args.exporters} exporters, {args.rounds} rounds (headless Chromium, TLS, this host)")
             print(f"  exporters page load   {_percentiles(loads)}")
