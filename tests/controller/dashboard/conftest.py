@@ -1,4 +1,4 @@
-"""Fixtures of the dashboard's browser tests: a real `jmp controller run`, Debian's headless Chromium.
+"""Fixtures of the dashboard's browser tests: Debian's headless Chromium (the controller: ../conftest.py).
 
 Chromium trusts exactly the controller's certificate (its public key pinned with
 --ignore-certificate-errors-spki-list), not any certificate.
@@ -10,38 +10,16 @@ import base64
 import hashlib
 import re
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jumpstarter.testing import Commands
 from testsupport.labcontroller import LabController
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"  # one loop per module: gRPC's asyncio poller keeps the loop it started on
-
-
-@pytest.fixture(scope="module")
-async def one_event_loop(anyio_backend: str) -> AsyncIterator[None]:
-    yield
-
-
-@pytest.fixture
-def commands(tmp_path: Path) -> Iterator[Commands]:
-    with Commands(tmp_path) as started:
-        yield started
-
-
-@pytest.fixture
-def lab(commands: Commands, tmp_path: Path) -> LabController:
-    return LabController.start(commands, tmp_path / "state")
 
 
 def dashboard_url(lab: LabController) -> str:
