@@ -47,6 +47,10 @@ async def test_three_clients_one_board_in_order_with_positions(lab: LabControlle
         assert third.conditions[-1].message.startswith("1st in line for board=rpi4")
         await bob.delete_lease(bare(second.name))
         await until(carol, bare(third.name), ready)
+        # The exporter hears of the lease on its Status stream, after the controller granted it.
+        with anyio.fail_after(10):
+            while len(exporter.leases) < 3:  # noqa: ASYNC110 (the simulated exporter has no event for it)
+                await anyio.sleep(0.01)
         assert exporter.leases == [bare(first.name), bare(second.name), bare(third.name)]
         with pytest.raises(grpc.aio.AioRpcError) as twice:
             await bob.delete_lease(bare(second.name))
