@@ -88,6 +88,9 @@ class ControllerService(jumpstarter_pb2_grpc.ControllerServiceServicer):
             exporter.last_seen = time.time()
             if exporter.status == STATUS_AVAILABLE and exporter.lease is None and exporter.notice_sent:
                 exporter.ack_pending = False
+            if exporter.lease is not None:
+                was_busy = previous not in (0, STATUS_AVAILABLE) or exporter.done_with_lease
+                exporter.done_with_lease = exporter.status == STATUS_AVAILABLE and was_busy
             if request.release_lease and exporter.lease is not None:
                 release = exporter.lease
             changes.exporter(exporter)
@@ -139,7 +142,7 @@ class ControllerService(jumpstarter_pb2_grpc.ControllerServiceServicer):
                         async with self.controller.change() as changes:
                             # The original's exporter may have reported AVAILABLE already (after its client's
                             # EndSession and its afterLease hook) and then does not report it again.
-                            if exporter.status == STATUS_AVAILABLE:
+                            if exporter.status == STATUS_AVAILABLE and exporter.done_with_lease:
                                 exporter.ack_pending = False
                             changes.exporter(exporter)
                 await self.controller.wait_exporter(key, STATUS_REFRESH_SECONDS)

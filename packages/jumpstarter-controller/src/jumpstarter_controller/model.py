@@ -57,6 +57,10 @@ class Exporter:
     created: float = field(default_factory=time.time)
     # In memory only: open Status streams (an exporter is online while it has one).
     streams: int = 0
+    # In memory only: it reported AVAILABLE after a busy status while holding its lease (the original's
+    # exporter does so after EndSession, and not again after leased=false). A stale AVAILABLE from before
+    # the lease does not count: such an exporter may still be taking the lease up.
+    done_with_lease: bool = False
 
     @property
     def key(self) -> tuple[str, str]:

@@ -149,6 +149,7 @@ def _assign(changes: Changes, lease: Lease, exporter: Exporter, now: float) -> N
     exporter.lease = lease.name
     exporter.last_used = now
     exporter.notice_sent = False
+    exporter.done_with_lease = False
     lease.set_condition("Pending", "False", "Ready", "An exporter has been acquired", now)
     lease.set_condition("Ready", "True", "Ready", "An exporter has been acquired for the client", now)
     changes.lease(lease)

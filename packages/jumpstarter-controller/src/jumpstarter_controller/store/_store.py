@@ -102,7 +102,7 @@ class Store:
             for exporter in changes.exporters.values():
                 if exporter.key in model.exporters:
                     row = asdict(exporter)
-                    del row["streams"]
+                    del row["streams"], row["done_with_lease"]
                     exporters.append(row)
             leases = []
             for lease in changes.leases.values():
