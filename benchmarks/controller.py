@@ -49,11 +49,13 @@ def start_controller(state: Path, database: str | None) -> tuple[subprocess.Pope
         argv += ["--database", database]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert process.stdout is not None
-    line = process.stdout.readline()
+    lines = []
+    # The controller prints where it serves, its CA and its dashboard, in no fixed order.
+    while (line := process.stdout.readline()) and "serving on" not in line:
+        lines.append(line)
     if "serving on" not in line:
         process.kill()
-        raise SystemExit(f"the controller did not start: {line!r}")
-    process.stdout.readline()  # the CA line
+        raise SystemExit(f"the controller did not start: {''.join(lines)!r}")
     return process, line.split("serving on ")[1].strip()
 
 
