@@ -30,11 +30,6 @@ SUPPORT = Path(__file__).resolve().parents[1] / "support"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def state(tmp_path: Path) -> StateDir:
     made = StateDir(tmp_path / "state")
     made.ca(), made.signing_key()

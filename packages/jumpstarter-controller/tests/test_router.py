@@ -32,11 +32,6 @@ WAIT = 1.5  # the routers' --wait-timeout in these tests
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def state(tmp_path: Path) -> StateDir:
     made = StateDir(tmp_path / "state")
     made.ca(), made.signing_key()

@@ -17,11 +17,6 @@ from testsupport.router import router_end
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[StateDir, Router, str]]:
     state = StateDir(tmp_path / "state")
     certificate, key = state.issue_server_certificate(["127.0.0.1"], tmp_path / "tls")

@@ -337,11 +337,6 @@ async def test_async_twins(tcp_echo: tuple[str, int], udp_echo: UdpPeer) -> None
         assert [await udp.receive(), await udp.receive(), await udp.receive()] == [b"x", b"", b"yz"]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_driver_logs_do_not_hide_errors(caplog: pytest.LogCaptureFixture) -> None:
     # A refused stream is the client's error to report: the exporter does not log a traceback for it.
     caplog.set_level(logging.WARNING)
