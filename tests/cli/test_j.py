@@ -120,11 +120,16 @@ def test_a_client_class_that_is_not_allowed(commands: Any, served: dict[str, str
     assert result.returncode == 0 and "(unavailable)" in result.stdout, result
 
 
-def test_interrupted(commands: Any, served: dict[str, str]) -> None:
-    j = commands.start("j", "power", "hang", **served)
-    time.sleep(1.0)  # connected, and waiting for the driver
-    j.process.send_signal(signal.SIGINT)
-    result = j.finish(timeout=10)
+def test_interrupted(commands: Any, test_drivers: Any, exporter: Any, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    with exporter(test_drivers.Power(journal=str(journal))) as socket:
+        j = commands.start("j", "hang", JUMPSTARTER_HOST=socket, JMP_DRIVERS_ALLOW="jmpcli_drivers.*")
+        deadline = time.monotonic() + 30
+        while "hang" not in (journal.read_text() if journal.exists() else ""):  # connected, the driver waiting
+            assert time.monotonic() < deadline and j.process.poll() is None, "j did not reach the driver"
+            time.sleep(0.02)
+        j.process.send_signal(signal.SIGINT)
+        result = j.finish(timeout=10)
     assert result.returncode == 130, result
     assert result.stderr == "j: interrupted\n", result
 

@@ -274,11 +274,14 @@ def test_cps_paces_what_the_client_sends(board: Board, pty_line: PseudoTerminal)
             stream.send(text)
         board.wait_for_received(text)
         elapsed = board.arrivals[-1][0] - started
-    # 30 characters at 100 per second take 0.29 s from the first to the last, and arrive one at a time.
+    # 30 characters at 100 per second take 0.29 s from the first to the last. A busy machine can only
+    # delay what arrives, so the pacing shows as a ceiling: by any moment, no more has arrived than
+    # 100 per second allow (one character of slack for the clocks' rounding).
     assert 0.27 <= elapsed < 1.5, elapsed
-    assert max(size for _, size in board.arrivals) <= 2
-    gaps = [b[0] - a[0] for a, b in zip(board.arrivals, board.arrivals[1:], strict=False)]
-    assert min(gaps) > 0.003 and sum(gaps) / len(gaps) > 0.008
+    received = 0
+    for arrived, size in board.arrivals:
+        received += size
+        assert received <= 2 + (arrived - started) * 100, (received, arrived - started)
 
 
 def test_without_cps_the_same_text_goes_at_once(board: Board, pty_line: PseudoTerminal) -> None:

@@ -57,6 +57,7 @@ class Power(Driver):
 
     @export
     async def hang(self) -> None:
+        self._note("hang")
         await anyio.sleep(60)  # cancelled when the client goes away
 
 
