@@ -33,6 +33,7 @@ import argparse
 import importlib.metadata
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -173,7 +174,7 @@ IMPL = _Original if _installed_version("jumpstarter") is not None else _Ours
 # -- the exporter process ---------------------------------------------------------------
 
 
-def run_exporter() -> None:
+def run_exporter(root: Driver | None = None) -> None:
     """`--serve`: serve a BenchDriver, print the socket path, run until stdin closes.
 
     The parent closes our stdin when it is done, and the pipe also closes if the parent dies,
@@ -185,10 +186,19 @@ def run_exporter() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with (
         start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(IMPL.serving(BenchDriver())) as path,
+        portal.wrap_async_context_manager(IMPL.serving(root or BenchDriver())) as path,
     ):
         print(path, flush=True)
         sys.stdin.buffer.read()
+
+
+def run_power_exporter() -> None:
+    """`--serve-power`: like `--serve`, with a MockPower named ``power`` for `j power on`."""
+    from jumpstarter_driver_power.driver import MockPower
+
+    from jumpstarter.driver.composite import Composite
+
+    run_exporter(Composite(children={"power": MockPower()}))
 
 
 def run_bare_server() -> None:
@@ -491,6 +501,59 @@ def import_time(modules: str, runs: int) -> dict[str, Any]:
     return {"median_ms": round(statistics.median(samples) * 1000, 1), "runs": runs, "modules": modules}
 
 
+def j_power_on(runs: int) -> dict[str, Any]:
+    """Median wall time of ``j power on`` as a whole process, as a command inside `jmp shell` runs it.
+
+    Two ways: with bytecode (the .pyc files of every module exist or are written), and where
+    Python cannot write bytecode (``PYTHONDONTWRITEBYTECODE=1``, as in many containers) and
+    this workspace's own modules have none: they are imported from a fresh copy of their
+    sources, ahead of the editable installs, so that each run compiles them (the libraries
+    keep their .pyc files: pip compiles at install, `uv sync --compile-bytecode` does too).
+    Runs of the two kinds alternate, so that the machine's load falls on both alike.
+    """
+    import tempfile
+    from pathlib import Path
+
+    j = str(Path(sys.executable).with_name("j"))
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="j-sources-") as sources, exporter_process("--serve-power") as path:
+        for src in sorted(root.glob("packages/*/src")):
+            shutil.copytree(src, sources, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        base = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        base["JUMPSTARTER_HOST"] = path
+        environments = {
+            "bytecode": base,
+            "no_bytecode": {**base, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": sources},
+        }
+
+        cpu: dict[str, list[float]] = {name: [] for name in environments}
+
+        def once(environment: dict[str, str]) -> float:
+            # The CPU time too: on a loaded machine it shows what wall time would be on an idle one.
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run([j, "power", "on"], env=environment, capture_output=True, timeout=60, check=True)
+            elapsed = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            cpu["bytecode" if environment is base else "no_bytecode"].append(used)
+            return elapsed
+
+        once(environments["bytecode"])  # writes the .pyc files that the first kind of run reads
+        samples: dict[str, list[float]] = {name: [] for name in environments}
+        for _ in range(runs):
+            for name, environment in environments.items():
+                samples[name].append(once(environment))
+        if any(Path(sources).rglob("*.pyc")):
+            raise RuntimeError("the runs without bytecode wrote .pyc files: the figure would be wrong")
+    figure: dict[str, Any] = {"runs": runs}
+    for name, values in samples.items():
+        figure[f"{name}_median_ms"] = round(statistics.median(values) * 1000, 1)
+        figure[f"{name}_min_ms"] = round(min(values) * 1000, 1)
+        figure[f"{name}_cpu_median_ms"] = round(statistics.median(cpu[name][-runs:]) * 1000, 1)
+    return figure
+
+
 def serve_startup(runs: int) -> dict[str, Any]:
     """Median time for serve(driver) to hand out a ready client, and to tear everything down."""
     from jumpstarter.common.utils import serve
@@ -593,6 +656,8 @@ def run(scale: float) -> None:
     measure("import_serve_and_call", lambda: import_time(SERVE_AND_CALL_MODULES, runs=5))
     measure("import_driver", lambda: import_time("jumpstarter.driver", runs=5))
     measure("serve_startup", lambda: serve_startup(runs=10))
+    if IMPL is _Ours:  # the original's j is another command line, in jumpstarter-cli
+        measure("j_power_on", lambda: j_power_on(runs=max(3, n(15))))
 
     with in_process_client() as client:
         for method in ("ping", "aping"):
@@ -634,6 +699,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", action="store_true", help="internal: run the exporter process")
     parser.add_argument("--serve-bare", action="store_true", help="internal: run the bare gRPC server")
+    parser.add_argument("--serve-power", action="store_true", help="internal: run an exporter with a MockPower")
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply the iteration counts (e.g. 0.1 for a quick check)"
     )
@@ -642,6 +708,8 @@ def main() -> None:
         run_exporter()
     elif args.serve_bare:
         run_bare_server()
+    elif args.serve_power:
+        run_power_exporter()
     else:
         run(args.scale)
 

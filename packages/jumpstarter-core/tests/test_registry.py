@@ -188,3 +188,23 @@ def test_jmp_driver_list_shows_drivers_not_aliases() -> None:
     assert len(names) == len(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
     assert importlib.metadata.entry_points(group=ALIAS_ENTRY_POINT_GROUP)  # our packages declare some
     assert not any("." in name for name in names)
+
+
+def test_driver_values_are_read_as_importlib_metadata_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The allow-list reads entry points without importlib.metadata (j starts faster): same answer,
+    # including a distribution shadowed by another of the same name earlier on the path.
+    for directory, value in (("first", "acme_first.driver:Relay"), ("second", "acme_second.driver:Relay")):
+        info = tmp_path / directory / "Acme.Relays-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: Acme.Relays\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(
+            f"[console_scripts]\nrelay = acme.cli:main\n\n[jumpstarter.drivers]\n# a comment\nRelay = {value}\n"
+        )
+        monkeypatch.syspath_prepend(str(tmp_path / directory))
+    values = registry.installed_driver_values()
+    expected = {entry.value for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    assert set(values) == expected
+    assert "acme_second.driver:Relay" in values and "acme_first.driver:Relay" not in values
+    assert "jumpstarter_driver_power.driver:MockPower" in values

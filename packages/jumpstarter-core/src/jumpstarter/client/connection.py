@@ -21,15 +21,13 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import grpc
 from anyio.from_thread import BlockingPortal
 from google.protobuf import empty_pb2
 
-from jumpstarter.client.progress import Progress
-from jumpstarter.client.resources import local_endpoint
 from jumpstarter.client.text import printable
 from jumpstarter.common.exceptions import (
     DriverConnectionError,
@@ -60,8 +58,11 @@ from jumpstarter.common.wire import (
     error_from_status,
     typed_values_supported,
 )
-from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
+
+if TYPE_CHECKING:  # imported where used: a short-lived client (`j power on`) starts without them
+    from jumpstarter.client.progress import Progress
+    from jumpstarter.streams.frames import FrameStream
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,8 @@ class Connection:
     @asynccontextmanager
     async def stream_async(self, uuid: str, method: str) -> AsyncIterator[FrameStream]:
         """Open a driver byte stream. Leaving normally delivers what was sent before closing."""
+        from jumpstarter.streams.frames import FrameStream
+
         request = DriverStreamRequest(uuid=uuid, method=method).to_json()
         # Our exporters (those with typed values) acknowledge the end of stream, see FrameStream.
         acknowledged = self.typed
@@ -245,6 +248,10 @@ class Connection:
     async def resource_async(
         self, uuid: str, source: Any, content_encoding: str | None
     ) -> AsyncIterator[dict[str, Any]]:
+        from jumpstarter.client.progress import Progress
+        from jumpstarter.client.resources import local_endpoint
+        from jumpstarter.streams.frames import FrameStream
+
         async with local_endpoint(source) as local:
             request = ResourceStreamRequest(uuid=uuid, content_encoding=content_encoding)
             call, metadata = await self._open_router_stream(request.to_json(), "resource")

@@ -16,7 +16,6 @@ from typing import Any
 import grpc
 
 from jumpstarter.common.protocol import CHANNEL_OPTIONS, KEEPALIVE_SECONDS
-from jumpstarter.common.tls import check_pem_certificates
 from jumpstarter.config.env import (
     JMP_GRPC_INSECURE,
     JMP_GRPC_PASSPHRASE,
@@ -69,6 +68,8 @@ class ExporterEndpoint:
     def __post_init__(self) -> None:
         """ValueError, saying what to give, for a `tls_ca` that is not PEM or options that contradict."""
         if self.tls_ca is not None:
+            from jumpstarter.common.tls import check_pem_certificates  # only with TLS: a plain j starts without it
+
             check_pem_certificates(self.tls_ca, "tls_ca")
         if self.insecure and (self.tls_ca is not None or self.tls_server_name):
             raise ValueError(
@@ -94,6 +95,8 @@ class ExporterEndpoint:
         server_name = os.environ.get(JMP_TLS_SERVER_NAME) or None
         if tls_ca is not None:
             try:
+                from jumpstarter.common.tls import check_pem_certificates
+
                 check_pem_certificates(tls_ca, f"{JMP_TLS_CA} {ca_path}")
             except ValueError as error:
                 raise LookupError(str(error)) from None
