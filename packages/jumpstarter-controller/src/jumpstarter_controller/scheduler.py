@@ -52,6 +52,24 @@ class Changes:
     def event(self, event: Event) -> None:
         self.events.append(event)
 
+    def merge(self, later: Changes) -> None:
+        """Add what a later change touched (a record deleted after it changed is only deleted)."""
+        self.leases.update(later.leases)
+        for key in later.deleted_exporters:
+            self.exporters.pop(key, None)
+        for key in later.deleted_clients:
+            self.clients.discard(key)
+        self.exporters.update(later.exporters)
+        self.clients |= later.clients
+        self.deleted_exporters |= later.deleted_exporters
+        self.deleted_clients |= later.deleted_clients
+        self.events.extend(later.events)
+
+    def dirty(self) -> bool:
+        """Whether there is anything to write."""
+        return bool(self.leases or self.exporters or self.deleted_exporters or self.clients
+                    or self.deleted_clients or self.events)  # fmt: skip
+
 
 def end_lease(model: Model, changes: Changes, lease: Lease, reason: str, message: str, now: float, who: str) -> None:
     """End `lease` (Ready=False with `reason`); its exporter must see leased=false and report AVAILABLE."""
