@@ -1,13 +1,14 @@
 """`Controller`: the one active process's state, its changes and the events that follow them.
 
-Every change runs inside `change()`: under one lock, the model is changed; the change joins
-the open batch, and the calls of a batch are answered together (group commit): the scheduler
-runs once over the batch (so a free exporter is assigned before the call that freed or asked
-for it answers), every touched record and the audit events are written in one database
-transaction, and only then are the callers answered and the waiting streams (an exporter's
-Status, a client's Dial) woken. While one batch is written, the next one gathers. If a write
-fails, the model is rebuilt from the database and every call of the batch fails: no call is
-ever answered with what the database lacks.
+Every change runs inside `change()`: under one lock, the model is changed and the change
+joins the open batch; `run_writer`, a task of its own, takes one batch after the other. The
+calls of a batch are answered together (group commit): the scheduler runs once over the batch
+(so a free exporter is assigned before the call that freed or asked for it answers), every
+touched record and the audit events are written in one database transaction, and only then
+are the callers answered and the waiting streams (an exporter's Status, a client's Dial)
+woken. While one batch is written, the next one gathers. If a write fails, the model is
+rebuilt from the database and every call of the batch fails: no call is ever answered with
+what the database lacks.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class _Batch:
     """The changes of the calls answered together, after one scheduler pass and one transaction."""
 
     changes: Changes = field(default_factory=Changes)
-    written: bool = False
+    done: anyio.Event = field(default_factory=anyio.Event)
     error: BaseException | None = None
 
 
@@ -66,6 +67,8 @@ class Controller:
         self._lock = anyio.Lock()  # held while the model changes (never across a database write)
         self._write_lock = anyio.Lock()  # held while a batch is written: batches are written one at a time, in order
         self._batch: _Batch | None = None  # the changes not yet being written
+        self._pending = anyio.Event()  # set when there is a batch for `run_writer`
+        self._stopped = False  # `run_writer` ended: no change is written any more
         self._wake = anyio.Event()
         self._exporter_events: dict[tuple[str, str], anyio.Event] = {}
         # One Listen per lease: the newest supersedes the older (whose scope is cancelled).
@@ -111,41 +114,63 @@ class Controller:
         finally:
             if locked:
                 self._lock.release()
-        # Shielded: the batch holds other calls' changes too, and must be written even if this call goes away.
-        with anyio.CancelScope(shield=True):
-            await self._commit(batch)
-
-    async def _commit(self, batch: _Batch) -> None:
-        """Wait until `batch` is written (by this call, or another of the batch); raise if it failed."""
-        async with self._write_lock:
-            if not batch.written and batch.error is None:
-                await self._write(batch)
+        # Written by `run_writer`, in a task of its own: a caller that goes away (gRPC cancels the
+        # handler of a cancelled call) stops waiting, and the batch, with other calls' changes, is still written.
+        if self._stopped:
+            self._fail_open_batch(RuntimeError("the controller is stopping"))
+        self._pending.set()
+        await batch.done.wait()
         if batch.error is not None:
             raise ChangeNotWritten(f"the change was not written to the database: {_describe(batch.error)}") from (
                 batch.error
             )
 
-    async def _write(self, batch: _Batch) -> None:
-        """Schedule and write the open batch (the caller holds the write lock, so it is `batch`)."""
-        async with self._lock:
-            assert batch is self._batch
-            self._batch = None  # calls from now on join the next batch
-            try:
-                schedule(self.model, batch.changes, time.time())
-                rows = self.store.rows(self.model, batch.changes) if batch.changes.dirty() else None
-            except BaseException as error:
-                batch.error = error
-                await self._reload()
-                return
+    async def run_writer(self) -> None:
+        """Schedule and write each batch in one transaction, one batch after the other (runs until cancelled)."""
         try:
-            if rows is not None:
-                await self.store.write_rows(rows)
-        except BaseException as error:
-            batch.error = error
-            await self._discard_unwritten(error, holding_write_lock=True)
-            return
-        batch.written = True
-        self._announce(batch.changes)
+            while True:
+                await self._pending.wait()
+                self._pending = anyio.Event()
+                batch = self._batch
+                if batch is None:
+                    continue
+                with anyio.CancelScope(shield=True):  # a batch begun is finished, also when the controller stops
+                    async with self._write_lock:
+                        await self._write(batch)
+        finally:
+            self._stopped = True
+            self._fail_open_batch(RuntimeError("the controller is stopping"))
+
+    def _fail_open_batch(self, error: BaseException) -> None:
+        if self._batch is not None:
+            self._batch.error = error
+            self._batch.done.set()
+            self._batch = None
+
+    async def _write(self, batch: _Batch) -> None:
+        try:
+            async with self._lock:
+                if batch is not self._batch:  # failed meanwhile (a change that broke discarded it)
+                    return
+                self._batch = None  # calls from now on join the next batch
+                try:
+                    schedule(self.model, batch.changes, time.time())
+                    rows = self.store.rows(self.model, batch.changes) if batch.changes.dirty() else None
+                except Exception as error:
+                    batch.error = error
+                    await self._reload()
+                    return
+            try:
+                if rows is not None:
+                    await self.store.write_rows(rows)
+            except Exception as error:
+                batch.error = error
+                logger.error("cannot write to the database: %s", _describe(error))
+                await self._discard_unwritten(error, holding_write_lock=True)
+                return
+            self._announce(batch.changes)
+        finally:
+            batch.done.set()
 
     async def _discard_unwritten(self, error: BaseException, *, holding_write_lock: bool = False) -> None:
         """Rebuild the model from the database; the open batch (built on what was lost) fails with `error`."""
@@ -154,9 +179,7 @@ class Controller:
                 return await self._discard_unwritten(error, holding_write_lock=True)
         async with self._lock:
             await self._reload()
-            if self._batch is not None:
-                self._batch.error = error
-                self._batch = None
+            self._fail_open_batch(error)
 
     async def _reload(self) -> None:
         streams = {key: e.streams for key, e in self.model.exporters.items()}
