@@ -349,6 +349,21 @@ class Controller:
                 changes.exporters.pop((namespace, name), None)
             changes.event(Event(who, f"{kind} deleted", namespace, why="its tokens stop working", **{kind: name}))
 
+    async def set_enabled(self, namespace: str, name: str, enabled: bool, who: str, via: str) -> bool:
+        """Enable an exporter, or disable (drain) it: it keeps its current lease to the end, and the
+        scheduler gives it no new one. The one path of `jmp admin enable|disable` and the dashboard;
+        an event records who did it, and `via` what. False when it was so already (nothing recorded)."""
+        async with self.change() as changes:
+            exporter = self._exporter(namespace, name)
+            if exporter.enabled == enabled:
+                return False
+            exporter.enabled = enabled
+            changes.exporter(exporter)
+            what = "exporter enabled" if enabled else "exporter disabled"
+            why = "takes new leases again" if enabled else "finishes its current lease, takes no new one"
+            changes.event(Event(who, what, namespace, exporter.lease or "", name, "", f"{via}: {why}"))
+        return True
+
     def _client(self, namespace: str, name: str) -> Client:
         client = self.model.clients.get((namespace, name))
         if client is None:

@@ -193,7 +193,9 @@ def _publish_positions(changes: Changes, waiting: Iterable[tuple[Lease, list[Exp
                 position += count
         earlier[mine] = earlier.get(mine, 0) + 1
         target = lease.exporter_name or lease.selector
-        if not any(e.online for e in possible):
+        if not possible:
+            reason, why = "Disabled", "every matching exporter is disabled"
+        elif not any(e.online for e in possible):
             reason, why = "Offline", "every matching exporter is offline"
         elif not any(e.lease is None for e in possible):
             reason, why = "NotAvailable", "every matching exporter is leased"
