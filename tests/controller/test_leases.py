@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import anyio
 import grpc
@@ -16,6 +17,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from jumpstarter.client.v1 import client_pb2
+from jumpstarter.testing import Commands
 from jumpstarter.v1 import jumpstarter_pb2, router_pb2, router_pb2_grpc
 from jumpstarter_controller.peers import Peer, bare
 from testsupport.labcontroller import JMP, STEP, LabController, conditions, exporter_running, online, ready, until
@@ -228,3 +230,32 @@ async def test_a_disabled_exporter_finishes_its_lease_and_takes_no_new_one(lab: 
         assert (
             bad.returncode == 1 and bad.stderr.count("\n") == 1 and "there is no exporter default/nosuch" in bad.stderr
         )
+
+
+async def test_a_policy_by_client_label_caps_the_duration_and_serves_first(commands: Commands, tmp_path: Path) -> None:
+    config = tmp_path / "controller.yaml"
+    config.write_text("policies:\n- {name: ci, client_selector: team=ci, max_duration: 1h, priority: 10}\n")
+    lab = LabController.start(commands, tmp_path / "state", "--config", str(config))
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    holder, human, bot = (lab.create("client", "holder"), lab.create("client", "human"),
+                          lab.create("client", "bot", {"team": "ci"}))  # fmt: skip
+    async with (
+        exporter_running(board),
+        Peer.from_config(holder) as holding,
+        Peer.from_config(human) as waiting,
+        Peer.from_config(bot) as ci,
+    ):
+        await online(holding, "board1")
+        first = await holding.create_lease("board=rpi4", seconds=60)
+        assert ready(first), conditions(first)
+        older = await waiting.create_lease("board=rpi4", seconds=7200)  # no policy applies to it: 2 h is fine
+        with pytest.raises(grpc.aio.AioRpcError) as capped:
+            await ci.create_lease("board=rpi4", seconds=7200)
+        assert "exceeds the 3600 s that policy ci allows" in str(capped.value.details())
+        urgent = await ci.create_lease("board=rpi4", seconds=60)
+        assert urgent.conditions[-1].message.startswith("1st in line for board=rpi4")  # priority before age
+        older = await waiting.get_lease(bare(older.name))
+        assert older.conditions[-1].message.startswith("2nd in line for board=rpi4")
+        await holding.delete_lease(bare(first.name))
+        await until(ci, bare(urgent.name), ready)
+        assert not ready(await waiting.get_lease(bare(older.name)))
