@@ -6,7 +6,9 @@ as the original's exporter does (the interop tests run the original itself).
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import anyio
 import grpc
@@ -15,9 +17,10 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from jumpstarter.client.v1 import client_pb2
+from jumpstarter.testing import Commands
 from jumpstarter.v1 import jumpstarter_pb2, router_pb2, router_pb2_grpc
 from jumpstarter_controller.peers import Peer, bare
-from testsupport.labcontroller import STEP, LabController, conditions, exporter_running, online, ready, until
+from testsupport.labcontroller import JMP, STEP, LabController, conditions, exporter_running, online, ready, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
 
@@ -174,3 +177,85 @@ async def test_dial_pairs_client_and_exporter_through_the_built_in_router(lab: L
                 assert (await client_side.read()).payload == b"back"
             client_side.cancel()
             exporter_side.cancel()
+
+
+async def test_a_disabled_exporter_finishes_its_lease_and_takes_no_new_one(lab: LabController) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    configs = [lab.create("client", name) for name in ("alice", "bob", "carol")]
+    remote = ("--endpoint", lab.endpoint, "--tls-ca", str(lab.state_dir / "ca.pem"),
+              "--token-file", str(lab.state_dir / "admin.token"))  # fmt: skip
+
+    async def admin(*args: str, remotely: bool = False) -> str:
+        how = remote if remotely else ("--state-dir", str(lab.state_dir))
+        result = await anyio.to_thread.run_sync(lambda: lab.commands.run(*JMP, "admin", *how, *args))
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result
+        return result.stdout
+
+    async with (
+        exporter_running(board),
+        Peer.from_config(configs[0]) as alice,
+        Peer.from_config(configs[1]) as bob,
+        Peer.from_config(configs[2]) as carol,
+    ):
+        await online(alice, "board1")
+        first = await alice.create_lease("board=rpi4", seconds=60)
+        assert ready(first), conditions(first)
+        waiting = await bob.create_lease("board=rpi4", seconds=60)
+        said = await admin("disable", "exporter", "board1")  # on the controller's host
+        assert "board1 disabled: its current lease runs to its end" in said
+        assert "was disabled already" in await admin("disable", "exporter", "board1", remotely=True)
+        listing = (await admin("get", "exporters")).splitlines()
+        assert listing[0].split()[:4] == ["NAMESPACE", "NAME", "ONLINE", "ENABLED"]
+        assert listing[1].split()[:5] == ["default", "board1", "yes", "no", bare(first.name)]
+        assert ready(await alice.get_lease(bare(first.name)))  # the current lease goes on
+        refused = await carol.create_lease("board=rpi4", seconds=60)  # nothing enabled could ever serve it
+        assert ("Unsatisfiable", "True", "AllDisabled") in conditions(refused)
+
+        await alice.delete_lease(bare(first.name))
+        # The exporter is free again (no lease): bob's lease still waits, and says why.
+        await until(bob, bare(waiting.name), lambda lease: "every matching exporter is disabled" in
+                    lease.conditions[-1].message)  # fmt: skip
+        assert "board1 enabled: it takes new leases again" in await admin("enable", "exporter", "board1", remotely=True)
+        await until(bob, bare(waiting.name), ready)
+
+        events = [line for line in (await admin("get", "events")).splitlines() if "board1" in line]
+        whats = [(e.split()[1], " ".join(e.split()[2:4])) for e in events]
+        disabled = whats.index(("admin:admin", "exporter disabled"))
+        enabled = whats.index(("admin:admin", "exporter enabled"))
+        acquired = [i for i, (who, what) in enumerate(whats) if what == "lease acquired"]
+        assert acquired[0] < disabled < enabled < acquired[1], events  # bob's only after the enable
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d ", events[disabled])  # when
+        assert "jmp admin: finishes its current lease" in events[disabled]
+        bad = await anyio.to_thread.run_sync(lambda: lab.admin("disable", "exporter", "nosuch"))
+        assert (
+            bad.returncode == 1 and bad.stderr.count("\n") == 1 and "there is no exporter default/nosuch" in bad.stderr
+        )
+
+
+async def test_a_policy_by_client_label_caps_the_duration_and_serves_first(commands: Commands, tmp_path: Path) -> None:
+    config = tmp_path / "controller.yaml"
+    config.write_text("policies:\n- {name: ci, client_selector: team=ci, max_duration: 1h, priority: 10}\n")
+    lab = LabController.start(commands, tmp_path / "state", "--config", str(config))
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    holder, human, bot = (lab.create("client", "holder"), lab.create("client", "human"),
+                          lab.create("client", "bot", {"team": "ci"}))  # fmt: skip
+    async with (
+        exporter_running(board),
+        Peer.from_config(holder) as holding,
+        Peer.from_config(human) as waiting,
+        Peer.from_config(bot) as ci,
+    ):
+        await online(holding, "board1")
+        first = await holding.create_lease("board=rpi4", seconds=60)
+        assert ready(first), conditions(first)
+        older = await waiting.create_lease("board=rpi4", seconds=7200)  # no policy applies to it: 2 h is fine
+        with pytest.raises(grpc.aio.AioRpcError) as capped:
+            await ci.create_lease("board=rpi4", seconds=7200)
+        assert "exceeds the 3600 s that policy ci allows" in str(capped.value.details())
+        urgent = await ci.create_lease("board=rpi4", seconds=60)
+        assert urgent.conditions[-1].message.startswith("1st in line for board=rpi4")  # priority before age
+        older = await waiting.get_lease(bare(older.name))
+        assert older.conditions[-1].message.startswith("2nd in line for board=rpi4")
+        await holding.delete_lease(bare(first.name))
+        await until(ci, bare(urgent.name), ready)
+        assert not ready(await waiting.get_lease(bare(older.name)))

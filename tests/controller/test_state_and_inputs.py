@@ -196,3 +196,20 @@ async def test_a_call_without_a_token_is_refused_and_the_legacy_api_works(lab: L
         assert not (await alice.controller.ListLeases(jumpstarter_pb2.ListLeasesRequest())).names
         audit = await refused(alice.controller.AuditStream(iter(())))
         assert audit.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_an_exporter_registering_huge_labels_or_reports_is_refused_and_changes_nothing(
+    lab: LabController,
+) -> None:
+    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    report = jumpstarter_pb2.DriverInstanceReport(uuid="00000000-0000-0000-0000-000000000001")
+    async with Peer.from_config(board) as exporter:
+        huge = jumpstarter_pb2.RegisterRequest(labels={"jumpstarter.dev/name": "x" * 100}, reports=[report])
+        error = await refused(exporter.controller.Register(huge))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "at most 63" in str(error.details())
+        many = jumpstarter_pb2.RegisterRequest(reports=[report] * 1001)
+        error = await refused(exporter.controller.Register(many))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "at most 1000" in str(error.details())
+    listing = await anyio.to_thread.run_sync(lambda: lab.admin("get", "exporters"))
+    row = listing.stdout.splitlines()[1].split()
+    assert row[1] == "board1" and row[-1] == "board=rpi4", listing.stdout  # its labels as they were

@@ -127,6 +127,42 @@ async def test_frames_pass_unchanged_and_half_close_keeps_the_other_way(router: 
 
 
 @pytest.mark.anyio
+async def test_a_bare_half_close_ends_one_direction_only(router: str, state: StateDir) -> None:
+    """A half-close without GOAWAY (an EOF only) is not taken for a cancellation: the other way goes on."""
+    ca, shared = state.ca_path.read_bytes(), token(state)
+    async with router_end(router, ca, shared) as first, router_end(router, ca, shared) as second:
+        with anyio.fail_after(20):
+            await first.send(b"last words")
+            await first.call.done_writing()
+            assert (await second.call.read()).payload == b"last words"
+            # The router has read first's EOF by now or soon; the stream must stay up for second.
+            for index in range(20):
+                await second.send(b"reply %d" % index)
+                assert (await first.call.read()).payload == b"reply %d" % index
+            await second.call.done_writing()
+            assert await first.call.read() is grpc.aio.EOF
+            assert await second.call.read() is grpc.aio.EOF
+            assert await first.status() == (grpc.StatusCode.OK, "")
+            assert await second.status() == (grpc.StatusCode.OK, "")
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_call_breaks_the_stream(router: str, state: StateDir) -> None:
+    """A caller that cancels its call (EOF to the router's reads, as a half-close) ends the other with UNAVAILABLE."""
+    ca, shared = state.ca_path.read_bytes(), token(state)
+    async with router_end(router, ca, shared) as first, router_end(router, ca, shared) as second:
+        with anyio.fail_after(20):
+            await first.send(b"before leaving")
+            assert (await second.call.read()).payload == b"before leaving"
+            first.call.cancel()
+            with pytest.raises(grpc.aio.AioRpcError):
+                await second.call.read()
+            code, details = await second.status()
+            assert code == grpc.StatusCode.UNAVAILABLE
+            assert details.startswith("the other end of the stream went away"), details
+
+
+@pytest.mark.anyio
 async def test_a_stream_pairs_two_callers_only(router: str, state: StateDir) -> None:
     ca, shared = state.ca_path.read_bytes(), token(state)
     async with router_end(router, ca, shared) as first, router_end(router, ca, shared) as second:
@@ -185,6 +221,8 @@ async def test_a_lonely_half_is_dropped(router: str, state: StateDir) -> None:
 async def test_a_killed_peer_ends_the_other_side(router: str, state: StateDir, commands: Commands) -> None:
     shared = token(state)
     peer = commands.start(sys.executable, PEER, router, state.ca_path, STREAM_TOKEN=shared)
+    # Joined once the peer is there: on a loaded machine its start alone may take longer than WAIT.
+    await anyio.to_thread.run_sync(lambda: peer.wait_for(lambda out, _: "sent" in out))
     async with router_end(router, state.ca_path.read_bytes(), shared) as end:
         with anyio.fail_after(15):
             assert (await end.call.read()).payload == b"hello from the peer"

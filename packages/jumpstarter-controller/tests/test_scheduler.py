@@ -93,3 +93,25 @@ def test_offline_exporter_keeps_its_lease() -> None:
     assert waiting.condition("Pending").reason == "Offline"  # type: ignore[union-attr]
     end_lease(model, Changes(), lease, "Released", "done", 3, "test")
     assert exporter.lease is None and exporter.ack_pending
+
+
+def test_unsatisfiable_edge_cases() -> None:
+    """Selectors that no exporter of the lease's namespace could ever match, however they are written."""
+    model = Model()
+    board(model, "b1")  # board=rpi4, namespace lab
+    elsewhere = Exporter("other", "b9", "b9", {"board": "x86"}, streams=1, status=2)
+    model.exporters[elsewhere.key] = elsewhere
+    for selector in ("!board", "board notin (rpi4)", "board!=rpi4", "board=x86", "board=rpi4,!board", "serial"):
+        assert unsatisfiable(model, ask(model, f"l-{len(model.leases)}", selector)) == (
+            "NoAccess",
+            f"no exporter in namespace lab matches {selector}",
+        ), selector
+    # One that matches waits instead, even when every match is busy or offline.
+    for selector in ("board", "board in (rpi4,x86)", "board!=x86", "<none>"):
+        assert unsatisfiable(model, ask(model, f"l-{len(model.leases)}", selector)) is None, selector
+    # An exporter of another namespace is not found by name either.
+    assert unsatisfiable(model, ask(model, "by-name", "<none>", exporter_name="b9"))[0] == "ExporterNotFound"  # type: ignore[index]
+    # A disabled exporter asked for by name: refused unless the request allows disabled ones.
+    model.exporters[("lab", "b1")].enabled = False
+    assert unsatisfiable(model, ask(model, "d1", "<none>", exporter_name="b1"))[0] == "ExporterDisabled"  # type: ignore[index]
+    assert unsatisfiable(model, ask(model, "d2", "<none>", exporter_name="b1", allow_disabled=True)) is None

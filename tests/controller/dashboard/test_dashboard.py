@@ -207,7 +207,7 @@ async def test_a_drained_exporter_finishes_its_lease_and_takes_no_new_one(lab: L
         await until(alice, bare(again.name), ready)
         await alice.delete_lease(bare(again.name))
     events = lab.admin("get", "events").stdout
-    assert "exporter drained" in events and "exporter enabled" in events
+    assert "exporter disabled" in events and "exporter enabled" in events  # as jmp admin disable|enable
 
 
 async def test_a_client_sees_its_namespace_only_and_ends_only_its_leases(lab: LabController, browser: Any) -> None:

@@ -79,6 +79,10 @@ class AdminService:
             kind = op.removeprefix("delete_")
             await controller.delete(kind, namespace, check_name(str(data["name"]), kind), who)
             return {}
+        if op in ("enable_exporter", "disable_exporter"):
+            name = check_name(str(data["name"]), "exporter")
+            changed = await controller.set_enabled(namespace, name, op == "enable_exporter", who, "jmp admin")
+            return {"changed": changed}
         if op == "get_clients":
             return [{"namespace": c.namespace, "name": c.name, "labels": c.labels} for c in model.clients.values()]
         if op == "get_exporters":

@@ -122,6 +122,37 @@ def delete(ctx: click.Context, kind: str, name: str, namespace: str) -> None:
     click.echo(f"{kind} {namespace}/{name} deleted")
 
 
+def _set_enabled(ctx: click.Context, name: str, namespace: str, enabled: bool) -> None:
+    _, answer = _call(ctx, "enable_exporter" if enabled else "disable_exporter", namespace=namespace, name=name)
+    state = "enabled" if enabled else "disabled"
+    if not answer["changed"]:
+        click.echo(f"exporter {namespace}/{name} was {state} already")
+    elif enabled:
+        click.echo(f"exporter {namespace}/{name} enabled: it takes new leases again")
+    else:
+        click.echo(f"exporter {namespace}/{name} disabled: its current lease runs to its end; it takes no new one")
+
+
+@admin.command("enable")
+@click.argument("kind", type=click.Choice(["exporter"]))
+@click.argument("name")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.pass_context
+def enable(ctx: click.Context, kind: str, name: str, namespace: str) -> None:
+    """Let a disabled exporter take new leases again."""
+    _set_enabled(ctx, name, namespace, True)
+
+
+@admin.command("disable")
+@click.argument("kind", type=click.Choice(["exporter"]))
+@click.argument("name")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.pass_context
+def disable(ctx: click.Context, kind: str, name: str, namespace: str) -> None:
+    """Drain an exporter: its current lease runs to its end, and it takes no new one (jmp admin enable undoes)."""
+    _set_enabled(ctx, name, namespace, False)
+
+
 @admin.command("get")
 @click.argument("what", type=click.Choice(["clients", "exporters", "leases", "events"]))
 @click.option("--all", "everything", is_flag=True, help="leases: ended ones too")

@@ -1,10 +1,14 @@
 """`Controller`: the one active process's state, its changes and the events that follow them.
 
-Every change runs inside `change()`: under one lock, the model is changed, the scheduler
-runs (so a free exporter is assigned within the call that freed or asked for it), every
+Every change runs inside `change()`: under one lock, the model is changed and the change
+joins the open batch; `run_writer`, a task of its own, takes one batch after the other. The
+calls of a batch are answered together (group commit): the scheduler runs once over the batch
+(so a free exporter is assigned before the call that freed or asked for it answers), every
 touched record and the audit events are written in one database transaction, and only then
-are the waiting streams (an exporter's Status, a client's Dial) woken. If the write fails,
-the model is rebuilt from the database: memory never holds what the database lacks.
+are the callers answered and the waiting streams (an exporter's Status, a client's Dial)
+woken. While one batch is written, the next one gathers. If a write fails, the model is
+rebuilt from the database and every call of the batch fails: no call is ever answered with
+what the database lacks.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -25,7 +29,7 @@ from jumpstarter_controller.model import Client, Exporter, Model
 from jumpstarter_controller.scheduler import Changes, Event, next_deadline, schedule
 from jumpstarter_controller.store import Store
 
-__all__ = ["Controller", "ListenTicket"]
+__all__ = ["ChangeNotWritten", "Controller", "ListenTicket"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,19 @@ logger = logging.getLogger(__name__)
 LISTEN_BUFFER = 8
 # last_seen is kept in memory and written at most this often (it changes every 10 s per exporter).
 LAST_SEEN_FLUSH_SECONDS = 30.0
+
+
+class ChangeNotWritten(RuntimeError):
+    """A change could not be written to the database (so it was undone)."""
+
+
+@dataclass(eq=False)
+class _Batch:
+    """The changes of the calls answered together, after one scheduler pass and one transaction."""
+
+    changes: Changes = field(default_factory=Changes)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,11 @@ class Controller:
         self.model = model
         self.config = config
         self.verifier = verifier
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock()  # held while the model changes (never across a database write)
+        self._write_lock = anyio.Lock()  # held while a batch is written: batches are written one at a time, in order
+        self._batch: _Batch | None = None  # the changes not yet being written
+        self._pending = anyio.Event()  # set when there is a batch for `run_writer`
+        self._stopped = False  # `run_writer` ended: no change is written any more
         self._wake = anyio.Event()
         self._exporter_events: dict[tuple[str, str], anyio.Event] = {}
         # One Listen per lease: the newest supersedes the older (whose scope is cancelled).
@@ -64,28 +85,101 @@ class Controller:
 
     @asynccontextmanager
     async def change(self) -> AsyncIterator[Changes]:
-        """Change the model; on leaving, schedule, write it all in one transaction, then wake waiters.
+        """Change the model; on leaving, wait until the change is scheduled, written and announced.
 
-        A LookupError or ValueError (a refused request) must be raised before the body changes
-        anything; any other failure rebuilds the model from the database."""
-        async with self._lock:
+        Calls that change the model while an earlier batch is being written join the next
+        batch (group commit): each batch gets one scheduler pass and one transaction, and
+        every call in it is answered once that transaction committed. A LookupError or
+        ValueError (a refused request) must be raised before the body changes anything; any
+        other failure of a body, or of a write, rebuilds the model from the database, and
+        every call of the batch it hit fails too (their changes were never written)."""
+        await self._lock.acquire()
+        locked = True
+        try:
             changes = Changes()
             try:
                 yield changes
             except (LookupError, ValueError):
-                # A refused request: by convention refused before it changed anything (no reload).
+                raise  # refused before it changed anything: nothing to undo
+            except BaseException as error:
+                self._lock.release()
+                locked = False
+                with anyio.CancelScope(shield=True):
+                    await self._discard_unwritten(error)
                 raise
-            except BaseException:
-                await self._reload()
-                raise
+            if self._batch is None:
+                self._batch = _Batch()
+            batch = self._batch
+            batch.changes.merge(changes)
+        finally:
+            if locked:
+                self._lock.release()
+        # Written by `run_writer`, in a task of its own: a caller that goes away (gRPC cancels the
+        # handler of a cancelled call) stops waiting, and the batch, with other calls' changes, is still written.
+        if self._stopped:
+            self._fail_open_batch(RuntimeError("the controller is stopping"))
+        self._pending.set()
+        await batch.done.wait()
+        if batch.error is not None:
+            raise ChangeNotWritten(f"the change was not written to the database: {_describe(batch.error)}") from (
+                batch.error
+            )
+
+    async def run_writer(self) -> None:
+        """Schedule and write each batch in one transaction, one batch after the other (runs until cancelled)."""
+        try:
+            while True:
+                await self._pending.wait()
+                self._pending = anyio.Event()
+                batch = self._batch
+                if batch is None:
+                    continue
+                with anyio.CancelScope(shield=True):  # a batch begun is finished, also when the controller stops
+                    async with self._write_lock:
+                        await self._write(batch)
+        finally:
+            self._stopped = True
+            self._fail_open_batch(RuntimeError("the controller is stopping"))
+
+    def _fail_open_batch(self, error: BaseException) -> None:
+        if self._batch is not None:
+            self._batch.error = error
+            self._batch.done.set()
+            self._batch = None
+
+    async def _write(self, batch: _Batch) -> None:
+        try:
+            async with self._lock:
+                if batch is not self._batch:  # failed meanwhile (a change that broke discarded it)
+                    return
+                self._batch = None  # calls from now on join the next batch
+                try:
+                    schedule(self.model, batch.changes, time.time())
+                    rows = self.store.rows(self.model, batch.changes) if batch.changes.dirty() else None
+                except Exception as error:
+                    batch.error = error
+                    await self._reload()
+                    return
             try:
-                schedule(self.model, changes, time.time())
-                if _dirty(changes):
-                    await self.store.write(self.model, changes)
-            except BaseException:
-                await self._reload()
-                raise
-        self._announce(changes)
+                if rows is not None:
+                    await self.store.write_rows(rows)
+            except Exception as error:
+                batch.error = error
+                logger.error("cannot write to the database: %s", _describe(error))
+                await self._discard_unwritten(error, holding_write_lock=True)
+                return
+            self._announce(batch.changes)
+        finally:
+            batch.done.set()
+
+    async def _discard_unwritten(self, error: BaseException, *, holding_write_lock: bool = False) -> None:
+        """Rebuild the model from the database; the open batch (built on what was lost) fails with `error`."""
+        if not holding_write_lock:
+            async with self._write_lock:  # a batch being written lands first, or the reload would miss it
+                return await self._discard_unwritten(error, holding_write_lock=True)
+        async with self._lock:
+            await self._reload()
+            self._fail_open_batch(error)
 
     async def _reload(self) -> None:
         streams = {key: e.streams for key, e in self.model.exporters.items()}
@@ -255,6 +349,21 @@ class Controller:
                 changes.exporters.pop((namespace, name), None)
             changes.event(Event(who, f"{kind} deleted", namespace, why="its tokens stop working", **{kind: name}))
 
+    async def set_enabled(self, namespace: str, name: str, enabled: bool, who: str, via: str) -> bool:
+        """Enable an exporter, or disable (drain) it: it keeps its current lease to the end, and the
+        scheduler gives it no new one. The one path of `jmp admin enable|disable` and the dashboard;
+        an event records who did it, and `via` what. False when it was so already (nothing recorded)."""
+        async with self.change() as changes:
+            exporter = self._exporter(namespace, name)
+            if exporter.enabled == enabled:
+                return False
+            exporter.enabled = enabled
+            changes.exporter(exporter)
+            what = "exporter enabled" if enabled else "exporter disabled"
+            why = "takes new leases again" if enabled else "finishes its current lease, takes no new one"
+            changes.event(Event(who, what, namespace, exporter.lease or "", name, "", f"{via}: {why}"))
+        return True
+
     def _client(self, namespace: str, name: str) -> Client:
         client = self.model.clients.get((namespace, name))
         if client is None:
@@ -268,8 +377,6 @@ class Controller:
         return exporter
 
 
-def _dirty(changes: Changes) -> bool:
-    return bool(
-        changes.leases or changes.exporters or changes.deleted_exporters or changes.clients
-        or changes.deleted_clients or changes.events
-    )  # fmt: skip
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__

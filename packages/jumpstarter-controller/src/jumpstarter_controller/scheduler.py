@@ -52,6 +52,24 @@ class Changes:
     def event(self, event: Event) -> None:
         self.events.append(event)
 
+    def merge(self, later: Changes) -> None:
+        """Add what a later change touched (a record deleted after it changed is only deleted)."""
+        self.leases.update(later.leases)
+        for key in later.deleted_exporters:
+            self.exporters.pop(key, None)
+        for key in later.deleted_clients:
+            self.clients.discard(key)
+        self.exporters.update(later.exporters)
+        self.clients |= later.clients
+        self.deleted_exporters |= later.deleted_exporters
+        self.deleted_clients |= later.deleted_clients
+        self.events.extend(later.events)
+
+    def dirty(self) -> bool:
+        """Whether there is anything to write."""
+        return bool(self.leases or self.exporters or self.deleted_exporters or self.clients
+                    or self.deleted_clients or self.events)  # fmt: skip
+
 
 def end_lease(model: Model, changes: Changes, lease: Lease, reason: str, message: str, now: float, who: str) -> None:
     """End `lease` (Ready=False with `reason`); its exporter must see leased=false and report AVAILABLE."""
@@ -175,7 +193,9 @@ def _publish_positions(changes: Changes, waiting: Iterable[tuple[Lease, list[Exp
                 position += count
         earlier[mine] = earlier.get(mine, 0) + 1
         target = lease.exporter_name or lease.selector
-        if not any(e.online for e in possible):
+        if not possible:
+            reason, why = "Disabled", "every matching exporter is disabled"
+        elif not any(e.online for e in possible):
             reason, why = "Offline", "every matching exporter is offline"
         elif not any(e.lease is None for e in possible):
             reason, why = "NotAvailable", "every matching exporter is leased"

@@ -151,6 +151,7 @@ async def serve(
                                    options.state_dir, advertised(host, 0).rpartition(":")[0])  # fmt: skip
             stack.callback(web.listener.close)
         async with anyio.create_task_group() as tasks:
+            tasks.start_soon(controller.run_writer)
             if web is not None:
                 on_dashboard(await tasks.start(run_dashboard, controller, router, web))
             on_ready(endpoint, state.ca_path)

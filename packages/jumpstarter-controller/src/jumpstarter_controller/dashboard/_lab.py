@@ -18,7 +18,7 @@ import anyio
 from jumpstarter_controller.controller import Controller
 from jumpstarter_controller.credentials import Identity
 from jumpstarter_controller.model import Exporter, Lease
-from jumpstarter_controller.scheduler import Changes, Event, end_lease
+from jumpstarter_controller.scheduler import Changes, end_lease
 from jumpstarter_controller.selectors import parse
 
 __all__ = ["ClientRow", "ExporterRow", "Lab", "LeaseRow", "StatusChange", "status_name"]
@@ -281,18 +281,8 @@ class Lab:
                       time.time(), who)  # fmt: skip
 
     async def set_enabled(self, namespace: str, name: str, enabled: bool, who: str) -> None:
-        """Enable an exporter, or drain it: it keeps its lease to the end and the scheduler gives it no new one."""
-        async with self._controller.change() as changes:
-            exporter = self._controller.model.exporters.get((namespace, name))
-            if exporter is None:
-                raise LookupError(f"there is no exporter {namespace}/{name}")
-            if exporter.enabled == enabled:
-                return
-            exporter.enabled = enabled
-            changes.exporter(exporter)
-            what = "exporter enabled" if enabled else "exporter drained"
-            why = "takes leases again" if enabled else "finishes its lease and takes no new one"
-            changes.event(Event(who, what, namespace, exporter.lease or "", name, "", f"from the dashboard: {why}"))
+        """Enable an exporter, or drain it (`Controller.set_enabled`, as `jmp admin enable|disable`)."""
+        await self._controller.set_enabled(namespace, name, enabled, who, "from the dashboard")
 
     # -- helpers -------------------------------------------------------------------------------
 

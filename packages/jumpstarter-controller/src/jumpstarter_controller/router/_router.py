@@ -10,7 +10,10 @@ and frame type unchanged, unknown fields too.
   other side's HTTP/2 flow control; nothing is buffered beyond gRPC's windows.
 - Half-close: a caller's end of requests (gRPC half-close) ends its direction only; the other
   direction goes on, and both calls end OK once both directions have. The end of data is also
-  signalled in-band by a GOAWAY frame, relayed like any other.
+  signalled in-band by a GOAWAY frame, relayed like any other. A cancelled call ends its reads
+  with EOF too; gRPC then cancels its handler, and that (no timing) is what breaks the stream.
+  grpc.aio gives no earlier sign: a caller that cancels without GOAWAY at the very moment the
+  other direction had ended is taken for one that half-closed.
 - A broken side (its caller vanished, its call failed) ends the other at once with UNAVAILABLE.
 - A stream id pairs exactly two callers: a third, or one arriving after its first gave up,
   is refused. The record of a stream id lasts as long as its token is valid.
@@ -44,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 ROUTER_SERVICE = "jumpstarter.v1.RouterService"
 DEFAULT_WAIT_SECONDS = 60.0
-# How long after a caller's end of requests the router waits to tell a half-close from a cancellation.
-_CANCEL_SETTLE_SECONDS = 0.05
 # How often the record of a stream still relaying after its token expired is looked at again.
 _RECHECK_SECONDS = 60.0
 # Frames this small are parsed to find GOAWAY (which carries no payload); data frames never are.
@@ -237,6 +238,11 @@ class Router:
                 tasks.start_soon(self._pump, pair, half, peer)
                 await pair.finished.wait()
                 tasks.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            # gRPC cancels the handler of a call its caller cancelled (or lost): the explicit signal
+            # that tells a vanished caller from one that half-closed (both end its reads with EOF).
+            pair.break_(half, "the other end of the stream went away (it cancelled its call)")
+            raise
         finally:
             # This call is over (or cancelled: its caller went away): the other one must end too.
             pair.break_(half, "the other end of the stream went away")
@@ -256,13 +262,10 @@ class Router:
             except Exception as error:  # its call broke: the other end is told
                 return pair.break_(source, f"the other end of the stream went away ({_describe(error)})")
             if not isinstance(frame, bytes):  # grpc.aio.EOF: its caller half-closed, or cancelled the call
+                # Taken as a half-close at once. A cancellation is told apart by gRPC's own signal:
+                # it cancels the handler of a cancelled call (see `_relay`), which breaks the stream
+                # unless everything both sides sent was relayed already.
                 pair.ended.add(source)
-                # gRPC ends the reads of a cancelled call with EOF too, and cancels this handler a moment
-                # later: wait that moment, so that a peer that vanished (whose last frames may be lost)
-                # breaks the stream instead of ending it as if all was sent.
-                await anyio.sleep(_CANCEL_SETTLE_SECONDS)
-                if source.context.cancelled():
-                    return pair.break_(source, "the other end of the stream went away (it cancelled its call)")
                 return pair.direction_done(source)
             if len(frame) <= _SMALL_FRAME and _is_goaway(frame):
                 # Its end of data: once relayed, only its call's end follows. Noted before the write,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,18 @@ from jumpstarter_controller.scheduler import Changes
 from jumpstarter_controller.store import schema
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass
+class Rows:
+    """One transaction's worth of rows (`Store.rows`), ready to write."""
+
+    deleted_clients: list[tuple[str, str]] = field(default_factory=list)
+    deleted_exporters: list[tuple[str, str]] = field(default_factory=list)
+    clients: list[dict[str, Any]] = field(default_factory=list)
+    exporters: list[dict[str, Any]] = field(default_factory=list)
+    leases: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def database_url(given: str | None, default_path: Path) -> str:
@@ -59,6 +71,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
+        self._upserts: dict[str, Any] = {}
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -93,42 +106,56 @@ class Store:
 
     async def write(self, model: Model, changes: Changes) -> None:
         """Write every record `changes` touched, and its events, in one transaction."""
+        await self.write_rows(self.rows(model, changes))
+
+    def rows(self, model: Model, changes: Changes) -> Rows:
+        """What `changes` touched, as rows: taken at once (no await), so later changes of the model stay out."""
         now = time.time()
+        exporters = []
+        for exporter in changes.exporters.values():
+            if exporter.key in model.exporters:
+                row = asdict(exporter)
+                del row["streams"], row["done_with_lease"]
+                exporters.append(row)
+        leases = []
+        for lease in changes.leases.values():
+            row = asdict(lease)
+            row["conditions"] = [c.as_dict() for c in lease.conditions]
+            leases.append(row)
+        return Rows(
+            deleted_clients=sorted(changes.deleted_clients),
+            deleted_exporters=sorted(changes.deleted_exporters),
+            clients=[asdict(model.clients[key]) for key in changes.clients if key in model.clients],
+            exporters=exporters,
+            leases=leases,
+            events=[{"at": now, **asdict(event)} for event in changes.events],
+        )
+
+    async def write_rows(self, rows: Rows) -> None:
+        """Write `rows` in one transaction: deletions first, then one statement per table for all its rows."""
         async with self.engine.begin() as connection:
-            for key in changes.deleted_clients:
+            for key in rows.deleted_clients:
                 await self._delete(connection, schema.clients, key)
-            clients = [asdict(model.clients[key]) for key in changes.clients if key in model.clients]
-            exporters = []
-            for exporter in changes.exporters.values():
-                if exporter.key in model.exporters:
-                    row = asdict(exporter)
-                    del row["streams"], row["done_with_lease"]
-                    exporters.append(row)
-            leases = []
-            for lease in changes.leases.values():
-                row = asdict(lease)
-                row["conditions"] = [c.as_dict() for c in lease.conditions]
-                leases.append(row)
-            for key in changes.deleted_exporters:
+            for key in rows.deleted_exporters:
                 await self._delete(connection, schema.exporters, key)
-            await self._upsert(connection, schema.clients, clients)
-            await self._upsert(connection, schema.exporters, exporters)
-            await self._upsert(connection, schema.leases, leases)
-            if changes.events:
-                await connection.execute(
-                    schema.events.insert(), [{"at": now, **asdict(event)} for event in changes.events]
-                )
+            await self._upsert(connection, schema.clients, rows.clients)
+            await self._upsert(connection, schema.exporters, rows.exporters)
+            await self._upsert(connection, schema.leases, rows.leases)
+            if rows.events:
+                await connection.execute(schema.events.insert(), rows.events)
 
     async def _upsert(self, connection: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> None:
         """Insert or update `rows` in one statement executed for all of them (executemany)."""
         if not rows:
             return
-        keys = [column.name for column in table.primary_key.columns]
-        statement = self._insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=keys,
-            set_={column.name: statement.excluded[column.name] for column in table.columns if column.name not in keys},
-        )
+        statement = self._upserts.get(table.name)
+        if statement is None:  # built once per table: building it (its `excluded` columns) costs more than a row
+            keys = [column.name for column in table.primary_key.columns]
+            insert = self._insert(table)
+            statement = self._upserts[table.name] = insert.on_conflict_do_update(
+                index_elements=keys,
+                set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys},
+            )
         await connection.execute(statement, rows)
 
     async def _delete(self, connection: AsyncConnection, table: Any, key: tuple[str, str]) -> None:
