@@ -251,6 +251,7 @@ def test_warn_goes_on(lab: Any) -> None:
         assert lab.begin("lease-8") == S.EXPORTER_STATUS_LEASE_READY
         assert (
             lab.leases.status.message == "serving lease lease-8 (after a warning: beforeLease hook exited with code 3)"
+            "\nbeforeLease hook output:\nfailing"  # the tail of its output, for the lab's timeline
         )
         with client_of(lab) as client:
             assert client.power.state() == "off"
