@@ -1,0 +1,169 @@
+"""Our `jmp exporter run` in a lab: real `jmp controller run`, `jmp router run` and exporter processes.
+
+Clients are Python peers (`Peer`: ClientService and Dial) with a tunnel through the router,
+as a lease shell has; the original 0.9.0 client is in test_original_client_lab.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from jumpstarter.v1 import common_pb2
+from jumpstarter_controller.peers import Peer, bare
+from testsupport.lab_exporter import (
+    ca_of,
+    exporter_status,
+    lab_exporter_config,
+    power_state,
+    start_lab_exporter,
+    statuses,
+    switch_on,
+    tunnel,
+)
+from testsupport.labcontroller import LabController, conditions, online, ready, until
+from jumpstarter.testing import Commands
+
+LEASE_READY = common_pb2.EXPORTER_STATUS_LEASE_READY
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(120)]
+
+
+async def test_leases_through_the_router_each_with_a_fresh_session(
+    lab: LabController, commands: Commands, tmp_path: Path
+) -> None:
+    config = lab_exporter_config(lab, "board1", {"board": "x"})
+    exporter = start_lab_exporter(commands, config)
+    client = lab.create("client", "alice")
+    async with Peer.from_config(client) as alice:
+        await online(alice, "board1")
+        first = await alice.create_lease("board=x", seconds=60)
+        assert ready(first), conditions(first)
+        async with tunnel(alice, bare(first.name), ca_of(client), tmp_path) as path:
+            assert await anyio.to_thread.run_sync(power_state, path) is False
+            await anyio.to_thread.run_sync(switch_on, path)
+            assert await anyio.to_thread.run_sync(power_state, path) is True  # a second connection, same session
+        await alice.delete_lease(bare(first.name))
+
+        second = await until(alice, bare((await alice.create_lease("board=x", seconds=60)).name), ready)
+        async with tunnel(alice, bare(second.name), ca_of(client), tmp_path) as path:
+            assert await anyio.to_thread.run_sync(power_state, path) is False  # lease 1's state is gone
+        await alice.delete_lease(bare(second.name))
+    assert exporter.process.poll() is None
+    assert statuses(lab, "board1")[:5] == ["Available", "LeaseReady", "Available", "LeaseReady", "Available"]
+
+
+def hook(kind: str, script: str, on_failure: str, timeout: int = 20) -> dict[str, object]:
+    return {"hooks": {kind: {"script": script, "onFailure": on_failure, "timeout": timeout}}}
+
+
+async def test_hooks_statuses_and_their_output_reach_the_controller(
+    lab: LabController, commands: Commands, tmp_path: Path
+) -> None:
+    hooks = {
+        "beforeLease": {"script": "echo preparing for $CLIENT_NAME; j power on", "timeout": 30},
+        "afterLease": {"script": "echo cleaning up; j power off", "timeout": 30},
+    }
+    config = lab_exporter_config(lab, "board1", {"board": "x"}, hooks=hooks)
+    exporter = start_lab_exporter(commands, config)
+    client = lab.create("client", "alice")
+    async with Peer.from_config(client) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=x", seconds=60)
+        await exporter_status(alice, "board1", LEASE_READY)  # as a lease shell waits for it
+        async with tunnel(alice, bare(lease.name), ca_of(client), tmp_path) as path:
+            assert await anyio.to_thread.run_sync(power_state, path) is True  # the beforeLease hook's doing
+        await alice.delete_lease(bare(lease.name))
+        await online(alice, "board1")
+    with anyio.fail_after(30):
+        while statuses(lab, "board1")[-1:] != ["Available"] or len(statuses(lab, "board1")) < 5:
+            await anyio.sleep(0.2)
+    assert statuses(lab, "board1") == ["Available", "BeforeLeaseHook", "LeaseReady", "AfterLeaseHook", "Available"]
+    events = lab.admin("get", "events").stdout
+    assert "beforeLease hook output:" in events and "preparing for alice" in events
+    assert "afterLease hook output:" in events and "cleaning up" in events
+
+
+async def test_sigterm_says_offline_and_unregisters(lab: LabController, commands: Commands) -> None:
+    config = lab_exporter_config(lab, "board1", {"board": "x"})
+    exporter = start_lab_exporter(commands, config)
+    os.kill(exporter.pid, signal.SIGTERM)
+    result = exporter.finish(30)
+    assert result.returncode == 0, result
+    assert "unregistered from the controller" in result.stderr
+    assert statuses(lab, "board1")[-1] == "Offline"
+    assert "exporter unregistered" in lab.admin("get", "events").stdout
+    listed = lab.admin("get", "exporters").stdout
+    assert "board1" in listed
+
+
+async def test_sighup_finishes_the_lease_then_stops(lab: LabController, commands: Commands, tmp_path: Path) -> None:
+    config = lab_exporter_config(lab, "board1", {"board": "x"})
+    exporter = start_lab_exporter(commands, config)
+    client = lab.create("client", "alice")
+    async with Peer.from_config(client) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=x", seconds=60)
+        async with tunnel(alice, bare(lease.name), ca_of(client), tmp_path) as path:
+            await anyio.to_thread.run_sync(switch_on, path)
+            os.kill(exporter.pid, signal.SIGHUP)
+            exporter.wait_for(lambda out, err: "SIGHUP: no new lease" in err)
+            assert await anyio.to_thread.run_sync(power_state, path) is True  # the lease goes on, same session
+        waiting = await alice.create_lease("board=x", seconds=60)  # next in line: never served by this exporter
+        await alice.delete_lease(bare(lease.name))
+        result = await anyio.to_thread.run_sync(exporter.finish, 30)
+        assert result.returncode == 0, result
+        assert "unregistered from the controller" in result.stderr
+        assert not ready(await alice.get_lease(bare(waiting.name)))
+    assert "exporter unregistered" in lab.admin("get", "events").stdout
+
+
+@pytest.mark.parametrize("on_failure", ["warn", "endLease", "exit"])
+async def test_a_failing_before_lease_hook_does_what_on_failure_says(
+    lab: LabController, commands: Commands, tmp_path: Path, on_failure: str
+) -> None:
+    config = lab_exporter_config(
+        lab, "board1", {"board": "x"}, **hook("beforeLease", "echo it broke; exit 5", on_failure)
+    )
+    exporter = start_lab_exporter(commands, config)
+    client = lab.create("client", "alice")
+    async with Peer.from_config(client) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=x", seconds=60)
+        name = bare(lease.name)
+        if on_failure == "warn":
+            async with tunnel(alice, name, ca_of(client), tmp_path) as path:
+                assert await anyio.to_thread.run_sync(power_state, path) is False
+            assert statuses(lab, "board1") == ["Available", "BeforeLeaseHook", "LeaseReady"]
+            return
+        released = await until(alice, name, lambda lease: lease.conditions[-1].reason == "Released")
+        assert conditions(released)[-1] == ("Ready", "False", "Released")
+    events = lab.admin("get", "events").stdout
+    assert "BeforeLeaseHookFailed: beforeLease hook exited with code 5" in events and "it broke" in events
+    if on_failure == "endLease":
+        assert exporter.process.poll() is None
+        return
+    result = await anyio.to_thread.run_sync(exporter.finish, 30)
+    assert result.returncode == 3, result
+    assert "its onFailure is exit: the exporter stops" in result.stderr
+    assert "exporter unregistered" in lab.admin("get", "events").stdout
+
+
+async def test_a_hook_that_hangs_is_stopped_at_its_timeout(
+    lab: LabController, commands: Commands, tmp_path: Path
+) -> None:
+    script = "echo waiting for the board; sleep 600"
+    config = lab_exporter_config(lab, "board1", {"board": "x"}, **hook("beforeLease", script, "endLease", timeout=1))
+    exporter = start_lab_exporter(commands, config)
+    client = lab.create("client", "alice")
+    async with Peer.from_config(client) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=x", seconds=60)
+        await until(alice, bare(lease.name), lambda lease: lease.conditions[-1].reason == "Released")
+    events = lab.admin("get", "events").stdout
+    assert "beforeLease hook ran past its timeout of 1 s" in events and "waiting for the board" in events
+    assert exporter.process.poll() is None
