@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import anyio
 import pytest
+import yaml
 
+from jumpstarter.client import connect
+from jumpstarter.testing import Commands
 from jumpstarter.v1 import common_pb2
 from jumpstarter_controller.peers import Peer, bare
+from jumpstarter_controller.state import StateDir
 from testsupport.lab_exporter import (
     ca_of,
     exporter_status,
@@ -26,9 +31,12 @@ from testsupport.lab_exporter import (
     tunnel,
 )
 from testsupport.labcontroller import LabController, conditions, online, ready, until
-from jumpstarter.testing import Commands
+from testsupport.router import start_router
 
+AVAILABLE = common_pb2.EXPORTER_STATUS_AVAILABLE
 LEASE_READY = common_pb2.EXPORTER_STATUS_LEASE_READY
+# How long the controller stays away in the outage test: longer than the original exporter survives (3 to 5 s).
+OUTAGE_SECONDS = 8.0
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(120)]
 
@@ -69,7 +77,7 @@ async def test_hooks_statuses_and_their_output_reach_the_controller(
         "afterLease": {"script": "echo cleaning up; j power off", "timeout": 30},
     }
     config = lab_exporter_config(lab, "board1", {"board": "x"}, hooks=hooks)
-    exporter = start_lab_exporter(commands, config)
+    start_lab_exporter(commands, config)
     client = lab.create("client", "alice")
     async with Peer.from_config(client) as alice:
         await online(alice, "board1")
@@ -78,10 +86,7 @@ async def test_hooks_statuses_and_their_output_reach_the_controller(
         async with tunnel(alice, bare(lease.name), ca_of(client), tmp_path) as path:
             assert await anyio.to_thread.run_sync(power_state, path) is True  # the beforeLease hook's doing
         await alice.delete_lease(bare(lease.name))
-        await online(alice, "board1")
-    with anyio.fail_after(30):
-        while statuses(lab, "board1")[-1:] != ["Available"] or len(statuses(lab, "board1")) < 5:
-            await anyio.sleep(0.2)
+        await exporter_status(alice, "board1", AVAILABLE)  # after its afterLease hook
     assert statuses(lab, "board1") == ["Available", "BeforeLeaseHook", "LeaseReady", "AfterLeaseHook", "Available"]
     events = lab.admin("get", "events").stdout
     assert "beforeLease hook output:" in events and "preparing for alice" in events
@@ -167,3 +172,73 @@ async def test_a_hook_that_hangs_is_stopped_at_its_timeout(
     events = lab.admin("get", "events").stdout
     assert "beforeLease hook ran past its timeout of 1 s" in events and "waiting for the board" in events
     assert exporter.process.poll() is None
+
+
+def _controller_with_a_router(commands: Commands, tmp_path: Path) -> tuple[LabController, str]:
+    """A controller whose leases go through a separate `jmp router run` (sharing its state directory)."""
+    state = StateDir(tmp_path / "state")
+    state.ca(), state.signing_key()
+    _, router = start_router(commands, "--controller-state", state.path, "--listen", "127.0.0.1:0")
+    config = tmp_path / "controller.yaml"
+    config.write_text(yaml.safe_dump({"routers": [{"endpoint": router}]}))
+    return LabController.start(commands, state.path, "--config", str(config)), router
+
+
+def calls_through(path: str, until_: threading.Event, count: list[int]) -> None:
+    """One client connection (one tunnel) that keeps calling until told to stop."""
+    with connect(path) as client:
+        while not until_.is_set():
+            client.power.on()
+            count[0] += 1
+
+
+async def test_controller_outage_mid_lease(commands: Commands, tmp_path: Path) -> None:
+    lab, _ = _controller_with_a_router(commands, tmp_path)
+    config = lab_exporter_config(lab, "board1", {"board": "x"})
+    exporter = start_lab_exporter(commands, config)
+    client = lab.create("client", "alice")
+    stop, count = threading.Event(), [0]
+    async with Peer.from_config(client) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=x", seconds=120)
+        async with tunnel(alice, bare(lease.name), ca_of(client), tmp_path) as path, anyio.create_task_group() as tasks:
+            tasks.start_soon(lambda: anyio.to_thread.run_sync(calls_through, path, stop, count))
+            while count[0] == 0:  # noqa: ASYNC110 (the client thread has no event loop to signal)
+                await anyio.sleep(0.05)
+            # Blocking helpers run in threads: this loop carries the client's tunnel meanwhile.
+            await anyio.to_thread.run_sync(lab.kill)
+            await anyio.to_thread.run_sync(exporter.wait_for, lambda out, err: "lost the controller" in err)
+            before = count[0]
+            await anyio.sleep(OUTAGE_SECONDS)  # the outage itself: longer than the original's 3 to 5 s
+            assert count[0] > before, "the lease's connection stopped working while the controller was away"
+            await anyio.to_thread.run_sync(lab.restart)
+            stop.set()
+        exporter.wait_for(lambda out, err: "registered with the controller" in err.split("lost the controller")[-1])
+        # The same lease, the same session: a new connection (a new Dial) sees what the old one did.
+    async with Peer.from_config(client) as alice:
+        await exporter_status(alice, "board1", LEASE_READY)
+        async with tunnel(alice, bare(lease.name), ca_of(client), tmp_path) as path:
+            assert await anyio.to_thread.run_sync(power_state, path) is True
+        await alice.delete_lease(bare(lease.name))
+    assert exporter.process.poll() is None
+
+
+async def test_exporter_killed_mid_lease_serves_it_again_when_restarted(
+    lab: LabController, commands: Commands, tmp_path: Path
+) -> None:
+    config = lab_exporter_config(lab, "board1", {"board": "x"})
+    exporter = start_lab_exporter(commands, config)
+    client = lab.create("client", "alice")
+    async with Peer.from_config(client) as alice:
+        await online(alice, "board1")
+        lease = await alice.create_lease("board=x", seconds=120)
+        async with tunnel(alice, bare(lease.name), ca_of(client), tmp_path) as path:
+            await anyio.to_thread.run_sync(switch_on, path)
+            exporter.kill()
+            with pytest.raises(Exception) as lost:
+                await anyio.to_thread.run_sync(power_state, path)
+            assert "exporter" in str(lost.value).lower() or "connect" in str(lost.value).lower(), lost.value
+            await anyio.to_thread.run_sync(start_lab_exporter, commands, config)
+            await exporter_status(alice, "board1", LEASE_READY)
+            assert await anyio.to_thread.run_sync(power_state, path) is False  # served again, by a fresh session
+        await alice.delete_lease(bare(lease.name))
