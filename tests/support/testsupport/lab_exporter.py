@@ -9,6 +9,7 @@ async with Peer.from_config(client) as alice, tunnel(alice, lease, ca(client)) a
 from __future__ import annotations
 
 import base64
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ __all__ = [
     "ca_of",
     "exporter_status",
     "lab_exporter_config",
+    "original_env",
     "power_state",
     "start_lab_exporter",
     "statuses",
@@ -44,6 +46,12 @@ JOINING = "joining the lab controller"
 # The status names the controller's events give (the "exporter status" events' WHY column).
 _STATUS = re.compile(r"exporter status\s.*?\s(Unspecified|Offline|Available|BeforeLeaseHookFailed|BeforeLeaseHook|"
                      r"LeaseReady|AfterLeaseHookFailed|AfterLeaseHook): ")  # fmt: skip
+
+
+def original_env(upstream_python: Path, upstream_env: dict[str, str]) -> dict[str, str | None]:
+    """The environment of the original's commands: its jmp and j first on PATH, none of our settings."""
+    path = f"{upstream_python.parent}{os.pathsep}{upstream_env.get('PATH', '')}"
+    return {"PATH": path, "NONINTERACTIVE": "1", "PYTHONPATH": None, "VIRTUAL_ENV": None}
 
 
 def lab_exporter_config(lab: LabController, name: str, labels: dict[str, str], **extra: Any) -> Path:

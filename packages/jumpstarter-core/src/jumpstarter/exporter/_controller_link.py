@@ -65,8 +65,9 @@ STABLE_SECONDS: Final = 10.0
 CALL_SECONDS: Final = 15.0
 # Saying goodbye (OFFLINE, Unregister) to a controller that may be gone.
 GOODBYE_SECONDS: Final = 5.0
-# Leases ended here (a hook, the client's EndSession) that the controller may still name for a moment.
-_ENDED_KEPT = 64
+# The leases this process began, remembered so that none is begun twice: one that ended here (a hook's
+# failure, the client's EndSession) may still be named by the controller until it is released or deleted.
+_BEGUN_KEPT = 64
 # ReleaseLease errors after which retrying cannot help.
 _FINAL_CODES = (
     grpc.StatusCode.NOT_FOUND,
@@ -120,7 +121,7 @@ class ControllerLink:
         self.draining = False
         self._outbox: deque[_Report | _Release] = deque()
         self._wanted: Lease | None = None
-        self._ended_here: deque[str] = deque(maxlen=_ENDED_KEPT)
+        self._begun: deque[str] = deque(maxlen=_BEGUN_KEPT)
         self._nudged = anyio.Event()  # the wanted lease, the outbox or the draining changed
         self._tunnels: dict[str, set[anyio.CancelScope]] = {}
         self._socket = ""
@@ -166,7 +167,6 @@ class ControllerLink:
 
     def _release_requested(self, lease: Lease, reason: str) -> None:
         logger.info("lease %s ended here (%s): releasing it", lease.name, reason)
-        self._ended_here.append(lease.name)
         self._end_tunnels(lease.name)
         self._outbox.append(_Release(lease.name))
         self._nudge()
@@ -231,7 +231,7 @@ class ControllerLink:
                         if listening is not None and (wanted is None or wanted.name != listening[0]):
                             listening[1].cancel()
                             listening = None
-                        if wanted is not None and listening is None and wanted.name not in self._ended_here:
+                        if wanted is not None and listening is None:
                             scope = anyio.CancelScope()
                             connection.start_soon(self._listen, stub, wanted.name, scope, tasks)
                             listening = (wanted.name, scope)
@@ -330,15 +330,17 @@ class ControllerLink:
             if current is not None and (wanted is None or wanted.name != current.name):
                 await self.leases.end_lease()
                 self._end_tunnels(current.name)
-                if current.name not in self._ended_here:
-                    self._outbox.append(_Release(current.name))  # after its afterLease hook (the protocol's §4.7)
-                    self._nudge()
+                self._outbox.append(_Release(current.name))  # after its afterLease hook (the protocol's §4.7)
+                self._nudge()
                 continue
+            for name in [name for name in self._tunnels if wanted is None or name != wanted.name]:
+                self._end_tunnels(name)  # a lease that ended here (EndSession) keeps them until the controller ends it
             if current is None and self.draining:
                 self.stop("the current lease ended after SIGHUP")
                 return
-            if wanted is not None and current is None and wanted.name not in self._ended_here:
+            if wanted is not None and current is None and wanted.name not in self._begun:
                 logger.info("lease %s of client %s: starting", wanted.name, wanted.client_name)
+                self._begun.append(wanted.name)
                 await self.leases.begin_lease(wanted.name, wanted.client_name)
                 continue
             await nudged.wait()

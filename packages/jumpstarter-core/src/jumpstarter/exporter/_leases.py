@@ -84,7 +84,7 @@ class LeaseSessions(anyio.AsyncContextManagerMixin):
         stop_grace: float | None = STOP_GRACE_SECONDS,
     ) -> None:
         """`on_release(lease, reason)`: the exporter ended `lease` itself (a hook's ``endLease``
-        or ``exit``, or the client's EndSession), so the controller link should release it."""
+        or ``exit``, or drivers that could not start), so the controller link should release it."""
         self._build = build
         self.labels = dict(labels or {})
         self._hooks = hooks or HooksConfig()
@@ -188,12 +188,15 @@ class LeaseSessions(anyio.AsyncContextManagerMixin):
         return self._session
 
     async def end_session(self) -> tuple[bool, str]:
-        """The lease's client is done (EndSession): end the lease here, and have it released."""
-        lease = self.lease
-        if lease is None:
+        """The lease's client is done (EndSession): end the lease here (its afterLease hook runs).
+
+        Not released: the client that ended its session releases the lease itself (DeleteLease),
+        as the original's does, once it has seen AVAILABLE through the same tunnel; a release from
+        here would end the lease, and the tunnel with it, before the client could see that.
+        """
+        if self.lease is None:
             return False, "no lease is being served"
         await self.end_lease()
-        self._release(lease, "the client ended its session")
         return True, ""
 
     # -- internals -----------------------------------------------------------------------
