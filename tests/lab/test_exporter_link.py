@@ -242,3 +242,15 @@ async def test_exporter_killed_mid_lease_serves_it_again_when_restarted(
             await exporter_status(alice, "board1", LEASE_READY)
             assert await anyio.to_thread.run_sync(power_state, path) is False  # served again, by a fresh session
         await alice.delete_lease(bare(lease.name))
+
+
+async def test_a_token_the_controller_refuses_is_a_clear_error(lab: LabController, commands: Commands) -> None:
+    config = lab_exporter_config(lab, "board1", {"board": "x"})
+    document = yaml.safe_load(config.read_text())
+    document["token"] = document["token"][:-8] + "AAAAAAAA"
+    config.write_text(yaml.safe_dump(document))
+    result = await anyio.to_thread.run_sync(lambda: commands.run("jmp", "exporter", "run", "--config", str(config)))
+    assert result.returncode == 2, result
+    last = result.stderr.strip().splitlines()[-1]
+    assert "refused this exporter" in last and "check token: in the configuration" in last, result.stderr
+    assert "Traceback" not in result.stderr
