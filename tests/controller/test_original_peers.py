@@ -5,24 +5,18 @@ Configs come from our `jmp admin create`; the exporter's gets a driver added, as
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from jumpstarter.testing import Commands, Process
+from testsupport.lab_exporter import original_env as original
 from testsupport.labcontroller import LabController
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 
 TIMEOUT = 60.0
-
-
-def original(upstream_python: Path, upstream_env: dict[str, str]) -> dict[str, str | None]:
-    """The environment of the original's commands: its jmp and j first on PATH, none of our settings."""
-    path = f"{upstream_python.parent}{os.pathsep}{upstream_env.get('PATH', '')}"
-    return {"PATH": path, "NONINTERACTIVE": "1", "PYTHONPATH": None, "VIRTUAL_ENV": None}
 
 
 def start_original_exporter(commands: Commands, lab: LabController, env: dict[str, str | None], bin_: Path) -> Process:

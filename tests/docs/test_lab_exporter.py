@@ -14,7 +14,7 @@ from markdown_it import MarkdownIt
 
 from jumpstarter.cli.exporter import exporter
 from jumpstarter.client import connect
-from jumpstarter.config.exporter import parse_exporter_config
+from jumpstarter.config.exporter import check_for_serving, joins_a_lab, parse_exporter_config
 from jumpstarter.exporter import LeaseSessions, listen
 from jumpstarter.testing import BIN
 
@@ -27,7 +27,7 @@ def blocks(language: str) -> list[str]:
 
 
 def test_the_documented_hooks_run_around_a_lease() -> None:
-    (hooks,) = blocks("yaml")
+    (hooks,) = [block for block in blocks("yaml") if block.startswith("hooks:")]
     config = parse_exporter_config(f"metadata: {{name: bench-3}}\nexport:\n  power: {{type: MockPower}}\n{hooks}")
     assert config.hooks.before_lease is not None and config.hooks.before_lease.on_failure == "endLease"
 
@@ -48,6 +48,13 @@ def test_the_documented_hooks_run_around_a_lease() -> None:
         return seen
 
     assert anyio.run(main) == [True, True]
+
+
+def test_the_documented_lab_config_is_what_jmp_exporter_run_takes() -> None:
+    (config_text,) = [block for block in blocks("yaml") if "endpoint:" in block]
+    config = parse_exporter_config(config_text.replace('"LS0tLS1CRUdJTi..."', '""'))
+    check_for_serving(config)  # a lab configuration: nothing refused
+    assert joins_a_lab(config) and config.metadata.name == "bench-3"
 
 
 def unit() -> configparser.ConfigParser:

@@ -1040,28 +1040,33 @@ def test_local_mode_names_the_settings_it_does_not_use_in_one_line() -> None:
     ("text", "location", "fix"),
     [
         (
-            "token: secret\nendpoint: grpc.lab.example.com:443\n",
-            "exporter.yaml:2:1: at token: token and endpoint: registering with a lab controller is not supported by "
-            "this version yet; it serves on --unix and --tcp only",
-            "remove endpoint:, token: and tls:",
+            "endpoint: grpc.lab.example.com:443\n",
+            "exporter.yaml:2:1: at endpoint: an exporter that joins a lab (endpoint:) needs the token the "
+            "controller issued it",
+            "add token:",
+        ),
+        (
+            "token: secret\n",
+            "exporter.yaml:2:1: at token: token (the exporter's credential for a lab controller) would never be "
+            "used: this configuration has no endpoint",
+            "add endpoint: (the controller's HOST:PORT) to join a lab, or remove token:",
         ),
         (
             "grpcConfig: {grpc.keepalive_time_ms: 20000}\n",
-            "exporter.yaml:2:1: at grpcConfig: grpcConfig are options of the channel to a lab controller, which this "
-            "version does not open yet",
-            "remove grpcConfig:",
+            "exporter.yaml:2:1: at grpcConfig: grpcConfig (options of the channel to a lab controller) would never "
+            "be used: this configuration has no endpoint",
+            "add endpoint:",
         ),
         (
             "hooks:\n  beforeLease: {script: j power on}\n",
-            "exporter.yaml:2:1: at hooks: hooks run around each lease that a lab controller grants "
-            "(jumpstarter.exporter.LeaseSessions runs them); jmp exporter run does not register with a controller "
-            "yet, so they would never run",
-            "remove hooks: to serve the drivers directly",
+            "exporter.yaml:2:1: at hooks: hooks (scripts run around each lease that a lab controller grants) would "
+            "never be used: this configuration has no endpoint",
+            "add endpoint:",
         ),
         (
-            "failureDetection: {maxRapidFailures: 3}\n",
-            "exporter.yaml:2:1: at failureDetection: failureDetection tunes how the original's exporter restarts "
-            "itself; this one does not restart itself",
+            "endpoint: grpc.lab.example.com:443\ntoken: t\nfailureDetection: {maxRapidFailures: 3}\n",
+            "exporter.yaml:4:1: at failureDetection: failureDetection tunes how the original's exporter restarts "
+            "itself; this one does not restart itself (it reconnects to its controller for as long as it takes)",
             "remove failureDetection:, and let a service manager restart the exporter",
         ),
     ],
@@ -1077,3 +1082,12 @@ def test_serving_refuses_the_settings_it_does_not_use(text: str, location: str, 
 
 def test_serving_takes_a_config_without_them() -> None:
     check_for_serving(load("metadata: {name: bench}\ntls:\nhooks: {}\nexport: {a: {type: Composite}}\n"))
+
+
+def test_serving_in_a_lab_takes_the_settings_for_a_lab() -> None:
+    check_for_serving(
+        load(
+            "metadata: {name: bench}\nendpoint: lab.example.com:443\ntoken: t\ntls: {ca: ''}\n"
+            "grpcOptions: {grpc.keepalive_time_ms: 20000}\nhooks: {beforeLease: {script: 'true'}}\n"
+        )
+    )

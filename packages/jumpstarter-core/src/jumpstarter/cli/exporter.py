@@ -1,8 +1,12 @@
 """`jmp exporter run`: serve an exporter configuration's drivers until stopped.
 
-Exit codes: 0 stopped by SIGTERM or SIGINT (Ctrl-C); 1 the exporter could not run (a port
-taken, a socket path in use); 2 a wrong command line or configuration (TLS and token files
-included).
+With ``endpoint`` in its configuration the exporter joins that lab controller (see
+`jumpstarter.exporter.ControllerLink`): SIGHUP then finishes the lease in progress and stops.
+
+Exit codes: 0 stopped by SIGTERM or SIGINT (Ctrl-C), or after SIGHUP; 1 the exporter could
+not run (a port taken, a socket path in use); 2 a wrong command line or configuration (TLS
+and token files included, and a token the lab controller refuses); 3 a lease hook whose
+``onFailure`` is ``exit`` failed.
 """
 
 from __future__ import annotations
@@ -122,10 +126,45 @@ def run_exporter(options: ServeOptions, log_level: str) -> None:
         root = config.build()  # once at start: drivers that cannot be created are refused now
     except ConfigError as error:
         _exit(2, str(error))
+    from jumpstarter.config.exporter import joins_a_lab
+
     try:
-        anyio.run(_serve, config, root, options, tcp, security)
+        if joins_a_lab(config):
+            code = anyio.run(_serve_lab, config, root, options, tcp, security)
+            if code:
+                sys.exit(code)
+        else:
+            anyio.run(_serve, config, root, options, tcp, security)
     except OSError as error:
         _exit(1, str(error))
+
+
+async def _serve_lab(
+    config: ExporterConfig, root: Driver, options: ServeOptions, tcp: TcpListener | None, security: str
+) -> int:
+    from jumpstarter.exporter import ControllerAddress, ControllerLink, Listening, serve_lab_until_signalled
+
+    name = config.metadata.name
+    try:
+        address = ControllerAddress.from_config(config)
+    except ValueError as error:
+        _exit(2, str(error))
+    link = ControllerLink(address, config.build, root=root, labels={"jumpstarter.dev/name": name}, hooks=config.hooks)
+
+    def serving(where: Listening) -> None:
+        _say(f"exporter {name!r} joining the lab controller at {address.endpoint}")
+        if where.unix_path and options.unix:
+            _say(f"exporter {name!r} serving on {where.unix_path}")
+        if where.tcp_address:
+            _say(f"exporter {name!r} serving on {where.tcp_address}{security}")
+
+    return await serve_lab_until_signalled(
+        link,
+        unix_path=options.unix,
+        tcp=tcp,
+        on_ready=serving,
+        say=lambda message: _say(f"exporter {name!r} {message}"),
+    )
 
 
 async def _serve(

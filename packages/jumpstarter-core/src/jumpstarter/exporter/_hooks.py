@@ -16,8 +16,10 @@ import errno
 import logging
 import os
 import pty
+import re
 import signal
 import sys
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -29,7 +31,7 @@ from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JUMPSTARTER_HOST
 from jumpstarter.config.exporter import HookConfig
 from jumpstarter.exporter._logs import HOOK_LOGGERS
 
-__all__ = ["HookFailure", "HookKind", "run_hook"]
+__all__ = ["HookFailure", "HookKind", "HookTail", "run_hook"]
 
 HookKind = Literal["beforeLease", "afterLease"]
 
@@ -39,6 +41,10 @@ TERMINATE_GRACE_SECONDS: Final = 3.0
 DRAIN_SECONDS: Final = 2.0
 # A line longer than this is cut into pieces: one log record each.
 MAX_LINE: Final = 4096
+# How much of a hook's last output goes into the status message that follows it.
+TAIL_BYTES: Final = 4096
+# Terminal escape sequences (colours, cursor moves): not text for a timeline.
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +55,32 @@ class HookFailure:
 
     message: str
     on_failure: Literal["warn", "endLease", "exit"]
+
+
+class HookTail:
+    """The last lines a hook wrote, as printable text of at most `TAIL_BYTES` bytes (UTF-8).
+
+    The controller link sends them in the status report that follows the hook, so that the
+    lab's timeline shows why a hook failed (or what it did) without the exporter's log.
+    """
+
+    def __init__(self, limit: int = TAIL_BYTES) -> None:
+        self._limit = limit
+        self._lines: deque[str] = deque()
+        self._size = 0
+
+    def add(self, line: str) -> None:
+        printable = "".join(c for c in _ESCAPES.sub("", line) if c.isprintable() or c == "\t")
+        encoded = printable.encode()
+        if len(encoded) > self._limit:  # one huge line: its end is what matters
+            printable = encoded[-self._limit :].decode(errors="ignore")
+        self._lines.append(printable)
+        self._size += len(printable.encode()) + 1
+        while self._size - 1 > self._limit:
+            self._size -= len(self._lines.popleft().encode()) + 1
+
+    def text(self) -> str:
+        return "\n".join(self._lines)
 
 
 def hook_command(hook: HookConfig) -> list[str]:
@@ -89,9 +121,17 @@ def hook_environment(socket_path: str, lease_name: str, client_name: str) -> dic
 
 
 async def run_hook(
-    kind: HookKind, hook: HookConfig, *, socket_path: str, lease_name: str, client_name: str
+    kind: HookKind,
+    hook: HookConfig,
+    *,
+    socket_path: str,
+    lease_name: str,
+    client_name: str,
+    tail: HookTail | None = None,
 ) -> HookFailure | None:
-    """Run `hook` to its end (or its timeout); None if it succeeded, else why it failed."""
+    """Run `hook` to its end (or its timeout); None if it succeeded, else why it failed.
+
+    `tail`, if given, keeps the last of the hook's output."""
     output = logging.getLogger(HOOK_LOGGERS[kind])
     if output.level == logging.NOTSET:  # a hook's every line is for its clients, as a driver's records are
         output.setLevel(logging.INFO)
@@ -115,7 +155,7 @@ async def run_hook(
         logger.info("%s hook started for lease %s (process %d)", kind, lease_name, process.pid)
         relayed = anyio.Event()
         async with process, anyio.create_task_group() as tasks:
-            tasks.start_soon(_relay, parent, output, relayed)
+            tasks.start_soon(_relay, parent, output, relayed, tail)
             with anyio.move_on_after(hook.timeout) as deadline:
                 await process.wait()
             timed_out = deadline.cancelled_caught
@@ -138,8 +178,14 @@ async def run_hook(
     return HookFailure(message, hook.on_failure)
 
 
-async def _relay(fd: int, output: logging.Logger, done: anyio.Event) -> None:
+async def _relay(fd: int, output: logging.Logger, done: anyio.Event, tail: HookTail | None) -> None:
     """Log each line the hook writes, until its terminal closes (EIO once no process holds it)."""
+
+    def emit(line: str) -> None:
+        output.info("%s", line)
+        if tail is not None:
+            tail.add(line)
+
     pending = b""
     try:
         while True:
@@ -159,10 +205,10 @@ async def _relay(fd: int, output: logging.Logger, done: anyio.Event) -> None:
             if len(pending) > MAX_LINE:
                 lines, pending = [*lines, pending], b""
             for line in lines:
-                output.info("%s", line.decode(errors="replace").rstrip())
+                emit(line.decode(errors="replace").rstrip())
     finally:
         if pending:
-            output.info("%s", pending.decode(errors="replace").rstrip())
+            emit(pending.decode(errors="replace").rstrip())
         done.set()
 
 

@@ -10,7 +10,9 @@ protocol says.
 The status goes OFFLINE → AVAILABLE (entered) → (BEFORE_LEASE_HOOK →) LEASE_READY →
 (AFTER_LEASE_HOOK →) AVAILABLE, with BEFORE_LEASE_HOOK_FAILED and AFTER_LEASE_HOOK_FAILED
 when a hook fails, and OFFLINE again when the provider is left. GetStatus reports it, and
-`on_status` hears every change (the controller link forwards them with ReportStatus).
+`on_status` hears every change (the controller link forwards them with ReportStatus). The
+status that follows a hook (LEASE_READY, AVAILABLE or a ``*_FAILED``) carries the last 4 KiB
+of the hook's output after its message's first line, for the lab's timeline.
 
 Hooks run with the lease's session served on a private Unix socket of their own
 (``JUMPSTARTER_HOST``). A hook's ``onFailure`` decides what its failure does: ``warn``
@@ -30,7 +32,7 @@ import anyio
 from jumpstarter.common.exceptions import ExporterNotReady
 from jumpstarter.config.exporter import HookConfig, HooksConfig
 from jumpstarter.driver.base import Driver
-from jumpstarter.exporter._hooks import HookFailure, HookKind, run_hook
+from jumpstarter.exporter._hooks import HookFailure, HookKind, HookTail, run_hook
 from jumpstarter.exporter._listeners import listen
 from jumpstarter.exporter._provider import StatusBoard
 from jumpstarter.exporter.session import STOP_GRACE_SECONDS, Session
@@ -40,6 +42,13 @@ __all__ = ["Lease", "LeaseSessions"]
 
 logger = logging.getLogger(__name__)
 
+# The states that follow a hook: the first of them carries the tail of the hook's output.
+_AFTER_HOOK = (
+    common_pb2.EXPORTER_STATUS_LEASE_READY,
+    common_pb2.EXPORTER_STATUS_AVAILABLE,
+    common_pb2.EXPORTER_STATUS_BEFORE_LEASE_HOOK_FAILED,
+    common_pb2.EXPORTER_STATUS_AFTER_LEASE_HOOK_FAILED,
+)
 # The states in which the lease's session serves calls (the protocol's §3.1).
 _SERVING = (
     common_pb2.EXPORTER_STATUS_BEFORE_LEASE_HOOK,
@@ -75,7 +84,7 @@ class LeaseSessions(anyio.AsyncContextManagerMixin):
         stop_grace: float | None = STOP_GRACE_SECONDS,
     ) -> None:
         """`on_release(lease, reason)`: the exporter ended `lease` itself (a hook's ``endLease``
-        or ``exit``, or the client's EndSession), so the controller link should release it."""
+        or ``exit``, or drivers that could not start), so the controller link should release it."""
         self._build = build
         self.labels = dict(labels or {})
         self._hooks = hooks or HooksConfig()
@@ -89,6 +98,7 @@ class LeaseSessions(anyio.AsyncContextManagerMixin):
         self.stop_reason = ""
         self._session: Session | None = None
         self._session_stack: AsyncExitStack | None = None
+        self._hook_output = ""  # the last hook's output, for the status that follows it
         self._lock = anyio.Lock()  # one lease begins or ends at a time
 
     @asynccontextmanager
@@ -178,12 +188,15 @@ class LeaseSessions(anyio.AsyncContextManagerMixin):
         return self._session
 
     async def end_session(self) -> tuple[bool, str]:
-        """The lease's client is done (EndSession): end the lease here, and have it released."""
-        lease = self.lease
-        if lease is None:
+        """The lease's client is done (EndSession): end the lease here (its afterLease hook runs).
+
+        Not released: the client that ended its session releases the lease itself (DeleteLease),
+        as the original's does, once it has seen AVAILABLE through the same tunnel; a release from
+        here would end the lease, and the tunnel with it, before the client could see that.
+        """
+        if self.lease is None:
             return False, "no lease is being served"
         await self.end_lease()
-        self._release(lease, "the client ended its session")
         return True, ""
 
     # -- internals -----------------------------------------------------------------------
@@ -194,6 +207,8 @@ class LeaseSessions(anyio.AsyncContextManagerMixin):
         return f"the exporter is not ready (status: {status}){why}"
 
     def _set(self, status: common_pb2.ExporterStatus, message: str) -> None:
+        if self._hook_output and status in _AFTER_HOOK:
+            message, self._hook_output = f"{message}\n{self._hook_output}", ""
         self.status.update(status, message)
         logger.debug("status %s: %s", status_name(status), message)
 
@@ -219,11 +234,21 @@ class LeaseSessions(anyio.AsyncContextManagerMixin):
             else common_pb2.EXPORTER_STATUS_AFTER_LEASE_HOOK
         )
         self._set(running, f"running the {kind} hook of lease {lease.name}")
-        async with listen(_HookView(self), private_unix=True) as listening:
-            assert listening.unix_path is not None
-            failure = await run_hook(
-                kind, hook, socket_path=listening.unix_path, lease_name=lease.name, client_name=lease.client_name
-            )
+        tail = HookTail()
+        try:
+            async with listen(_HookView(self), private_unix=True) as listening:
+                assert listening.unix_path is not None
+                failure = await run_hook(
+                    kind,
+                    hook,
+                    socket_path=listening.unix_path,
+                    lease_name=lease.name,
+                    client_name=lease.client_name,
+                    tail=tail,
+                )
+        finally:
+            output = tail.text()
+            self._hook_output = f"{kind} hook output:\n{output}" if output else ""
         if failure is not None:
             level = logging.WARNING if failure.on_failure == "warn" else logging.ERROR
             logger.log(level, "%s (onFailure: %s)", failure.message, failure.on_failure)

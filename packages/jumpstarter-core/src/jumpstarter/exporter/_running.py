@@ -21,7 +21,7 @@ from jumpstarter.exporter._listeners import Listening, TcpListener, listen
 from jumpstarter.exporter._provider import SessionProvider
 from jumpstarter.exporter.guard import raise_descriptor_limit
 
-__all__ = ["serve_until_signalled"]
+__all__ = ["exit_at_once", "serve_until_signalled"]
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -51,10 +51,10 @@ async def serve_until_signalled(
             # From now on a signal ends the process: the stop below may wait on stuck driver code.
             loop = asyncio.get_running_loop()
             for number in _SIGNALS:
-                loop.add_signal_handler(number, _exit_at_once, number, provider, say)
+                loop.add_signal_handler(number, exit_at_once, number, provider, say)
 
 
-def _exit_at_once(number: int, provider: SessionProvider, say: Callable[[str], None]) -> None:
+def exit_at_once(number: int, provider: SessionProvider, say: Callable[[str], None]) -> None:
     session = provider.current_session()
     running = session.running_calls() if session is not None else []
     left = f": left running: {'; '.join(running)}" if running else ""

@@ -51,14 +51,14 @@ from jumpstarter.common.wire import (
     streaming_responses,
 )
 from jumpstarter.driver.base import Driver
-from jumpstarter.driver.tree import Place
+from jumpstarter.driver.tree import Place, walk_tree
 from jumpstarter.exporter._provider import SessionProvider
 from jumpstarter.exporter.session import Session
 from jumpstarter.streams.copy import splice
 from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 
-__all__ = ["MAX_LOG_STREAMS_PER_CONNECTION", "ExporterServicer", "grpc_server"]
+__all__ = ["MAX_LOG_STREAMS_PER_CONNECTION", "ExporterServicer", "driver_reports", "grpc_server"]
 
 _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -266,6 +266,11 @@ def _report(session: Session, labels: Any) -> jumpstarter_pb2.GetReportResponse:
         reports=[_driver_report(place) for place in session.places],
         capabilities=EXPORTER_CAPABILITIES,
     )
+
+
+def driver_reports(root: Driver) -> list[jumpstarter_pb2.DriverInstanceReport]:
+    """The reports of a driver tree, as GetReport gives them (Register sends them to a lab controller)."""
+    return [_driver_report(place) for place in walk_tree(root)]
 
 
 def _driver_report(place: Place[Driver]) -> jumpstarter_pb2.DriverInstanceReport:

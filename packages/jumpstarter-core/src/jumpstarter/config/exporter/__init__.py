@@ -5,7 +5,7 @@ The format is the original jumpstarter's, so its files load unchanged::
     apiVersion: jumpstarter.dev/v1alpha1     # optional, and no other value is accepted
     kind: ExporterConfig                     # optional, and no other value is accepted
     metadata: {namespace: lab, name: demo}   # name is required, namespace is optional: Kubernetes names
-    endpoint: grpc.example.com:443           # optional, for a lab: the controller (not used yet)
+    endpoint: grpc.example.com:443           # optional, for a lab: the controller (jmp exporter run joins it)
     token: "..."                             # optional, for a lab
     tls: {ca: "", insecure: false}           # optional, for a lab: ca is the base64 of PEM certificates
     grpcOptions: {grpc.keepalive_time_ms: 20000}   # optional, for a lab (also read as grpcConfig)
@@ -50,9 +50,10 @@ The rules:
   text becomes a ``Path``; but 5.5 is no ``int`` and a number is no ``str`` (quote it). A value whose
   annotation pydantic cannot check goes to the constructor as written.
 * The settings for a lab (``endpoint``, ``token``, ``tls``, ``grpcOptions``, read under the
-  name ``grpcConfig`` too, ``hooks`` and ``failureDetection``) are read and checked, but not
-  used yet: `check_for_serving` refuses them for ``jmp exporter run``, `local_mode_note` names
-  them for ``jmp shell --exporter-config``.
+  name ``grpcConfig`` too, ``hooks`` and ``failureDetection``) are read and checked; with
+  ``endpoint``, ``jmp exporter run`` joins the lab and uses them (`joins_a_lab`), and
+  `check_for_serving` refuses those it would not use; `local_mode_note` names them for
+  ``jmp shell --exporter-config``.
 * A top-level section written empty (``tls:``, ``hooks:``, ``export:``...) is one left out.
 * Unknown keys are errors everywhere, with the keys allowed there and the closest one. YAML reads an
   unquoted ``on``, ``off``, ``yes`` or ``no`` as a boolean: quote such keys (``"on": ...``).
@@ -94,6 +95,7 @@ from jumpstarter.config.exporter._schema import (
 
 # For the command line, not in __all__ (the public API): re-exported by name.
 from jumpstarter.config.exporter._usage import check_for_serving as check_for_serving
+from jumpstarter.config.exporter._usage import joins_a_lab as joins_a_lab
 from jumpstarter.config.exporter._usage import lab_settings as lab_settings
 from jumpstarter.config.exporter._usage import local_mode_note as local_mode_note
 from jumpstarter.config.meta import ObjectMeta

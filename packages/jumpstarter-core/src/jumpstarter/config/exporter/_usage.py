@@ -3,11 +3,11 @@
 ``endpoint``, ``token``, ``tls`` and ``grpcOptions`` (registering with a lab controller),
 ``hooks`` (scripts around each lease, which `jumpstarter.exporter.LeaseSessions` runs) and
 ``failureDetection`` (the original's self-restart) are read and checked like every other
-setting, but `jmp exporter run` does not register with a controller yet, so none of them
-would take effect. So that no
-setting is accepted and then silently ignored, each command says what it does with them:
-`jmp exporter run` refuses them (`check_for_serving`), and local mode, where they have no
-meaning, names them in one line (`local_mode_note`).
+setting. With ``endpoint``, `jmp exporter run` joins the lab and uses all of them but
+``failureDetection``; without it, none of them would take effect. So that no setting is
+accepted and then silently ignored, each command says what it does with them:
+`jmp exporter run` refuses the ones it would not use (`check_for_serving`), and local mode,
+where they have no meaning, names them in one line (`local_mode_note`).
 """
 
 from __future__ import annotations
@@ -45,39 +45,50 @@ def local_mode_note(config: ExporterConfig) -> str | None:
     return f"{located.file}: {_listed(keys)} {verb} not used in local mode: they are for an exporter in a lab"
 
 
+def joins_a_lab(config: ExporterConfig) -> bool:
+    """Whether `jmp exporter run` registers this exporter with a lab controller (it has an ``endpoint``)."""
+    return config.endpoint is not None
+
+
 def check_for_serving(config: ExporterConfig) -> None:
-    """Refuse (ConfigError) the settings `jmp exporter run` does not use yet, pointing at the first of them."""
+    """Refuse (ConfigError) the settings `jmp exporter run` would not use, pointing at the first of them.
+
+    With ``endpoint`` the exporter joins a lab: it needs ``token``, and uses the other settings
+    but ``failureDetection``. Without it, the settings for a lab would do nothing.
+    """
     keys = lab_settings(config)
     if not keys:
         return
-    key = keys[0]
     located, _ = config._checked_entries()
-    if key in _REGISTRATION:
+    if "failureDetection" in keys:
         raise located.error(
-            (key, KEY),
-            f"{_listed([k for k in keys if k in _REGISTRATION])}: registering with a lab controller is not "
-            "supported by this version yet; it serves on --unix and --tcp only",
-            "remove endpoint:, token: and tls: to serve the drivers directly (jmp exporter run --tcp HOST:PORT)",
+            ("failureDetection", KEY),
+            "failureDetection tunes how the original's exporter restarts itself; this one does not restart itself "
+            "(it reconnects to its controller for as long as it takes)",
+            "remove failureDetection:, and let a service manager restart the exporter "
+            "(systemd: Restart=always, as in the lab exporter reference)",
         )
-    if key in ("grpcOptions", LEGACY_GRPC_OPTIONS):
-        raise located.error(
-            (key, KEY),
-            f"{key} are options of the channel to a lab controller, which this version does not open yet",
-            f"remove {key}:",
-        )
-    if key == "hooks":
-        raise located.error(
-            (key, KEY),
-            "hooks run around each lease that a lab controller grants (jumpstarter.exporter.LeaseSessions runs them); "
-            "jmp exporter run does not register with a controller yet, so they would never run",
-            "remove hooks: to serve the drivers directly; run such scripts in jmp shell instead "
-            "(jmp shell --host ADDRESS -- j power on)",
-        )
+    if joins_a_lab(config):
+        if not config.token:
+            raise located.error(
+                ("endpoint", KEY),
+                "an exporter that joins a lab (endpoint:) needs the token the controller issued it",
+                "add token: (jmp admin create exporter NAME --out FILE writes endpoint:, token: and tls:)",
+            )
+        return
+    key = keys[0]
+    what = "grpcOptions" if key == LEGACY_GRPC_OPTIONS else key
+    uses = {
+        "token": "the exporter's credential for a lab controller",
+        "tls": "how the exporter trusts a lab controller",
+        "grpcOptions": "options of the channel to a lab controller",
+        "hooks": "scripts run around each lease that a lab controller grants",
+    }[what]
     raise located.error(
         (key, KEY),
-        "failureDetection tunes how the original's exporter restarts itself; this one does not restart itself",
-        "remove failureDetection:, and let a service manager restart the exporter "
-        "(systemd: Restart=on-failure, with StartLimitBurst= and StartLimitIntervalSec=)",
+        f"{key} ({uses}) would never be used: this configuration has no endpoint",
+        f"add endpoint: (the controller's HOST:PORT) to join a lab, or remove {key}: to serve the drivers "
+        "directly (jmp exporter run --tcp HOST:PORT)",
     )
 
 

@@ -1,0 +1,133 @@
+"""Our exporter in a lab, for tests: its config from `jmp admin`, the process, a client's tunnel, the statuses.
+
+config = lab_exporter_config(lab, "board1", {"board": "x"}, hooks={...})
+exporter = start_lab_exporter(commands, config)            # jmp exporter run --config FILE
+async with Peer.from_config(client) as alice, tunnel(alice, lease, ca(client)) as path:
+    state = await anyio.to_thread.run_sync(power_state, path)   # a blocking client, through the router
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import grpc
+import yaml
+from anyio.abc import SocketStream
+
+from jumpstarter.client import connect
+from jumpstarter.client.v1 import client_pb2
+from jumpstarter.streams.copy import splice
+from jumpstarter.streams.frames import FrameStream
+from jumpstarter.testing import Commands, Process
+from jumpstarter.v1 import jumpstarter_pb2, router_pb2_grpc
+from jumpstarter_controller.peers import Peer
+from testsupport.labcontroller import STEP, LabController
+
+__all__ = [
+    "ca_of",
+    "exporter_status",
+    "lab_exporter_config",
+    "original_env",
+    "power_state",
+    "start_lab_exporter",
+    "statuses",
+    "switch_on",
+    "tunnel",
+]
+
+JOINING = "joining the lab controller"
+# The status names the controller's events give (the "exporter status" events' WHY column).
+_STATUS = re.compile(r"exporter status\s.*?\s(Unspecified|Offline|Available|BeforeLeaseHookFailed|BeforeLeaseHook|"
+                     r"LeaseReady|AfterLeaseHookFailed|AfterLeaseHook): ")  # fmt: skip
+
+
+def original_env(upstream_python: Path, upstream_env: dict[str, str]) -> dict[str, str | None]:
+    """The environment of the original's commands: its jmp and j first on PATH, none of our settings."""
+    path = f"{upstream_python.parent}{os.pathsep}{upstream_env.get('PATH', '')}"
+    return {"PATH": path, "NONINTERACTIVE": "1", "PYTHONPATH": None, "VIRTUAL_ENV": None}
+
+
+def lab_exporter_config(lab: LabController, name: str, labels: dict[str, str], **extra: Any) -> Path:
+    """The config `jmp admin create exporter` writes, with a MockPower and `extra` top-level keys (hooks...)."""
+    config = lab.create("exporter", name, labels)
+    document = yaml.safe_load(config.read_text())
+    document["export"] = {"power": {"type": "MockPower"}}
+    document.update(extra)
+    config.write_text(yaml.safe_dump(document))
+    return config
+
+
+def start_lab_exporter(commands: Commands, config: Path, *args: str, log_level: str = "INFO") -> Process:
+    """``jmp exporter run --config CONFIG``, once it has registered (it logs so)."""
+    process = commands.start("jmp", "exporter", "run", "--config", str(config), "--log-level", log_level, *args)
+    process.wait_for(lambda out, err: "registered with the controller" in err)
+    return process
+
+
+def ca_of(config: Path) -> bytes:
+    return base64.b64decode(yaml.safe_load(config.read_text())["tls"]["ca"])
+
+
+@asynccontextmanager
+async def tunnel(peer: Peer, lease: str, ca: bytes, directory: Path) -> AsyncIterator[str]:
+    """A Unix socket whose every connection is a new Dial of `lease` and a router stream, as a client's shell does."""
+    path = str(directory / f"tunnel-{lease[-8:]}.sock")
+
+    async def bridge(local: SocketStream) -> None:
+        async with local:
+            try:
+                dial = await peer.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=lease))
+                credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+                async with grpc.aio.secure_channel(dial.router_endpoint, credentials) as channel:
+                    call = router_pb2_grpc.RouterServiceStub(channel).Stream(
+                        metadata=(("authorization", f"Bearer {dial.router_token}"),)
+                    )
+                    frames = FrameStream(call, client_side=True)
+                    try:
+                        await splice(local, frames)
+                    finally:
+                        await frames.aclose()
+            except Exception:  # the client sees its connection end; the test asserts what it sees
+                pass
+
+    listener = await anyio.create_unix_listener(path)
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, bridge)
+        yield path
+        tasks.cancel_scope.cancel()
+
+
+async def exporter_status(peer: Peer, name: str, wanted: int) -> client_pb2.Exporter:
+    """The exporter as `peer` sees it, once its status is `wanted` (fail after STEP seconds)."""
+    with anyio.fail_after(STEP):
+        while True:
+            exporter: client_pb2.Exporter = await peer.client.GetExporter(
+                client_pb2.GetExporterRequest(name=f"{peer.parent}/exporters/{name}")
+            )
+            if exporter.status == wanted:
+                return exporter
+            await anyio.sleep(0.05)
+
+
+def power_state(path: str) -> bool:
+    """The MockPower's state, through `path` (blocking: run it in a thread)."""
+    with connect(path) as client:
+        return bool(client.power.state())
+
+
+def switch_on(path: str) -> None:
+    with connect(path) as client:
+        client.power.on()
+
+
+def statuses(lab: LabController, exporter: str) -> list[str]:
+    """The statuses the controller recorded for `exporter`, in order (its audit events)."""
+    events = lab.admin("get", "events").stdout
+    return [m.group(1) for line in events.splitlines() if f" {exporter} " in line and (m := _STATUS.search(line))]
