@@ -28,6 +28,8 @@ STATUS_REFRESH_SECONDS = 10.0
 DIAL_WAIT_SECONDS = 30.0
 RESERVED_PREFIX = "jumpstarter.dev/"
 MAX_REPORTS = 1000
+# A status message may carry the tail of a hook's output (up to 4 KiB): kept whole, in the model and events.
+MAX_STATUS_MESSAGE = 4096
 READY_STATUSES = (0, 3, 4, 5)  # unspecified, before-lease hook, lease ready, after-lease hook
 _FAILED = {6: "exporter beforeLease hook failed", 7: "exporter afterLease hook failed"}
 _STATUS_NAMES = {s: n.removeprefix("EXPORTER_STATUS_").title().replace("_", "")
@@ -84,7 +86,7 @@ class ControllerService(jumpstarter_pb2_grpc.ControllerServiceServicer):
             exporter = self._exporter(identity)
             previous = exporter.status
             exporter.status = int(request.status)
-            exporter.status_message = request.message[:1000]
+            exporter.status_message = request.message[:MAX_STATUS_MESSAGE]
             exporter.last_seen = time.time()
             if exporter.status == STATUS_AVAILABLE and exporter.lease is None and exporter.notice_sent:
                 exporter.ack_pending = False
