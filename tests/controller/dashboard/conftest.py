@@ -20,11 +20,15 @@ import anyio
 import pytest
 import yaml
 
+from jumpstarter.client.v1 import client_pb2
+from jumpstarter_controller.peers import Peer
 from testsupport.labcontroller import STEP, LabController
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "lab"
 WRITE_SCREENSHOTS = "JMP_WRITE_SCREENSHOTS"
 CHROMIUM = Path("/usr/bin/chromium")
+# The exporter statuses a hook run goes through (jumpstarter.v1 ExporterStatus).
+BEFORE_LEASE_HOOK, LEASE_READY, AFTER_LEASE_HOOK, AFTER_LEASE_HOOK_FAILED = 3, 4, 5, 7
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
@@ -99,6 +103,18 @@ def token_of(config: Path) -> str:
 def live(browser: Any) -> None:
     """Wait until the page's change feed is connected (its dot turns green)."""
     wait(browser, lambda b: "on" in (b.find_element("id", "live").get_attribute("class") or ""))
+
+
+async def reported(peer: Peer, name: str, status: int) -> None:
+    """Wait (bounded, polling GetExporter as the original's client does) until the exporter reports `status`."""
+    with anyio.fail_after(STEP):
+        while True:
+            exporter = await peer.client.GetExporter(
+                client_pb2.GetExporterRequest(name=f"{peer.parent}/exporters/{name}")
+            )
+            if exporter.status == status:
+                return
+            await anyio.sleep(0.05)
 
 
 def _spki_pin(certificate: Path) -> str:

@@ -12,37 +12,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
-from jumpstarter.client.v1 import client_pb2
 from jumpstarter.testing import Commands
 from jumpstarter_controller.peers import Peer, bare
 from testsupport.labcontroller import JMP, STEP, LabController, exporter_running, online, ready
 
-from .conftest import click, dashboard_url, in_browser, live, login_admin, shot, text_of, wait
+from .conftest import (
+    AFTER_LEASE_HOOK,
+    AFTER_LEASE_HOOK_FAILED,
+    BEFORE_LEASE_HOOK,
+    LEASE_READY,
+    click,
+    dashboard_url,  # fmt: skip
+    in_browser,
+    live,
+    login_admin,
+    reported,
+    shot,
+    text_of,
+    wait,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
 
 LIVE_TARGET_MS = 500  # issue 15: a change shows on an open page within 500 ms
-BEFORE_LEASE_HOOK, LEASE_READY, AFTER_LEASE_HOOK, AFTER_LEASE_HOOK_FAILED = 3, 4, 5, 7
 
 # A marker on the page's window and its table: a reload or a swap of the whole table would lose them.
 MARK = "window.kept = 1; document.getElementById('exporters').dataset.kept = '1'"
 KEPT = "return window.kept === 1 && document.getElementById('exporters').dataset.kept === '1'"
 DELAY = "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)"
-
-
-async def reported(peer: Peer, name: str, status: int) -> None:
-    """Wait (bounded, polling GetExporter as the original's client does) until the exporter reports `status`."""
-    with anyio.fail_after(STEP):
-        while True:
-            exporter = await peer.client.GetExporter(
-                client_pb2.GetExporterRequest(name=f"{peer.parent}/exporters/{name}")
-            )
-            if exporter.status == status:
-                return
-            await anyio.sleep(0.05)
 
 
 def row_keys(browser: Any) -> list[str]:
