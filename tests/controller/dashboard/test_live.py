@@ -24,10 +24,11 @@ from .conftest import (
     BEFORE_LEASE_HOOK,
     LEASE_READY,
     click,
-    dashboard_url,  # fmt: skip
+    dashboard_url,
     in_browser,
     live,
     login_admin,
+    login_token,
     reported,
     shot,
     text_of,
@@ -65,6 +66,10 @@ async def test_rows_change_in_place_and_an_exporter_going_offline_shows_live(lab
             row = "tr[data-exporter='default/board1']"
             await in_browser(lambda: wait(browser, lambda b: "available" in text_of(b, row)))
             await in_browser(lambda: browser.execute_script(MARK))
+            # Everything the page loaded came from the dashboard itself (a lab may have no internet).
+            loaded = await in_browser(lambda: browser.execute_script(
+                "return performance.getEntriesByType('resource').map(e => e.name)"))  # fmt: skip
+            assert loaded and all(name.startswith(url) for name in loaded), loaded
 
             # A new exporter: its row goes in its place, the count follows, the rest of the table stays.
             lab.create("exporter", "board2", {"board": "rpi4"})
@@ -144,6 +149,10 @@ async def test_a_session_expires_and_the_page_asks_to_log_in_again(
     assert time.monotonic() - opened >= 2.0  # not at once: after the session's lifetime
     await in_browser(lambda: browser.get(url + "exporters"))
     assert await in_browser(lambda: browser.current_url.endswith("/login"))
+    # The admin credential works on the login page too (and opens a new session).
+    admin_token = (lab.state_dir / "admin.token").read_text().strip()
+    await in_browser(lambda: login_token(browser, url, admin_token))
+    await in_browser(lambda: wait(browser, lambda b: "Clients" in text_of(b, "nav")))
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("dashboard:\n  session_lifetime: soon\n")

@@ -25,7 +25,7 @@ from .conftest import (
     BEFORE_LEASE_HOOK,
     LEASE_READY,
     dashboard_url,
-    reported,  # fmt: skip
+    reported,
     token_of,
 )
 
