@@ -103,7 +103,7 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
         timeline = await in_browser(lambda: text_of(browser, "main"))
         assert bare(lease.name) in timeline and "lease-ready" in timeline
         assert "admin:dashboard" in timeline and "ended from the dashboard" in timeline
-        await in_browser(lambda: shot(browser, "timeline"))
+        # (The timeline's screenshot, with a hook's output, is test_live's.)
         await in_browser(lambda: browser.get(url + "clients"))
         assert "default/alice" in await in_browser(lambda: text_of(browser, "#clients"))
         await in_browser(lambda: shot(browser, "clients"))
