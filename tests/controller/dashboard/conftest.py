@@ -1,4 +1,5 @@
-"""Fixtures of the dashboard's browser tests: Debian's headless Chromium (the controller: ../conftest.py).
+"""Fixtures and helpers of the dashboard's browser tests: Debian's headless Chromium (the controller:
+../conftest.py), and page steps that wait on conditions, never on time.
 
 Chromium trusts exactly the controller's certificate (its public key pinned with
 --ignore-certificate-errors-spki-list), not any certificate.
@@ -8,17 +9,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+import yaml
 
-from testsupport.labcontroller import LabController
+from jumpstarter.client.v1 import client_pb2
+from jumpstarter_controller.peers import Peer
+from testsupport.labcontroller import STEP, LabController
 
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "lab"
+WRITE_SCREENSHOTS = "JMP_WRITE_SCREENSHOTS"
 CHROMIUM = Path("/usr/bin/chromium")
+# The exporter statuses a hook run goes through (jumpstarter.v1 ExporterStatus).
+BEFORE_LEASE_HOOK, LEASE_READY, AFTER_LEASE_HOOK, AFTER_LEASE_HOOK_FAILED = 3, 4, 5, 7
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
@@ -26,6 +36,85 @@ def dashboard_url(lab: LabController) -> str:
     match = re.search(r"dashboard on (https://\S+)", lab.process.output()[0])
     assert match is not None, lab.process.output()
     return match.group(1)
+
+
+async def in_browser(call: Callable[[], Any]) -> Any:
+    return await anyio.to_thread.run_sync(call)
+
+
+def wait(browser: Any, condition: Callable[[Any], Any], timeout: float = STEP) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout, poll_frequency=0.02).until(condition)
+
+
+def text_of(browser: Any, css: str) -> str:
+    """The element's text, read in one step in the page (the live update may swap it at any time)."""
+    found = browser.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", css)
+    return str(found)
+
+
+def click(browser: Any, css: str) -> None:
+    """Click, again if the live update replaced the element in between."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def clicked(driver: Any) -> bool:
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait(browser, clicked)
+
+
+def shot(browser: Any, name: str) -> None:
+    """Refresh the lab guide's screenshot of a page, only when asked (JMP_WRITE_SCREENSHOTS=1): a normal
+    run leaves the tree as it was."""
+    if os.environ.get(WRITE_SCREENSHOTS) != "1":
+        return
+    DOCS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(DOCS / f"dashboard-{name}.png"))
+
+
+def login_admin(browser: Any, lab: LabController) -> str:
+    result = lab.admin("dashboard-login")
+    assert result.returncode == 0, result
+    link = result.stdout.strip()
+    browser.get(link)
+    click(browser, "#login")
+    wait(browser, lambda b: b.current_url.endswith("/exporters"))
+    return link
+
+
+def login_token(browser: Any, url: str, token: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(url + "login")
+    browser.find_element(By.NAME, "token").send_keys(token)
+    click(browser, "#login")
+
+
+def token_of(config: Path) -> str:
+    return str(yaml.safe_load(config.read_text())["token"])
+
+
+def live(browser: Any) -> None:
+    """Wait until the page's change feed is connected (its dot turns green)."""
+    wait(browser, lambda b: "on" in (b.find_element("id", "live").get_attribute("class") or ""))
+
+
+async def reported(peer: Peer, name: str, status: int) -> None:
+    """Wait (bounded, polling GetExporter as the original's client does) until the exporter reports `status`."""
+    with anyio.fail_after(STEP):
+        while True:
+            exporter = await peer.client.GetExporter(
+                client_pb2.GetExporterRequest(name=f"{peer.parent}/exporters/{name}")
+            )
+            if exporter.status == status:
+                return
+            await anyio.sleep(0.05)
 
 
 def _spki_pin(certificate: Path) -> str:
@@ -38,25 +127,38 @@ def _spki_pin(certificate: Path) -> str:
 
 
 @pytest.fixture
-def browser(lab: LabController, tmp_path: Path) -> Iterator[Any]:
+def browser_factory(tmp_path: Path) -> Iterator[Callable[[LabController], Any]]:
+    """Opens Chromium trusting a given controller's certificate (for a test that starts its own controller)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()) or shutil.which("chromium") is None:
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    pin = _spki_pin(lab.state_dir / "controller-tls" / "tls.crt")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800",
-                     f"--user-data-dir={tmp_path / 'chromium'}", "--disable-gpu",
-                     # No calls home (there is no network here): each would stall a page load for seconds.
-                     "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                     "--disable-sync", "--disable-default-apps", "--disable-extensions",
-                     f"--ignore-certificate-errors-spki-list={pin}"):  # fmt: skip
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
+    opened: list[Any] = []
+
+    def open_for(lab: LabController) -> Any:
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        pin = _spki_pin(lab.state_dir / "controller-tls" / "tls.crt")
+        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800",
+                         f"--user-data-dir={tmp_path / f'chromium{len(opened)}'}", "--disable-gpu",
+                         # No calls home (there is no network here): each would stall a page load for seconds.
+                         "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                         "--disable-sync", "--disable-default-apps", "--disable-extensions",
+                         f"--ignore-certificate-errors-spki-list={pin}"):  # fmt: skip
+            options.add_argument(argument)
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        opened.append(driver)
+        driver.set_page_load_timeout(30)
+        return driver
+
     try:
-        yield driver
+        yield open_for
     finally:
-        driver.quit()
+        for driver in opened:
+            driver.quit()
+
+
+@pytest.fixture
+def browser(lab: LabController, browser_factory: Callable[[LabController], Any]) -> Any:
+    return browser_factory(lab)

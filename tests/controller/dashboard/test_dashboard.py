@@ -3,7 +3,7 @@
 The exporters are `SimulatedExporter`s (speaking ControllerService as the original's exporter
 does) and the clients create leases over ClientService as `jmp create lease` does. Selenium's
 calls block, so they run in a worker thread: the event loop keeps serving the exporters.
-Screenshots of each page go to docs/lab/ (shown by docs/lab/dashboard.md).
+With JMP_WRITE_SCREENSHOTS=1, screenshots of each page go to docs/lab/ (shown by docs/lab/dashboard.md).
 """
 
 from __future__ import annotations
@@ -13,86 +13,19 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import yaml
 
 from jumpstarter_controller.peers import Peer, bare
 from testsupport.labcontroller import STEP, LabController, exporter_running, online, ready, until
 
-from .conftest import dashboard_url
+from .conftest import click, dashboard_url, in_browser, live, login_admin, login_token, shot, text_of, token_of, wait
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
 
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "lab"
 SCRIPT = "<script>window.pwned=1</script>"
-
-
-async def in_browser(call: Callable[[], Any]) -> Any:
-    return await anyio.to_thread.run_sync(call)
-
-
-def wait(browser: Any, condition: Callable[[Any], Any], timeout: float = STEP) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, timeout, poll_frequency=0.02).until(condition)
-
-
-def text_of(browser: Any, css: str) -> str:
-    """The element's text, read in one step in the page (the live update may swap it at any time)."""
-    found = browser.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", css)
-    return str(found)
-
-
-def click(browser: Any, css: str) -> None:
-    """Click, again if the live update replaced the element in between."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-
-    def clicked(driver: Any) -> bool:
-        try:
-            driver.find_element(By.CSS_SELECTOR, css).click()
-        except StaleElementReferenceException:
-            return False
-        return True
-
-    wait(browser, clicked)
-
-
-def shot(browser: Any, name: str) -> None:
-    DOCS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(DOCS / f"dashboard-{name}.png"))
-
-
-def login_admin(browser: Any, lab: LabController) -> str:
-    result = lab.admin("dashboard-login")
-    assert result.returncode == 0, result
-    link = result.stdout.strip()
-    browser.get(link)
-    click(browser, "#login")
-    wait(browser, lambda b: b.current_url.endswith("/exporters"))
-    return link
-
-
-def login_token(browser: Any, url: str, token: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    browser.get(url + "login")
-    browser.find_element(By.NAME, "token").send_keys(token)
-    click(browser, "#login")
-
-
-def token_of(config: Path) -> str:
-    return str(yaml.safe_load(config.read_text())["token"])
-
-
-def live(browser: Any) -> None:
-    """Wait until the page's change feed is connected (its dot turns green)."""
-    wait(browser, lambda b: "on" in (b.find_element("id", "live").get_attribute("class") or ""))
 
 
 async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_board(
@@ -170,7 +103,7 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
         timeline = await in_browser(lambda: text_of(browser, "main"))
         assert bare(lease.name) in timeline and "lease-ready" in timeline
         assert "admin:dashboard" in timeline and "ended from the dashboard" in timeline
-        await in_browser(lambda: shot(browser, "timeline"))
+        # (The timeline's screenshot, with a hook's output, is test_live's.)
         await in_browser(lambda: browser.get(url + "clients"))
         assert "default/alice" in await in_browser(lambda: text_of(browser, "#clients"))
         await in_browser(lambda: shot(browser, "clients"))

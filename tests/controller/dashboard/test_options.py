@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -31,6 +32,24 @@ def test_no_dashboard_and_the_login_link_says_so(commands: Commands, tmp_path: P
     assert "dashboard on" not in lab.process.output()[0]
     login = lab.admin("dashboard-login")
     assert login.returncode == 1 and "no dashboard has run" in login.stderr
-    remote = commands.run(*JMP, "admin", "--endpoint", lab.endpoint, "--tls-ca", str(lab.state_dir / "ca.pem"),
-                          "--token-file", str(lab.state_dir / "admin.token"), "dashboard-login")  # fmt: skip
-    assert remote.returncode == 2 and "give --state-dir DIR" in remote.stderr
+    remote = commands.run(*remote_admin(lab), "dashboard-login")
+    assert remote.returncode == 1 and "serves no dashboard" in remote.stderr and "Traceback" not in remote.stderr
+
+
+def remote_admin(lab: LabController) -> tuple[str, ...]:
+    """`jmp admin` as from another host: the endpoint, the CA and the admin credential, no state directory."""
+    return (*JMP, "admin", "--endpoint", lab.endpoint, "--tls-ca", str(lab.state_dir / "ca.pem"), "--token-file",
+            str(lab.state_dir / "admin.token"))  # fmt: skip
+
+
+def test_dashboard_login_remote_and_local_print_a_link_to_this_dashboard(commands: Commands, tmp_path: Path) -> None:
+    lab = LabController.start(commands, tmp_path / "state", "--dashboard", "127.0.0.1:0")
+    url = re.search(r"dashboard on (https://\S+)", lab.process.output()[0])
+    assert url is not None
+    for result in (commands.run(*remote_admin(lab), "dashboard-login"), lab.admin("dashboard-login")):
+        assert result.returncode == 0, result
+        link = result.stdout.strip()
+        assert link.startswith(f"{url.group(1)}login/once?t=") and len(link) > len(url.group(1)) + 60
+    wrong = commands.run(*JMP, "admin", "--endpoint", lab.endpoint, "--tls-ca", str(lab.state_dir / "ca.pem"),
+                         "--token-file", str(tmp_path / "missing"), "dashboard-login")  # fmt: skip
+    assert wrong.returncode == 1 and "missing" in wrong.stderr and "Traceback" not in wrong.stderr

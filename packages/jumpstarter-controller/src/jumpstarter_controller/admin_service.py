@@ -28,9 +28,11 @@ Mint = Callable[[Identity], tuple[str, float]]
 
 
 class AdminService:
-    def __init__(self, controller: Controller, mint: Mint) -> None:
+    def __init__(self, controller: Controller, mint: Mint, login_link: Callable[[], str | None] = lambda: None) -> None:
         self.controller = controller
         self._mint = mint
+        self._login_link = login_link
+        """A one-time dashboard login link (None without a dashboard): `jmp admin dashboard-login`."""
 
     async def call(self, request: bytes, context: Any) -> bytes:
         identity = await identify(self.controller, context, "admin")
@@ -113,6 +115,12 @@ class AdminService:
                 for lease in sorted(model.leases.values(), key=lambda x: x.seq)
                 if data.get("all") or not lease.ended
             ]
+        if op == "dashboard_login":
+            link = self._login_link()
+            if link is None:
+                raise LookupError("this controller serves no dashboard: start jmp controller run without "
+                                  "--no-dashboard")  # fmt: skip
+            return {"link": link}
         if op == "get_events":
             return await controller.store.events(int(data.get("limit", 1000)))
         raise LookupError(f"unknown admin operation {op!r}")

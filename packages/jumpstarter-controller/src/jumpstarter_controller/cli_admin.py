@@ -207,13 +207,15 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 @click.pass_context
 def dashboard_login(ctx: click.Context) -> None:
     """Print a one-time link that logs a browser in to the dashboard as the admin (single use, 2 minutes)."""
-    from jumpstarter_controller.dashboard import DASHBOARD_FILE, mint_login_token
+    from jumpstarter_controller.dashboard import DASHBOARD_FILE, login_link
     from jumpstarter_controller.state import StateDir, StateDirError
 
     state_dir = ctx.parent.params.get("state_dir") if ctx.parent else None
     if state_dir is None:
-        raise click.UsageError("dashboard-login signs the link with the controller's key: give --state-dir DIR, "
-                               "on the controller's host")  # fmt: skip
+        # Remote (--endpoint, --tls-ca, --token-file): the controller signs the link.
+        _, answer = _call(ctx, "dashboard_login")
+        click.echo(answer["link"])
+        return
     try:
         state = StateDir.existing(state_dir)
         url = (state_dir / DASHBOARD_FILE).read_text().strip()
@@ -222,4 +224,4 @@ def dashboard_login(ctx: click.Context) -> None:
     except OSError:
         raise click.ClickException(f"no dashboard has run from {state_dir}: start jmp controller run without "
                                    "--no-dashboard") from None  # fmt: skip
-    click.echo(f"{url}login/once?t={mint_login_token(state.signing_key())}")
+    click.echo(login_link(url, state.signing_key()))

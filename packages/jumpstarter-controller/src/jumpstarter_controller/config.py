@@ -12,6 +12,8 @@ limits:
   leases_per_client: 100      # active (waiting or granted) leases one client may hold
   max_duration: 7d            # the cap when no policy gives one
   max_tags: 10
+dashboard:
+  session_lifetime: 8h        # how long a dashboard login lasts
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from jumpstarter_controller.selectors import InvalidSelector, Selector, parse
 
-__all__ = ["ConfigError", "ControllerConfig", "Policy", "RouterEntry", "load_config", "parse_duration"]
+__all__ = [
+    "ConfigError",
+    "ControllerConfig",
+    "DashboardSettings",
+    "Policy",
+    "RouterEntry",
+    "load_config",
+    "parse_duration",
+]
 
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
 
@@ -102,11 +112,23 @@ class Limits(BaseModel):
         return parse_duration(value)
 
 
+class DashboardSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_lifetime: float = 8 * 3600.0
+    """How long a dashboard login lasts."""
+
+    @field_validator("session_lifetime", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
 class ControllerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     routers: list[RouterEntry] = Field(default_factory=list)
     policies: list[Policy] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     def policy_for(self, namespace: str, name: str, labels: dict[str, str]) -> Policy | None:
         return next((p for p in self.policies if p.applies_to(namespace, name, labels)), None)

@@ -117,6 +117,13 @@ async def serve(
         def mint_identity(identity: Identity) -> tuple[str, float]:
             return mint_identity_token(key, identity)
 
+        dashboard_url: list[str] = []  # set once the dashboard serves
+
+        def login_link() -> str | None:
+            from jumpstarter_controller.dashboard import login_link as link
+
+            return link(dashboard_url[0], key) if dashboard_url else None
+
         def make_server(
             interceptors: list[grpc.aio.ServerInterceptor] | None, server_options: list[tuple[str, Any]]
         ) -> grpc.aio.Server:
@@ -125,7 +132,7 @@ async def serve(
             )
             add_controller_service(server, ControllerService(controller, mint_router))
             add_client_service(server, ClientService(controller, mint_identity))
-            add_admin_service(server, AdminService(controller, mint_identity))
+            add_admin_service(server, AdminService(controller, mint_identity, login_link))
             add_router_service(server, router)
             return server
 
@@ -148,12 +155,14 @@ async def serve(
             from jumpstarter_controller.dashboard import DashboardOptions, bind, run_dashboard
 
             web = DashboardOptions(bind(*options.dashboard), certificate, private_key, state.verify_key(),
-                                   options.state_dir, advertised(host, 0).rpartition(":")[0])  # fmt: skip
+                                   options.state_dir, advertised(host, 0).rpartition(":")[0],
+                                   config.dashboard.session_lifetime)  # fmt: skip
             stack.callback(web.listener.close)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(controller.run_writer)
             if web is not None:
-                on_dashboard(await tasks.start(run_dashboard, controller, router, web))
+                dashboard_url.append(await tasks.start(run_dashboard, controller, router, web))
+                on_dashboard(dashboard_url[0])
             on_ready(endpoint, state.ca_path)
             tasks.start_soon(controller.run_timers)
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

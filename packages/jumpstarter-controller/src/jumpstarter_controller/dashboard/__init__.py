@@ -19,14 +19,22 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
-from jumpstarter_controller.dashboard._auth import Sessions, mint_login_token
+from jumpstarter_controller.dashboard._auth import SESSION_SECONDS, Sessions, mint_login_token
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
 
     from jumpstarter_controller.controller import Controller
 
-__all__ = ["DASHBOARD_FILE", "DashboardOptions", "bind", "default_listen", "mint_login_token", "run_dashboard"]
+__all__ = [
+    "DASHBOARD_FILE",
+    "DashboardOptions",
+    "bind",
+    "default_listen",
+    "login_link",
+    "mint_login_token",
+    "run_dashboard",
+]
 
 DASHBOARD_FILE = "dashboard"
 """In the state directory: the dashboard's URL (for `jmp admin dashboard-login`)."""
@@ -58,6 +66,13 @@ class DashboardOptions:
     verify_key: EllipticCurvePublicKey
     state_dir: Path
     advertised_host: str
+    session_seconds: float = SESSION_SECONDS
+    """How long a login lasts (the configuration's dashboard.session_lifetime)."""
+
+
+def login_link(url: str, key: EllipticCurvePrivateKey) -> str:
+    """The dashboard at `url`'s one-time admin login link, signed with the controller's key."""
+    return f"{url}login/once?t={mint_login_token(key)}"
 
 
 def default_listen(grpc_host: str, grpc_port: int) -> tuple[str, int]:
@@ -78,7 +93,7 @@ async def run_dashboard(
 
     lab = Lab(controller)
     metrics = Metrics(lab, router)
-    sessions = Sessions(options.verify_key, controller.identify)
+    sessions = Sessions(options.verify_key, controller.identify, lifetime=options.session_seconds)
     app = build_app(lab, sessions, metrics)
     listener = options.listener
     port = listener.getsockname()[1]

@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from jumpstarter_controller.credentials import TokenError
-from jumpstarter_controller.dashboard._auth import COOKIE, SESSION_SECONDS, Session, Sessions, csrf_ok
+from jumpstarter_controller.dashboard._auth import COOKIE, Session, Sessions, csrf_ok
 from jumpstarter_controller.dashboard._lab import Lab
 from jumpstarter_controller.dashboard._metrics import Metrics
 from jumpstarter_controller.selectors import InvalidSelector
@@ -31,6 +31,7 @@ from jumpstarter_controller.selectors import InvalidSelector
 __all__ = ["build_app"]
 
 KEEPALIVE_SECONDS = 15.0
+MAX_ROW_DIFF = 200  # more touched rows than this: the page fetches its main part again
 # Only this origin's own script and style: an injected <script> would not run even if it got through.
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -152,7 +153,7 @@ def build_app(lab: Lab, sessions: Sessions, metrics: Metrics) -> Starlette:
 
     def logged_in(session_id: str) -> Response:
         response = RedirectResponse("/exporters", status_code=303)
-        response.set_cookie(COOKIE, session_id, max_age=int(SESSION_SECONDS), secure=True, httponly=True,
+        response.set_cookie(COOKIE, session_id, max_age=max(1, int(sessions.lifetime)), secure=True, httponly=True,
                             samesite="strict", path="/")  # fmt: skip
         return response
 
@@ -232,25 +233,53 @@ def build_app(lab: Lab, sessions: Sessions, metrics: Metrics) -> Starlette:
 
     # -- feed and metrics ------------------------------------------------------------------------
 
+    macros = environment.get_template("_macros.html").module
+
+    def row_diff(session: Session, after: int) -> dict[str, Any]:
+        """The exporters page's rows changed after version `after` (None: gone), or full if too many or
+        no longer known: the page then fetches its main part again."""
+        touched = lab.touched_since(after)
+        if touched is None or len(touched) > MAX_ROW_DIFF:
+            return {"full": True}
+        namespace = namespace_of(session)
+        rows = lab.exporter_rows(namespace, touched)
+        return {
+            "rows": {f"{ns}/{name}": (None if row is None else str(macros.exporter_row(row)))  # type: ignore[attr-defined]
+                     for (ns, name), row in sorted(rows.items())},
+            "count": lab.exporter_count(namespace),
+        }  # fmt: skip
+
     async def events(request: Request) -> Response:
         if current(request) is None:
             return PlainTextResponse("log in first", status_code=401)
+        # The exporters page asks for its changed rows with each change (one row, not 1,000, moves).
+        with_rows = request.query_params.get("rows") == "exporters"
 
         async def feed() -> AsyncIterator[str]:
             version = lab.version
             yield f"retry: 1000\ndata: {json.dumps({'version': version, 'at': lab.changed_at})}\n\n"
             while True:
-                with anyio.move_on_after(KEEPALIVE_SECONDS) as scope:
+                sent = version
+                session = current(request)
+                if session is None:  # expired, logged out, or its token rotated: the page asks to log in
+                    yield "event: ended\ndata: {}\n\n"
+                    return
+                # Wake when the session expires too, so that an idle page still asks to log in again.
+                with anyio.move_on_after(min(KEEPALIVE_SECONDS, session.expires - time.time() + 0.01)) as scope:
                     version = await lab.wait_change(version)
                 if scope.cancelled_caught:
                     yield ": keepalive\n\n"
                     continue
                 if lab.closed:
                     return  # the controller stops: the browser reconnects to the next one
-                if current(request) is None:
+                session = current(request)
+                if session is None:
                     yield "event: ended\ndata: {}\n\n"
                     return
-                yield f"data: {json.dumps({'version': version, 'at': lab.changed_at})}\n\n"
+                message: dict[str, Any] = {"version": version, "at": lab.changed_at}
+                if with_rows:
+                    message.update(row_diff(session, sent))
+                yield f"data: {json.dumps(message)}\n\n"
 
         return StreamingResponse(feed(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 

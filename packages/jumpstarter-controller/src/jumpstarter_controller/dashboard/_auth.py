@@ -1,7 +1,7 @@
 """Dashboard sessions: login with a token or a one-time link, cookies, same-site tokens.
 
 A session lives in the controller's memory only (a restart logs everyone out) and expires
-after `SESSION_SECONDS`. It keeps the token it was opened with, checked again on every
+after its lifetime (`SESSION_SECONDS` unless configured). It keeps the token it was opened with, checked again on every
 request, so rotating or deleting a client ends its sessions at once. Every form that acts
 carries the session's CSRF token, and a POST must come from this same origin.
 
@@ -61,7 +61,8 @@ def mint_login_token(key: EllipticCurvePrivateKey) -> str:
 
 
 class Sessions:
-    def __init__(self, verify_key: EllipticCurvePublicKey, identify: Any) -> None:
+    def __init__(self, verify_key: EllipticCurvePublicKey, identify: Any, lifetime: float = SESSION_SECONDS) -> None:
+        self.lifetime = lifetime
         self._verify_key = verify_key
         self._identify = identify
         self._sessions: dict[str, Session] = {}
@@ -96,7 +97,7 @@ class Sessions:
         if len(self._sessions) >= MAX_SESSIONS:
             self._sessions = {k: s for k, s in self._sessions.items() if s.expires > now}
         session_id = secrets.token_urlsafe(32)
-        session = Session(identity, token, secrets.token_urlsafe(24), now + SESSION_SECONDS)
+        session = Session(identity, token, secrets.token_urlsafe(24), now + self.lifetime)
         self._sessions[session_id] = session
         return session_id, session
 

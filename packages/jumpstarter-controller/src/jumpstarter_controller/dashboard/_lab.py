@@ -30,6 +30,7 @@ STATUS_NAMES = {
 HOOK_STATUSES = {3: "before_lease", 5: "after_lease"}
 HOOK_FAILED = {6: "before_lease", 7: "after_lease"}
 HISTORY = 200  # status changes kept per exporter (in memory: the timeline's recent past)
+TOUCHED = 256  # versions whose touched exporters are remembered (for the exporters page's row diffs)
 
 
 def status_name(exporter: Exporter) -> str:
@@ -43,6 +44,8 @@ class StatusChange:
     at: float
     status: str
     message: str
+    hook: str = ""
+    """The hook (before_lease, after_lease) whose run this status ends: its message is the hook's output."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class _Tracker:
     history: dict[tuple[str, str], deque[StatusChange]] = field(default_factory=dict)
     last: dict[tuple[str, str], tuple[int, float, str]] = field(default_factory=dict)
     ready_seen: set[tuple[str, str]] = field(default_factory=set)
+    touched: deque[tuple[int, frozenset[tuple[str, str]]]] = field(default_factory=lambda: deque(maxlen=TOUCHED))
 
 
 class Lab:
@@ -144,9 +148,33 @@ class Lab:
             if lease.ended:
                 self._tracker.ready_seen.discard(lease.key)
         self.version += 1
+        self._tracker.touched.append((self.version, frozenset(self._touched(changes))))
         self.changed_at = now
         self._changed.set()
         self._changed = anyio.Event()
+
+    def _touched(self, changes: Changes) -> set[tuple[str, str]]:
+        """The exporters whose row a change may alter: its own, and for a lease, the exporter it holds or
+        names and those it waits for (their waiting counts)."""
+        keys = set(changes.exporters) | set(changes.deleted_exporters)
+        for lease in changes.leases.values():
+            if lease.exporter:
+                keys.add((lease.namespace, lease.exporter))
+            keys.update(self._candidates(lease))
+        return keys
+
+    def touched_since(self, version: int) -> set[tuple[str, str]] | None:
+        """The exporters touched by the changes after `version`, or None if they are no longer remembered."""
+        if version >= self.version:
+            return set()
+        remembered = self._tracker.touched
+        if not remembered or remembered[0][0] > version + 1:
+            return None
+        keys: set[tuple[str, str]] = set()
+        for number, touched in remembered:
+            if number > version:
+                keys.update(touched)
+        return keys
 
     def _track_status(self, key: tuple[str, str], exporter: Exporter, now: float) -> None:
         status = _status(exporter)
@@ -157,7 +185,9 @@ class Lab:
         self._tracker.last[key] = (status, now if previous is None or previous[0] != status else previous[1],
                                    exporter.status_message)  # fmt: skip
         history = self._tracker.history.setdefault(key, deque(maxlen=HISTORY))
-        history.append(StatusChange(now, STATUS_NAMES.get(status, "unspecified"), exporter.status_message))
+        # What an exporter reports on leaving a hook status is that hook's output (its tail).
+        hook = HOOK_STATUSES.get(previous[0], "") if previous is not None and previous[0] != status else ""
+        history.append(StatusChange(now, STATUS_NAMES.get(status, "unspecified"), exporter.status_message, hook))
         if previous is None or previous[0] == status:
             return
         if previous[0] in HOOK_STATUSES:
@@ -178,35 +208,57 @@ class Lab:
 
     def exporters(self, namespace: str | None = None) -> list[ExporterRow]:
         model = self._controller.model
+        waiting = self._waiting(namespace)
+        return [
+            self._row(exporter, waiting)
+            for exporter in sorted(model.exporters.values(), key=lambda e: e.key)
+            if namespace is None or exporter.namespace == namespace
+        ]
+
+    def exporter_rows(
+        self, namespace: str | None, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], ExporterRow | None]:
+        """The rows of these exporters as `namespace` sees them (None: gone); others' are left out."""
+        model = self._controller.model
+        waiting = self._waiting(namespace)
+        rows: dict[tuple[str, str], ExporterRow | None] = {}
+        for key in keys:
+            if namespace is not None and key[0] != namespace:
+                continue
+            exporter = model.exporters.get(key)
+            rows[key] = None if exporter is None else self._row(exporter, waiting)
+        return rows
+
+    def exporter_count(self, namespace: str | None) -> int:
+        return sum(1 for e in self._controller.model.exporters.values() if namespace in (None, e.namespace))
+
+    def exporter(self, namespace: str, name: str) -> ExporterRow | None:
+        return self.exporter_rows(namespace, {(namespace, name)}).get((namespace, name))
+
+    def _waiting(self, namespace: str | None) -> dict[tuple[str, str], int]:
         waiting: dict[tuple[str, str], int] = {}
         for lease in self._pending(namespace):
             for key in self._candidates(lease):
                 waiting[key] = waiting.get(key, 0) + 1
-        rows = []
-        for exporter in sorted(model.exporters.values(), key=lambda e: e.key):
-            if namespace is not None and exporter.namespace != namespace:
-                continue
-            held = model.leases.get((exporter.namespace, exporter.lease)) if exporter.lease else None
-            rows.append(
-                ExporterRow(
-                    exporter.namespace,
-                    exporter.name,
-                    dict(exporter.labels),
-                    status_name(exporter),
-                    exporter.status_message,
-                    exporter.online,
-                    exporter.last_seen,
-                    exporter.enabled,
-                    exporter.lease,
-                    held.client if held else None,
-                    held.expiry() if held else None,
-                    waiting.get(exporter.key, 0),
-                )
-            )
-        return rows
+        return waiting
 
-    def exporter(self, namespace: str, name: str) -> ExporterRow | None:
-        return next((row for row in self.exporters(namespace) if row.name == name), None)
+    def _row(self, exporter: Exporter, waiting: dict[tuple[str, str], int]) -> ExporterRow:
+        model = self._controller.model
+        held = model.leases.get((exporter.namespace, exporter.lease)) if exporter.lease else None
+        return ExporterRow(
+            exporter.namespace,
+            exporter.name,
+            dict(exporter.labels),
+            status_name(exporter),
+            exporter.status_message,
+            exporter.online,
+            exporter.last_seen,
+            exporter.enabled,
+            exporter.lease,
+            held.client if held else None,
+            held.expiry() if held else None,
+            waiting.get(exporter.key, 0),
+        )
 
     def leases(self, namespace: str | None = None, selector: str = "") -> list[LeaseRow]:
         """Leases, newest first; `selector` (the CLI's syntax) matches the lease's selector equalities
