@@ -10,6 +10,8 @@ from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.composite import CompositeClient
 from jumpstarter.client.connect import connect, connect_async
 from jumpstarter.client.environment import env, env_async
+from jumpstarter.client.lab import LabError
+from jumpstarter.client.lease import lease, lease_async
 from jumpstarter.common.exceptions import (
     DriverClientUnavailable,
     DriverConnectionError,
@@ -36,9 +38,12 @@ __all__ = [
     "ExporterConnectionLost",
     "ExporterNotReady",
     "JumpstarterException",
+    "LabError",
     "StubDriverClient",
     "connect",
     "connect_async",
     "env",
     "env_async",
+    "lease",
+    "lease_async",
 ]
