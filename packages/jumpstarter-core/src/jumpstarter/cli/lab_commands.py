@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from jumpstarter.cli.lab_options import (
-    DURATION_HELP,
     Duration,
     client_options,
     joined,
@@ -23,6 +22,7 @@ from jumpstarter.cli.lab_options import (
     run_lab,
     selector_option,
 )
+from jumpstarter.config.durations import DURATION_HELP
 
 if TYPE_CHECKING:  # gRPC and the protocol load when a command runs, not when `jmp` starts
     from jumpstarter.client.lab import LabClient

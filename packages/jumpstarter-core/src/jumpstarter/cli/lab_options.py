@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from jumpstarter.config.durations import parse_duration
 
 if TYPE_CHECKING:  # gRPC and the protocol load when a command runs, not when `jmp` starts
     from jumpstarter.client.lab import LabClient
@@ -15,32 +15,6 @@ if TYPE_CHECKING:  # gRPC and the protocol load when a command runs, not when `j
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-_HUMAN = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
-_ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
-_CLOCK = re.compile(r"^(?:(\d+) days?, )?(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
-
-DURATION_HELP = "30m, 1h30m, 1d, 90 (seconds), PT1H30M or 01:30:00"
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from the original's spellings of a duration; ValueError saying which are taken."""
-    value = text.strip().replace(" ", "") if not _CLOCK.match(text.strip()) else text.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-        for pattern in (_HUMAN, _ISO, _CLOCK):
-            match = pattern.match(value)
-            if match is not None and any(match.groups()):
-                days, hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
-                seconds = timedelta(days=days, hours=hours, minutes=minutes, seconds=secs).total_seconds()
-                break
-        else:
-            raise ValueError(f"{text!r} is not a duration: write {DURATION_HELP}") from None
-    if not seconds > 0:
-        raise ValueError(f"{text!r}: a duration must be more than 0 seconds")
-    return seconds
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]

@@ -124,7 +124,8 @@ DEFAULT_LEASE_DURATION = "30m"
 
 
 def _lab_options(function: F) -> F:
-    from jumpstarter.cli.lab_options import DURATION_HELP, Duration
+    from jumpstarter.cli.lab_options import Duration
+    from jumpstarter.config.durations import DURATION_HELP
 
     for option in reversed(
         [
@@ -270,8 +271,8 @@ def shell(
 
 
 def _leased(lab: dict[str, Any]) -> _Exporter:
-    from jumpstarter.cli.lab_options import parse_duration
     from jumpstarter.cli.lease_shell import leased_exporter
+    from jumpstarter.config.durations import parse_duration
 
     selector = ",".join(part.strip() for part in lab.get("selector") or () if part.strip())
     try:
