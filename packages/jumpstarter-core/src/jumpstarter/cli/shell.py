@@ -282,7 +282,9 @@ def _leased(lab: dict[str, Any]) -> _Exporter:
             lab.get("acquisition_timeout"),
         )  # fmt: skip
     except _ShellError as error:
-        raise click.ClickException(str(error)) from None
+        problem = click.ClickException(str(error))
+        problem.exit_code = error.code
+        raise problem from None
 
 
 def _check_lab_client(name: object, path: object) -> None:
