@@ -181,7 +181,10 @@ def test_usage_errors(commands: Any, arguments: list[str]) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--exporter-confg", "a.yaml"], "no such option --exporter-confg: did you mean --exporter-config or --client-config?"),
+        (
+            ["--exporter-confg", "a.yaml"],
+            "no such option --exporter-confg: did you mean --exporter-config or --client-config?",
+        ),
         (["--hots", "h:1"], "no such option --hots: did you mean --host?"),
         (["--selector", "board=rpi4"], "the client configuration (the environment) has no endpoint"),
         (["-l", "board=rpi4"], "the client configuration (the environment) has no endpoint"),

@@ -13,21 +13,27 @@ carried so far (``carried N``) after each dial.
 from __future__ import annotations
 
 import base64
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import grpc
 import yaml
 from anyio.abc import TaskGroup
+from jumpstarter_driver_power.driver import MockPower
 
 from jumpstarter.driver.composite import Composite
 from jumpstarter.streams.copy import splice
 from jumpstarter.streams.frames import FrameStream
-from jumpstarter.testing import serve_socket_async
+from jumpstarter.testing import CommandResult, Commands, Process, serve_socket_async
 from jumpstarter.v1 import router_pb2_grpc
 from jumpstarter_controller.peers import Peer, SimulatedExporter
-from jumpstarter_driver_power.driver import MockPower
+from testsupport.labcontroller import JMP, LabController
+
+# The directory of testsupport, for the exporter processes' PYTHONPATH.
+SUPPORT = os.fspath(Path(__file__).resolve().parent.parent)
 
 
 async def _carry(socket: str, ca: bytes, endpoint: str, token: str) -> None:
@@ -56,7 +62,7 @@ async def _follow_dials(simulated: SimulatedExporter, socket: str, ca: bytes, ta
 
 
 async def main(config: Path) -> None:
-    ca = base64.b64decode(yaml.safe_load(config.read_text())["tls"]["ca"])
+    ca = base64.b64decode(yaml.safe_load(await anyio.Path(config).read_text())["tls"]["ca"])
     root = Composite(children={"power": MockPower()})
     async with (
         serve_socket_async(root) as socket,
@@ -69,6 +75,42 @@ async def main(config: Path) -> None:
         tasks.start_soon(_follow_dials, simulated, socket, ca, tasks)
         print("exporter ready", flush=True)
         await anyio.sleep_forever()
+
+
+@dataclass
+class LabBench:
+    """A lab for the client's tests: its controller, client `alice`'s config, exporter processes."""
+
+    lab: LabController
+    alice: Path
+    exporters: list[Process]
+
+    def jmp(self, *argv: str | Path, **env: str | None) -> CommandResult:
+        """``jmp ARGV --client-config ALICE`` to its end (the option goes after the subcommand)."""
+        return self.lab.commands.run(*JMP, *_with_client(argv, self.alice), **env)
+
+    def start_jmp(self, *argv: str | Path, **env: str | None) -> Process:
+        return self.lab.commands.start(*JMP, *_with_client(argv, self.alice), **env)
+
+    def add_exporter(self, name: str, labels: dict[str, str]) -> Process:
+        config = self.lab.create("exporter", name, labels=labels)
+        process = self.lab.commands.start(sys.executable, "-m", "testsupport.lab_exporter", config, PYTHONPATH=SUPPORT)
+        process.wait_for(lambda out, err: "exporter ready" in out)
+        self.exporters.append(process)
+        return process
+
+
+def _with_client(argv: tuple[str | Path, ...], config: Path) -> list[str | Path]:
+    """The client option goes after the command's words (jmp shell, jmp get leases...)."""
+    words = 1 if argv and argv[0] == "shell" else 2
+    return [*argv[:words], "--client-config", config, *argv[words:]]
+
+
+def start_lab_bench(commands: Commands, state_dir: Path) -> LabBench:
+    lab = LabController.start(commands, state_dir)
+    bench = LabBench(lab, lab.create("client", "alice"), [])
+    bench.add_exporter("board1", {"board": "rpi4"})
+    return bench
 
 
 if __name__ == "__main__":
