@@ -211,3 +211,34 @@ def test_the_pytest_plugin_leases_for_the_session(bench: LabBench, tmp_path: Pat
     by_ini = bench.lab.commands.run(*pytest_argv, **env)
     assert by_ini.returncode == 0, by_ini
     assert active(bench) == []
+
+
+def test_the_original_s_jumpstarter_test_class_leases_by_its_selector(bench: LabBench, tmp_path: Path) -> None:
+    tests = tmp_path / "class_tests"
+    tests.mkdir()
+    (tests / "test_class.py").write_text(
+        textwrap.dedent(
+            """
+            from jumpstarter_testing.pytest import JumpstarterTest
+
+            class TestBoard(JumpstarterTest):
+                selector = "board=rpi4"
+
+                def test_power(self, client):
+                    client.power.on()
+
+                def test_same_exporter(self, client):
+                    client.power.off()
+
+            class TestNoSelector(JumpstarterTest):
+                def test_says_how(self, client):
+                    pass
+            """
+        )
+    )
+    argv = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", tests, tests)
+    result = bench.lab.commands.run(*argv, JMP_CLIENT_CONFIG=str(bench.alice))
+    assert result.returncode == 1, result
+    assert "2 passed, 1 error" in result.stdout, result
+    assert "TestNoSelector: run inside jmp shell, or set the class's selector" in result.stdout
+    assert active(bench) == []

@@ -282,9 +282,13 @@ def _leased(lab: dict[str, Any]) -> _Exporter:
             lab.get("acquisition_timeout"),
         )  # fmt: skip
     except _ShellError as error:
-        problem = click.ClickException(str(error))
-        problem.exit_code = error.code
-        raise problem from None
+        raise _ConfigProblem(str(error)) from None
+
+
+class _ConfigProblem(click.ClickException):
+    """The client configuration cannot reach a lab: a usage error, without the help line."""
+
+    exit_code = EXIT_USAGE
 
 
 def _check_lab_client(name: object, path: object) -> None:
