@@ -35,7 +35,8 @@ class JumpstarterTest:
     selector: ClassVar[str]
 
     @pytest.fixture(scope="class")
-    def client(self) -> Iterator[DriverClient]:
+    @classmethod
+    def client(cls) -> Iterator[DriverClient]:
         from jumpstarter.client import LabError, env, lease
         from jumpstarter.config.env import JUMPSTARTER_HOST
         from jumpstarter.config.yaml import ConfigError
@@ -44,10 +45,10 @@ class JumpstarterTest:
             with env() as client:
                 yield client
             return
-        selector = getattr(self, "selector", None)
+        selector = getattr(cls, "selector", None)
         if not selector:
             pytest.fail(
-                f"{type(self).__name__}: run inside jmp shell, or set the class's selector (selector = 'board=rpi4') "
+                f"{cls.__name__}: run inside jmp shell, or set the class's selector (selector = 'board=rpi4') "
                 "to lease an exporter",
                 pytrace=False,
             )
@@ -56,5 +57,5 @@ class JumpstarterTest:
                 yield client
         except (LabError, ConfigError, TimeoutError) as error:
             pytest.fail(
-                f"{type(self).__name__}: no lease for {selector}: {error or 'not granted in time'}", pytrace=False
+                f"{cls.__name__}: no lease for {selector}: {error or 'not granted in time'}", pytrace=False
             )
