@@ -26,6 +26,9 @@ def console_blocks() -> list[list[str]]:
 
 def test_the_several_steps_block_runs_as_written(bench: LabBench) -> None:
     (steps,) = [block for block in console_blocks() if any("jmp create lease" in line for line in block)]
+    tests = bench.lab.commands.directory / "tests"  # what its `pytest tests/` runs
+    tests.mkdir()
+    (tests / "test_board.py").write_text("def test_power(jumpstarter_client):\n    jumpstarter_client.power.off()\n")
     script = "set -e\n" + "\n".join(steps) + "\necho done\n"
     result = bench.lab.commands.run("sh", "-c", script, JMP_CLIENT_CONFIG=str(bench.alice))
     assert result.returncode == 0, result
