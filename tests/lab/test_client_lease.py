@@ -242,3 +242,11 @@ def test_the_original_s_jumpstarter_test_class_leases_by_its_selector(bench: Lab
     assert "2 passed, 1 error" in result.stdout, result
     assert "TestNoSelector: run inside jmp shell, or set the class's selector" in result.stdout
     assert active(bench) == []
+
+
+def test_a_shell_follows_an_extension_made_with_jmp_update_lease(bench: LabBench) -> None:
+    script = 'jmp update lease "$JMP_LEASE" --duration 45s -o name && sleep 16 && echo survived'
+    result = bench.jmp("shell", "-l", "board=rpi4", "--duration", "12s", "--", "sh", "-c", script,
+                       JMP_CLIENT_CONFIG=str(bench.alice))  # fmt: skip
+    assert result.returncode == 0, result
+    assert result.stdout.splitlines()[-1] == "survived"

@@ -178,9 +178,19 @@ class LeaseSession:
                 if failure is not None:
                     self._end(failure, on_end)
                     return
+                if self._follow_extension():
+                    warned = False
             step = HOLD_SECONDS / 3
             wake = min(now + step, ends_at) if warned else min(now + step, ends_at - warn_before, ends_at)
             await anyio.sleep(max(0.0, wake - time.time()))
+
+    def _follow_extension(self) -> bool:
+        """Take up a longer duration given elsewhere (jmp update lease); whether there was one."""
+        held = self.lease.duration.ToTimedelta().total_seconds() if self.lease.HasField("duration") else 0.0
+        if held > self.duration + 1.0:
+            self.duration = held
+            return True
+        return False
 
     async def _extended(self, now: float) -> client_pb2.Lease:
         held = self.lease.duration.ToTimedelta().total_seconds() if self.lease.HasField("duration") else 0.0
