@@ -56,6 +56,4 @@ class JumpstarterTest:
             with lease(selector) as client:
                 yield client
         except (LabError, ConfigError, TimeoutError) as error:
-            pytest.fail(
-                f"{cls.__name__}: no lease for {selector}: {error or 'not granted in time'}", pytrace=False
-            )
+            pytest.fail(f"{cls.__name__}: no lease for {selector}: {error or 'not granted in time'}", pytrace=False)
