@@ -250,3 +250,14 @@ def test_a_shell_follows_an_extension_made_with_jmp_update_lease(bench: LabBench
                        JMP_CLIENT_CONFIG=str(bench.alice))  # fmt: skip
     assert result.returncode == 0, result
     assert result.stdout.splitlines()[-1] == "survived"
+
+
+def test_a_signal_while_waiting_for_an_exporter_stops_and_releases_the_waiting_lease(bench: LabBench) -> None:
+    holder = bench.jmp("create", "lease", "-l", "board=rpi4", "--duration", "1h", "-o", "name").stdout.strip()
+    waiter = bench.start_jmp("shell", "-l", "board=rpi4", "--", "true")
+    waiter.wait_for(lambda out, err: "waiting for an exporter" in err, timeout=STEP)
+    os.kill(waiter.pid, signal.SIGTERM)
+    result = waiter.finish(STEP)
+    assert result.returncode == 128 + signal.SIGTERM, result
+    assert result.stderr.splitlines()[-1] == "jmp: error: stopped before an exporter was granted", result
+    assert [x["name"] for x in active(bench)] == [holder]  # the waiting lease was released
