@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from jumpstarter.client import connect_async  # noqa: E402
 from jumpstarter.client.lab import LabClient, is_ready  # noqa: E402
-from jumpstarter.client.lease import LeaseSession  # noqa: E402
+from jumpstarter.client.leasing import LeaseSession  # noqa: E402
 from jumpstarter.config.client import ClientConfig, load_client_file  # noqa: E402
 from jumpstarter.testing import BIN, Commands  # noqa: E402
 from testsupport.lab_exporter import start_lab_bench  # noqa: E402

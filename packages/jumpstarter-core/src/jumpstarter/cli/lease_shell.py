@@ -1,6 +1,6 @@
 """`jmp shell --selector ...` / `--lease NAME`: the exporter is leased from a lab controller.
 
-The lease (`jumpstarter.client.lease.LeaseSession`) is held on an event loop in a background
+The lease (`jumpstarter.client.leasing.LeaseSession`) is held on an event loop in a background
 thread for the shell's life: created (or taken, with ``--lease``), waited for, kept alive,
 and released when the shell ends, whatever ends it (exit, Ctrl-C, SIGTERM). A signal that
 comes while waiting for the exporter stops the wait, and the lease is released.
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
     from anyio.from_thread import BlockingPortal
 
-    from jumpstarter.client.lease import LeaseSession
+    from jumpstarter.client.leasing import LeaseSession
     from jumpstarter.client.v1 import client_pb2
     from jumpstarter.config.client import ClientConfig
 
@@ -97,7 +97,7 @@ class LeasedExporter(_Exporter):
     async def _hold(self, *, task_status: TaskStatus[LeaseSession]) -> None:
         import anyio
 
-        from jumpstarter.client.lease import LeaseSession
+        from jumpstarter.client.leasing import LeaseSession
 
         self._done = anyio.Event()
         with anyio.CancelScope() as self._scope:

@@ -4,14 +4,14 @@ The modules of this package are internal: import from here (see the public API r
 in the documentation).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from jumpstarter.client.base import DriverClient, StubDriverClient
 from jumpstarter.client.blocking import BlockingStream
 from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.composite import CompositeClient
 from jumpstarter.client.connect import connect, connect_async
 from jumpstarter.client.environment import env, env_async
-from jumpstarter.client.lab import LabError
-from jumpstarter.client.lease import lease, lease_async
 from jumpstarter.common.exceptions import (
     DriverClientUnavailable,
     DriverConnectionError,
@@ -47,3 +47,23 @@ __all__ = [
     "lease",
     "lease_async",
 ]
+
+if TYPE_CHECKING:
+    from jumpstarter.client.lab import LabError
+    from jumpstarter.client.leasing import lease, lease_async
+
+# Leasing needs the client configuration (pydantic): loaded when first used, so that `j` and a
+# driver client's import stay light.
+_LAZY = {
+    "LabError": "jumpstarter.client.lab",
+    "lease": "jumpstarter.client.leasing",
+    "lease_async": "jumpstarter.client.leasing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
