@@ -244,13 +244,13 @@ def test_a_configuration_of_the_environment_alone(tmp_path: Path, monkeypatch: p
     assert config.metadata is not None and (config.metadata.namespace, config.metadata.name) == ("lab-a", "ci")
 
 
-def test_jmp_shell_resolves_the_client_then_says_leasing_is_not_available(
+def test_jmp_shell_resolves_the_client_then_asks_which_exporter(
     commands: Any, home: dict[str, str], tmp_path: Path
 ) -> None:
     assert create(commands, home, "alice").returncode == 0
     result = commands.run("jmp", "shell", "--client", "alice", "--", "true", **home)
     assert result.returncode == 2, result
-    assert result.stderr.startswith("jmp: error: --client: leasing an exporter from a lab controller is not available")
+    assert result.stderr.startswith("jmp: error: --client: say which exporter to lease: --selector KEY=VALUE")
 
     missing = commands.run("jmp", "shell", "--client", "bob", "--", "true", **home)
     assert missing.returncode == 1

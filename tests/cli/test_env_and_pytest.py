@@ -71,7 +71,10 @@ def test_pytest_outside_a_shell(commands: Any, write: Any) -> None:
     assert result.returncode == 1, result
     assert "1 passed, 2 errors" in result.stdout
     # One clear line per test that needs the exporter, no traceback of the plugin.
-    hint = "run pytest inside jmp shell: jmp shell --exporter-config FILE -- pytest"
+    hint = (
+        "run pytest inside jmp shell (jmp shell --exporter-config FILE -- pytest), or lease an exporter from a lab "
+        "for the session: pytest --jumpstarter-selector KEY=VALUE"
+    )
     assert result.stdout.splitlines().count(hint) == 2, result
     assert "pytest_plugin.py" not in result.stdout
 

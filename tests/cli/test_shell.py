@@ -181,11 +181,16 @@ def test_usage_errors(commands: Any, arguments: list[str]) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--exporter-confg", "a.yaml"], "no such option --exporter-confg: did you mean --exporter-config?"),
+        (
+            ["--exporter-confg", "a.yaml"],
+            "no such option --exporter-confg: did you mean --exporter-config or --client-config?",
+        ),
         (["--hots", "h:1"], "no such option --hots: did you mean --host?"),
-        (["--selector", "board=rpi4"], "--selector: leasing an exporter from a lab controller is not available"),
-        (["-l", "board=rpi4"], "--selector: leasing an exporter from a lab controller is not available"),
-        (["--lease", "x"], "--lease: leasing an exporter from a lab controller is not available"),
+        (["--selector", "board=rpi4"], "the client configuration (the environment) has no endpoint"),
+        (["-l", "board=rpi4"], "the client configuration (the environment) has no endpoint"),
+        (["--lease", "x"], "the client configuration (the environment) has no endpoint"),
+        (["--duration", "1h"], "--duration: say which exporter to lease: --selector KEY=VALUE"),
+        (["--duration", "1x", "-l", "a=b"], "Invalid value for '--duration': '1x' is not a duration: write 30m"),
         (["--exporter", "bench"], "--exporter is the original jumpstarter's option: give the configuration's file"),
         (["--tls-grpc", "lab-7:1234"], "--tls-grpc is the original jumpstarter's option: use --host HOST:PORT"),
         (["--tls-grpc-insecure"], "--tls-grpc-insecure is the original jumpstarter's option: use --insecure"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jumpstarter.testing import Commands
+from testsupport.lab_exporter import LabBench, start_lab_bench
 from testsupport.labcontroller import LabController
 
 
@@ -33,3 +34,9 @@ def commands(tmp_path: Path) -> Iterator[Commands]:
 @pytest.fixture
 def lab(commands: Commands, tmp_path: Path) -> LabController:
     return LabController.start(commands, tmp_path / "state")
+
+
+@pytest.fixture
+def bench(commands: Commands, tmp_path: Path) -> LabBench:
+    """A controller, client `alice` and our exporter `board1` (board=rpi4) serving a MockPower as ``power``."""
+    return start_lab_bench(commands, tmp_path / "state")

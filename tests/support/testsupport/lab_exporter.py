@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,19 @@ from jumpstarter.client import connect
 from jumpstarter.client.v1 import client_pb2
 from jumpstarter.streams.copy import splice
 from jumpstarter.streams.frames import FrameStream
-from jumpstarter.testing import Commands, Process
+from jumpstarter.testing import CommandResult, Commands, Process
 from jumpstarter.v1 import jumpstarter_pb2, router_pb2_grpc
 from jumpstarter_controller.peers import Peer
-from testsupport.labcontroller import STEP, LabController
+from testsupport.labcontroller import JMP, STEP, LabController
 
 __all__ = [
+    "LabBench",
     "ca_of",
     "exporter_status",
     "lab_exporter_config",
     "original_env",
     "power_state",
+    "start_lab_bench",
     "start_lab_exporter",
     "statuses",
     "switch_on",
@@ -131,3 +134,39 @@ def statuses(lab: LabController, exporter: str) -> list[str]:
     """The statuses the controller recorded for `exporter`, in order (its audit events)."""
     events = lab.admin("get", "events").stdout
     return [m.group(1) for line in events.splitlines() if f" {exporter} " in line and (m := _STATUS.search(line))]
+
+
+@dataclass
+class LabBench:
+    """A lab for the client's tests: its controller, client `alice`'s config, our exporter processes."""
+
+    lab: LabController
+    alice: Path
+    exporters: list[Process]
+
+    def jmp(self, *argv: str | Path, **env: str | None) -> CommandResult:
+        """``jmp ARGV --client-config ALICE`` to its end (the option goes after the subcommand)."""
+        return self.lab.commands.run(*JMP, *_with_client(argv, self.alice), **env)
+
+    def start_jmp(self, *argv: str | Path, **env: str | None) -> Process:
+        return self.lab.commands.start(*JMP, *_with_client(argv, self.alice), **env)
+
+    def add_exporter(self, name: str, labels: dict[str, str]) -> Process:
+        """Our `jmp exporter run`, serving a MockPower as ``power``, once registered."""
+        process = start_lab_exporter(self.lab.commands, lab_exporter_config(self.lab, name, labels))
+        self.exporters.append(process)
+        return process
+
+
+def _with_client(argv: tuple[str | Path, ...], config: Path) -> list[str | Path]:
+    """The client option goes after the command's words (jmp shell, jmp get leases...)."""
+    words = 1 if argv and argv[0] == "shell" else 2
+    return [*argv[:words], "--client-config", config, *argv[words:]]
+
+
+def start_lab_bench(commands: Commands, state_dir: Path) -> LabBench:
+    """A controller, client `alice` and our exporter `board1` (board=rpi4)."""
+    lab = LabController.start(commands, state_dir)
+    bench = LabBench(lab, lab.create("client", "alice"), [])
+    bench.add_exporter("board1", {"board": "rpi4"})
+    return bench

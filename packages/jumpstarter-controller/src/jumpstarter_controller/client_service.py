@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import anyio
 import grpc
 from google.protobuf.empty_pb2 import Empty
 
@@ -24,7 +26,9 @@ from jumpstarter_controller.leases import (
     release_lease,
     update_lease,
 )
+from jumpstarter_controller.model import Lease
 from jumpstarter_controller.names import BadName, parse_resource
+from jumpstarter_controller.scheduler import Changes
 from jumpstarter_controller.selectors import InvalidSelector, Selector, parse
 
 T = TypeVar("T")
@@ -32,11 +36,28 @@ MAX_PAGE = 1000
 
 Rotate = Callable[[Identity], tuple[str, float]]
 
+# Our clients' long poll (the original's poll GetLease every 5 s): with this request metadata
+# key, GetLease waits up to that many seconds (at most WAIT_LIMIT_SECONDS) until the lease is
+# ready or has ended, and says that it waited by sending the key back in its initial
+# metadata. The original's controller ignores the key and answers at once, which our client
+# takes as the sign to poll.
+WAIT_READY_KEY = "jumpstarter-wait-ready"
+WAIT_LIMIT_SECONDS = 30.0
+
 
 class ClientService(client_pb2_grpc.ClientServiceServicer):
     def __init__(self, controller: Controller, rotate: Rotate) -> None:
         self.controller = controller
         self._rotate = rotate
+        # Set (and dropped) when a lease changes: what GetLease's long poll waits for.
+        self._lease_changed: dict[tuple[str, str], anyio.Event] = {}
+        controller.watchers.append(self._on_changes)
+
+    def _on_changes(self, changes: Changes) -> None:
+        for key in changes.leases:
+            event = self._lease_changed.pop(key, None)
+            if event is not None:
+                event.set()
 
     async def _names(self, context: Any, text: str, kind: str | None) -> tuple[Identity, str]:
         identity = await identify(self.controller, context, "client")
@@ -77,9 +98,21 @@ class ClientService(client_pb2_grpc.ClientServiceServicer):
 
     async def GetLease(self, request: Any, context: Any) -> Any:
         identity, name = await self._names(context, request.name, "leases")
-        lease = self.controller.model.leases.get((identity.namespace, name))
+        key = (identity.namespace, name)
+        lease = self.controller.model.leases.get(key)
         if lease is None:
             await abort(context, "NOT_FOUND", f"there is no lease {name} in namespace {identity.namespace}")
+        wait = _wait_seconds(context.invocation_metadata())
+        if wait is not None:
+            await context.send_initial_metadata(((WAIT_READY_KEY, "1"),))
+            deadline = time.monotonic() + wait
+            while not _settled(lease) and (left := deadline - time.monotonic()) > 0:
+                changed = self._lease_changed.setdefault(key, anyio.Event())
+                with anyio.move_on_after(left):
+                    await changed.wait()
+                lease = self.controller.model.leases.get(key)
+                if lease is None:  # the model was reloaded without it
+                    await abort(context, "NOT_FOUND", f"there is no lease {name} in namespace {identity.namespace}")
         return lease_message(lease)
 
     async def ListLeases(self, request: Any, context: Any) -> Any:
@@ -153,6 +186,24 @@ class ClientService(client_pb2_grpc.ClientServiceServicer):
         version = await self.controller.rotate("client", identity.namespace, identity.name, f"client:{identity.name}")
         token, expiry = self._rotate(Identity("client", identity.namespace, identity.name, version))
         return client_pb2.RotateTokenResponse(token=token, expiry=timestamp(expiry))
+
+
+def _wait_seconds(metadata: Any) -> float | None:
+    """The long poll's bound that the call asks for (None: answer at once)."""
+    for key, value in metadata or ():
+        if key == WAIT_READY_KEY:
+            try:
+                seconds = float(value)
+            except ValueError:
+                return None
+            return min(max(seconds, 0.0), WAIT_LIMIT_SECONDS) if seconds == seconds else None
+    return None
+
+
+def _settled(lease: Lease) -> bool:
+    """Whether a client waiting for `lease` has its answer: it is ready, or it has ended."""
+    ready = lease.condition("Ready")
+    return lease.ended or (ready is not None and ready.status == "True")
 
 
 async def _page(

@@ -14,8 +14,15 @@ and ask for the client of its driver tree:
     def test_boot(jumpstarter_client):
         jumpstarter_client.power.on()
 
-The fixture connects once per test session. Without ``jmp shell`` the tests that use it
-fail at setup with one line saying how to run them; the others run as usual.
+The fixture connects once per test session. Outside ``jmp shell``, it leases an exporter
+from a lab controller for the session when given a selector, released when the session ends:
+
+    $ pytest --jumpstarter-selector board=rpi4             # the default client configuration
+    $ JMP_CLIENT=ci pytest --jumpstarter-selector board=rpi4
+
+or ``jumpstarter_selector = board=rpi4`` (and ``jumpstarter_duration = 1h``) in the ini
+file. Without either, the tests that use it fail at setup with one line saying how to run
+them; the others run as usual.
 
 pytest loads this module in every run of anyone who installed jumpstarter-core: it imports
 nothing but pytest until a test asks for one of its fixtures. Disable it with
@@ -38,16 +45,53 @@ if TYPE_CHECKING:
     from jumpstarter.exporter import SessionProvider
     from jumpstarter.testing import Commands
 
-_NOT_IN_SHELL = "run pytest inside jmp shell: jmp shell --exporter-config FILE -- pytest"
+_NOT_IN_SHELL = (
+    "run pytest inside jmp shell (jmp shell --exporter-config FILE -- pytest), or lease an exporter from a lab "
+    "for the session: pytest --jumpstarter-selector KEY=VALUE"
+)
+_SELECTOR_HELP = "Lease an exporter with these labels from the lab controller for the session (outside jmp shell)."
+_DURATION_HELP = "How long that lease may last (30m, 2h, ...; default 30m)."
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("jumpstarter")
+    group.addoption("--jumpstarter-selector", metavar="KEY=VALUE", help=_SELECTOR_HELP)
+    group.addoption("--jumpstarter-duration", metavar="DURATION", help=_DURATION_HELP)
+    parser.addini("jumpstarter_selector", _SELECTOR_HELP, default="")
+    parser.addini("jumpstarter_duration", _DURATION_HELP, default="")
+
+
+def _leased(config: pytest.Config, stack: ExitStack) -> DriverClient | None:
+    """The root client of an exporter leased for the session, if a selector is given; None otherwise."""
+    selector = config.getoption("jumpstarter_selector") or config.getini("jumpstarter_selector")
+    if not selector:
+        return None
+    from jumpstarter.client import LabError, lease
+    from jumpstarter.config.durations import parse_duration
+    from jumpstarter.config.yaml import ConfigError
+
+    duration_text = config.getoption("jumpstarter_duration") or config.getini("jumpstarter_duration") or "30m"
+    try:
+        duration = parse_duration(str(duration_text))
+        client: DriverClient = stack.enter_context(lease(str(selector), duration=duration))
+    except (LabError, ConfigError, ValueError, TimeoutError) as error:
+        pytest.fail(f"jumpstarter_client: no lease for {selector}: {error or 'not granted in time'}", pytrace=False)
+    return client
 
 
 @pytest.fixture(scope="session")
-def jumpstarter_client() -> Iterator[DriverClient]:
-    """The root client of the exporter of the enclosing ``jmp shell`` (see `jumpstarter.client.environment`)."""
+def jumpstarter_client(pytestconfig: pytest.Config) -> Iterator[DriverClient]:
+    """The root client of the exporter of the enclosing ``jmp shell`` (see `jumpstarter.client.environment`),
+    or of one leased for the session with ``--jumpstarter-selector``."""
     from jumpstarter.config.env import JUMPSTARTER_HOST
 
     if not os.environ.get(JUMPSTARTER_HOST):
-        pytest.fail(_NOT_IN_SHELL, pytrace=False)
+        with ExitStack() as stack:
+            leased = _leased(pytestconfig, stack)
+            if leased is None:
+                pytest.fail(_NOT_IN_SHELL, pytrace=False)
+            yield leased
+        return
 
     from jumpstarter.client import DriverConnectionError
     from jumpstarter.client.environment import env

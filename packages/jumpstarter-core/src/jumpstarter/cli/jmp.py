@@ -7,6 +7,7 @@ import click
 from jumpstarter.cli.config import config
 from jumpstarter.cli.driver import driver
 from jumpstarter.cli.exporter import exporter, run_alias
+from jumpstarter.cli.lab_commands import create, delete, get, update
 from jumpstarter.cli.plugins import PluginProgram
 from jumpstarter.cli.shell import shell
 
@@ -22,3 +23,7 @@ main.add_command(driver)
 main.add_command(exporter)
 main.add_command(run_alias)
 main.add_command(shell)
+main.add_command(create)
+main.add_command(get)
+main.add_command(update)
+main.add_command(delete)

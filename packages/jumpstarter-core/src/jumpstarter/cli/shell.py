@@ -13,10 +13,11 @@ environment that runs `jmp` comes first on its PATH, also after an interactive s
 files (see `jumpstarter.cli.interactive`), and the `j` commands it starts end with it (see
 `jumpstarter.cli.lifetime`).
 
-Options: one of ``--exporter-config`` (local mode) and ``--host``, with the credentials of
-the latter. An unknown option is an error naming the closest one; the original
-jumpstarter's spellings say what to write instead, and the lab options (``--selector``,
-``--lease``...) are declared with their final names and refused until leasing lands.
+Options: one of ``--exporter-config`` (local mode), ``--host`` (with the credentials of the
+latter) and the lab options (``--selector``/``-l``, ``--name``, ``--lease``, with
+``--duration`` and the client configuration's ``--client``/``--client-config``: the exporter
+is leased from a lab controller, see `jumpstarter.cli.lease_shell`). An unknown option is an
+error naming the closest one; the original jumpstarter's spellings say what to write instead.
 
 The exporter's log records are printed on stderr for the shell's whole life: in local mode
 straight from the drivers' loggers (so that what `reset()` and `close()` log shows too),
@@ -24,7 +25,9 @@ with ``--host`` through the exporter's log stream.
 
 Exit codes: the command's (or the shell's); 128+N when it died of signal N; 1 when the
 drivers could not start; 2 for a bad configuration or usage; 3 when the exporter cannot be
-reached; 126/127 when the command cannot be run or is not found.
+reached; 4 when the lease ended while the command ran (it was hung up); 5 when no lease was
+granted (refused, unsatisfiable, or not within the acquisition timeout); 126/127 when the
+command cannot be run or is not found.
 
 Signals: SIGTERM and SIGHUP sent to ``jmp shell`` are passed on to the command (an
 interactive shell gets SIGHUP, the signal that ends it); SIGINT too, unless it came from
@@ -89,11 +92,6 @@ _CREDENTIAL_VARIABLES = (
     "JUMPSTARTER_GRPC_INSECURE",
 )
 
-_LAB_UNAVAILABLE = (
-    "leasing an exporter from a lab controller is not available in this jmp yet; for an exporter you run "
-    "yourself, give --host ADDRESS (see jmp exporter run --tcp) or --exporter-config FILE"
-)
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -120,21 +118,35 @@ def _original_option(*declarations: str, takes_value: bool, advice: str) -> Call
     )
 
 
-# Leasing an exporter from a lab controller: the options have their final names, and the
-# command refuses them until it can lease (then they choose a third kind of _Exporter).
-_LAB_OPTIONS = ("selector", "lease", "duration", "client", "client_config")
+# Leasing an exporter from a lab controller (a third kind of _Exporter, see lease_shell).
+_LAB_OPTIONS = ("selector", "name", "lease", "duration", "acquisition_timeout", "client", "client_config")
+DEFAULT_LEASE_DURATION = "30m"
 
 
 def _lab_options(function: F) -> F:
+    from jumpstarter.cli.lab_options import Duration
+    from jumpstarter.config.durations import DURATION_HELP
+
     for option in reversed(
         [
-            click.option("-l", "--selector", multiple=True, hidden=True, help="Lease an exporter with these labels."),
-            click.option("--lease", hidden=True, help="Use this existing lease."),
-            click.option("--duration", hidden=True, help="How long to lease the exporter for."),
-            click.option("--client", hidden=True, help="The client configuration of this name."),
-            click.option("--client-config", hidden=True, help="The client configuration in this file."),
+            click.option(
+                "-l", "--selector", multiple=True, metavar="KEY=VALUE",
+                help="Lease an exporter with these labels from the lab controller (repeat, or join with commas).",
+            ),
+            click.option("-n", "--name", metavar="EXPORTER", help="Lease this exporter by its name."),
+            click.option("--lease", metavar="NAME", help="Use this existing lease (jmp create lease); it is kept."),
+            click.option(
+                "--duration", type=Duration(), metavar="DURATION",
+                help=f"How long to lease the exporter for ({DEFAULT_LEASE_DURATION}): {DURATION_HELP}.",
+            ),
+            click.option(
+                "--acquisition-timeout", type=Duration(), metavar="DURATION",
+                help="How long to wait for an exporter (default: the client configuration's, 2 h).",
+            ),
+            click.option("--client", metavar="NAME", help="The client configuration of this name (jmp config client)."),
+            click.option("--client-config", metavar="FILE", help="The client configuration in this file."),
         ]
-    ):
+    ):  # fmt: skip
         function = option(function)
     return function
 
@@ -187,9 +199,7 @@ def _lab_options(function: F) -> F:
 @_original_option(
     "--exporter-logs", takes_value=False, advice="the exporter's logs are always shown (--log-level chooses how many)"
 )
-@_original_option("-n", "--name", takes_value=True, advice=_LAB_UNAVAILABLE)
-@_original_option("--acquisition-timeout", takes_value=True, advice=_LAB_UNAVAILABLE)
-@_original_option("--retry-timeout", takes_value=True, advice=_LAB_UNAVAILABLE)
+@_original_option("--retry-timeout", takes_value=True, advice="a lost exporter ends the shell; start it again")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[--] [COMMAND [ARGS]...]")
 @click.pass_context
 def shell(
@@ -218,6 +228,8 @@ def shell(
       jmp shell --exporter-config bench.yaml -- j power on
       jmp shell --exporter-config bench.yaml -- pytest tests/
       jmp shell --host lab-7:1234 --tls-ca ca.pem --token-file token
+      jmp shell --selector board=rpi4 --duration 1h
+      jmp shell -l board=rpi4 -- pytest tests/
     """
     lab_given = [name for name in _LAB_OPTIONS if lab.get(name)]
     if lab_given:
@@ -228,11 +240,19 @@ def shell(
                 f"{'--exporter-config' if exporter_config is not None else '--host'}",
                 ctx=ctx,
             )
-        if lab.get("client") or lab.get("client_config"):
-            _check_lab_client(lab.get("client"), lab.get("client_config"))
-        raise click.UsageError(f"{option}: {_LAB_UNAVAILABLE}", ctx=ctx)
-    if (exporter_config is None) == (host is None):
-        raise click.UsageError("give either --exporter-config FILE (local mode) or --host ADDRESS", ctx=ctx)
+        if not (lab.get("selector") or lab.get("name") or lab.get("lease")):
+            if lab.get("client") or lab.get("client_config"):
+                _check_lab_client(lab.get("client"), lab.get("client_config"))
+            raise click.UsageError(
+                f"{option}: say which exporter to lease: --selector KEY=VALUE, --name EXPORTER or --lease NAME", ctx=ctx
+            )
+        if lab.get("lease") and (lab.get("selector") or lab.get("name")):
+            raise click.UsageError("--lease uses an existing lease: it does not go with --selector or --name", ctx=ctx)
+    elif (exporter_config is None) == (host is None):
+        raise click.UsageError(
+            "give --exporter-config FILE (local mode), --host ADDRESS, or --selector KEY=VALUE (lease from a lab)",
+            ctx=ctx,
+        )
     if exporter_config is not None and (tls_ca or tls_server_name or token_file or insecure):
         raise click.UsageError(
             "--tls-ca, --tls-server-name, --token-file and --insecure go with --host, not --exporter-config", ctx=ctx
@@ -240,12 +260,35 @@ def shell(
     configure_terminal_logging(log_level or DEFAULT_LOG_LEVEL)
     interactive = not command
     argv = list(command) or [os.environ.get("SHELL") or "/bin/sh"]
-    if exporter_config is not None:
-        target: _Exporter = _LocalExporter(exporter_config)
+    if lab_given:
+        target: _Exporter = _leased(lab)
+    elif exporter_config is not None:
+        target = _LocalExporter(exporter_config)
     else:
         assert host is not None
         target = _RemoteExporter(host, tls_ca, tls_server_name, token_file, insecure)
     ctx.exit(_run(target, argv, interactive))
+
+
+def _leased(lab: dict[str, Any]) -> _Exporter:
+    from jumpstarter.cli.lease_shell import leased_exporter
+    from jumpstarter.config.durations import parse_duration
+
+    selector = ",".join(part.strip() for part in lab.get("selector") or () if part.strip())
+    try:
+        return leased_exporter(
+            lab.get("client"), lab.get("client_config"), selector,
+            lab.get("duration") or parse_duration(DEFAULT_LEASE_DURATION), lab.get("lease"), lab.get("name") or "",
+            lab.get("acquisition_timeout"),
+        )  # fmt: skip
+    except _ShellError as error:
+        raise _ConfigProblem(str(error)) from None
+
+
+class _ConfigProblem(click.ClickException):
+    """The client configuration cannot reach a lab: a usage error, without the help line."""
+
+    exit_code = EXIT_USAGE
 
 
 def _check_lab_client(name: object, path: object) -> None:
@@ -282,6 +325,13 @@ class _Exporter:
     def label(self) -> str:
         """What the prompt shows: ``(jmp LABEL)``."""
         raise NotImplementedError
+
+    def interrupt(self, signum: int) -> None:
+        """A signal came while starting: stop starting if it can (the default waits for the start)."""
+
+    def final_code(self, code: int) -> int:
+        """`jmp shell`'s exit code, from the command's."""
+        return code
 
 
 @dataclass
@@ -435,6 +485,7 @@ def _read(path: str, option: str) -> bytes:
 
 def _run(exporter: _Exporter, argv: list[str], interactive: bool) -> int:
     supervisor = _Supervisor(interactive)
+    supervisor.on_stop = exporter.interrupt
     with supervisor.handling_signals():
         code: int | None = None
         try:
@@ -457,7 +508,7 @@ def _run(exporter: _Exporter, argv: list[str], interactive: bool) -> int:
                     argv, env = start.argv, start.env
                     if supervisor.stop_signal is None and _stdin_is_terminal():
                         output.say(PROGRAM, exporter.banner())
-                code = supervisor.run(argv, env)
+                code = exporter.final_code(supervisor.run(argv, env))
                 # Leaving the stack stops the exporter (or disconnects from it).
         except Exception as error:
             output.error(PROGRAM, f"{exporter.stopping} failed: {type(error).__name__}: {error}")
@@ -490,6 +541,8 @@ class _Supervisor:
         self._process: subprocess.Popen[bytes] | None = None
         self._passed_on = False
         self._terminal: int | None = None
+        # Told of the first signal that comes before the command runs (to stop waiting for a lease).
+        self.on_stop: Callable[[int], None] | None = None
 
     @contextmanager
     def handling_signals(self) -> Iterator[None]:
@@ -539,6 +592,8 @@ class _Supervisor:
                 os._exit(128 + signum)
             self.stop_signal = signum
             output.say(PROGRAM, "stopping (send the signal again to exit at once, leaving the exporter as it is)")
+            if self.on_stop is not None:
+                self.on_stop(signum)
         elif self._passed_on:
             self._kill()  # asked again: no more waiting
         elif not (signum == signal.SIGINT and self._from_terminal()):

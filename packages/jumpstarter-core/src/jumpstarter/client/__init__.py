@@ -4,6 +4,8 @@ The modules of this package are internal: import from here (see the public API r
 in the documentation).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from jumpstarter.client.base import DriverClient, StubDriverClient
 from jumpstarter.client.blocking import BlockingStream
 from jumpstarter.client.classes import ClientClassPolicy
@@ -36,9 +38,32 @@ __all__ = [
     "ExporterConnectionLost",
     "ExporterNotReady",
     "JumpstarterException",
+    "LabError",
     "StubDriverClient",
     "connect",
     "connect_async",
     "env",
     "env_async",
+    "lease",
+    "lease_async",
 ]
+
+if TYPE_CHECKING:
+    from jumpstarter.client.lab import LabError
+    from jumpstarter.client.leasing import lease, lease_async
+
+# Leasing needs the client configuration (pydantic): loaded when first used, so that `j` and a
+# driver client's import stay light.
+_LAZY = {
+    "LabError": "jumpstarter.client.lab",
+    "lease": "jumpstarter.client.leasing",
+    "lease_async": "jumpstarter.client.leasing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,110 @@
+"""The client's end of the tunnel to a leased exporter (wire protocol §4.7).
+
+A Unix socket in a private directory: each connection accepted on it asks the controller to
+Dial the lease, opens the router's Stream with the token it got, and carries the connection's
+bytes both ways (`FrameStream`, GOAWAY as the half-close). gRPC clients connect to the socket
+as to a local exporter, so everything that works with ``--host`` works through a lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import anyio
+import grpc
+from anyio.abc import SocketStream
+
+from jumpstarter.client.lab import LabClient, LabError
+from jumpstarter.streams.copy import splice
+from jumpstarter.streams.frames import FrameStream
+from jumpstarter.v1 import router_pb2_grpc
+
+__all__ = ["tunnel"]
+
+logger = logging.getLogger(__name__)
+
+# Dial fails with FAILED_PRECONDITION while the exporter gets ready (the original's exporter
+# may take a moment after the lease is granted): tried again this often, for this long.
+DIAL_RETRY_SECONDS = 0.2
+DIAL_PATIENCE_SECONDS = 30.0
+
+
+@asynccontextmanager
+async def tunnel(lab: LabClient, lease_name: str) -> AsyncIterator[str]:
+    """Serve the tunnel to `lease_name`'s exporter on a new Unix socket; yield its path."""
+    directory = _private_directory()
+    path = directory / "socket"
+    channels: dict[str, grpc.aio.Channel] = {}
+    try:
+        listener = await anyio.create_unix_listener(path)
+        async with listener, anyio.create_task_group() as tasks:
+
+            async def serve() -> None:
+                while True:
+                    connection = await listener.accept()
+                    tasks.start_soon(_carry, lab, lease_name, connection, channels)
+
+            tasks.start_soon(serve)
+            try:
+                yield str(path)
+            finally:
+                tasks.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            for channel in channels.values():
+                await channel.close()
+        _remove(directory)
+
+
+async def _carry(
+    lab: LabClient, lease_name: str, connection: SocketStream, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    """One accepted connection: Dial, the router's Stream, and the bytes both ways; errors end it alone."""
+    async with connection:
+        try:
+            endpoint, token = await _dial(lab, lease_name)
+        except (LabError, TimeoutError) as error:
+            logger.warning("cannot connect to the exporter of lease %s: %s", lease_name, error)
+            return
+        channel = channels.get(endpoint)
+        if channel is None:
+            channel = grpc.aio.secure_channel(endpoint, grpc.ssl_channel_credentials(root_certificates=lab.ca))
+            channels[endpoint] = channel
+        call = router_pb2_grpc.RouterServiceStub(channel).Stream(metadata=(("authorization", f"Bearer {token}"),))
+        frames = FrameStream(call, client_side=True)
+        try:
+            await splice(connection, frames)
+        except* (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as errors:
+            # One side went away (gRPC drops a connection it replaced): this connection ends, no other.
+            logger.debug("a tunnel connection of lease %s ended: %s", lease_name, errors.exceptions[0])
+        finally:
+            await frames.aclose()
+
+
+async def _dial(lab: LabClient, lease_name: str) -> tuple[str, str]:
+    with anyio.fail_after(DIAL_PATIENCE_SECONDS):
+        while True:
+            try:
+                return await lab.dial(lease_name)
+            except LabError as error:
+                if error.code != grpc.StatusCode.FAILED_PRECONDITION or "not ready" not in str(error):
+                    raise
+            await anyio.sleep(DIAL_RETRY_SECONDS)
+
+
+def _private_directory() -> Path:
+    """A new 0700 directory for the socket, under $XDG_RUNTIME_DIR when there is one (as the original)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(tempfile.mkdtemp(prefix="jmp-lease-", dir=base if base and os.path.isdir(base) else None))
+
+
+def _remove(directory: Path) -> None:
+    with suppress(OSError):
+        (directory / "socket").unlink()
+    with suppress(OSError):
+        directory.rmdir()

@@ -1,0 +1,34 @@
+"""Durations as the original's commands take them: ``30m``, ``1h30m``, ``1d``, ``90``, ``PT1H30M``, ``01:30:00``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+__all__ = ["DURATION_HELP", "parse_duration"]
+
+_HUMAN = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+_ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_CLOCK = re.compile(r"^(?:(\d+) days?, )?(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
+
+DURATION_HELP = "30m, 1h30m, 1d, 90 (seconds), PT1H30M or 01:30:00"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from the original's spellings of a duration; ValueError saying which are taken."""
+    value = text.strip().replace(" ", "") if not _CLOCK.match(text.strip()) else text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+        for pattern in (_HUMAN, _ISO, _CLOCK):
+            match = pattern.match(value)
+            if match is not None and any(match.groups()):
+                days, hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+                seconds = timedelta(days=days, hours=hours, minutes=minutes, seconds=secs).total_seconds()
+                break
+        else:
+            raise ValueError(f"{text!r} is not a duration: write {DURATION_HELP}") from None
+    if not seconds > 0:
+        raise ValueError(f"{text!r}: a duration must be more than 0 seconds")
+    return seconds
