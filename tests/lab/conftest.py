@@ -1,39 +1,16 @@
-"""Fixtures of the tests of our exporter in a lab: a real `jmp controller run` process per test."""
+"""Fixtures of the tests of our exporter and client in a lab: real controller and exporter processes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from jumpstarter.testing import Commands
 from testsupport.lab_exporter import LabBench, start_lab_bench
-from testsupport.labcontroller import LabController
+from testsupport.lab_fixtures import commands, lab, one_event_loop
 
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    # One event loop for a module's tests: gRPC's asyncio poller keeps the loop it started on
-    # while any gRPC object of it lives, and a new loop per test would find it closed.
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def one_event_loop(anyio_backend: str) -> AsyncIterator[None]:
-    """Holds anyio's test runner (and its loop) for the whole module; async tests ask for it."""
-    yield
-
-
-@pytest.fixture
-def commands(tmp_path: Path) -> Iterator[Commands]:
-    with Commands(tmp_path) as started:
-        yield started
-
-
-@pytest.fixture
-def lab(commands: Commands, tmp_path: Path) -> LabController:
-    return LabController.start(commands, tmp_path / "state")
+__all__ = ["bench", "commands", "lab", "one_event_loop"]
 
 
 @pytest.fixture
