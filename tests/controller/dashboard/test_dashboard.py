@@ -1,7 +1,7 @@
 """The dashboard in Debian's headless Chromium, against a real `jmp controller run` with exporters.
 
 The exporters are `SimulatedExporter`s (speaking ControllerService as the original's exporter
-does) and the clients create leases over ClientService as `jmp create lease` does. Selenium's
+does); the clients create leases with `jmp create lease`, or over ClientService as it does. Selenium's
 calls block, so they run in a worker thread: the event loop keeps serving the exporters.
 With JMP_WRITE_SCREENSHOTS=1, screenshots of each page go to docs/lab/ (shown by docs/lab/dashboard.md).
 """
@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from jumpstarter_controller.peers import Peer, bare
-from testsupport.labcontroller import STEP, LabController, exporter_running, online, ready, until
+from testsupport.labcontroller import JMP, STEP, LabController, exporter_running, online, ready, until
 
 from .conftest import click, dashboard_url, in_browser, live, login_admin, login_token, shot, text_of, token_of, wait
 
@@ -60,10 +60,16 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
         await in_browser(lambda: login_admin(browser, lab))
         await in_browser(lambda: live(browser))
 
-        # A lease made by a client shows on the open page without a reload.
+        # A lease made with `jmp create lease` shows on the open page without a reload.
+        def create_lease(config: Any) -> str:
+            argv = ["create", "lease", "-l", "board=rpi4", "--duration", "10m", "-o", "name", "--client-config"]
+            created = lab.commands.run(*JMP, *argv, str(config))
+            assert created.returncode == 0, created
+            return created.stdout.strip()
+
         started = time.monotonic()
-        lease = await alice.create_lease("board=rpi4", seconds=600)
-        assert ready(lease)
+        lease = await anyio.to_thread.run_sync(create_lease, alice_config)
+        assert ready(await alice.get_lease(lease))
         await in_browser(lambda: wait(browser, lambda b: text_of(b, row + " .client") == "alice"))
         print(f"lease to screen: {(time.monotonic() - started) * 1000:.0f} ms")
         shown = await in_browser(lambda: browser.execute_script(
@@ -72,19 +78,19 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
         await in_browser(lambda: shot(browser, "exporters"))
 
         # A second lease waits for it: the exporters page counts it, the leases page shows its place.
-        waiting = await bob.create_lease("board=rpi4", seconds=600)
+        waiting = await anyio.to_thread.run_sync(create_lease, bob_config)
         await in_browser(lambda: wait(browser, lambda b: text_of(b, row + " .waiting") == "1"))
         await in_browser(lambda: browser.get(url + "leases"))
-        pending = f"#leases-pending tr[data-lease='{bare(waiting.name)}']"
+        pending = f"#leases-pending tr[data-lease='{waiting}']"
         assert "1st in line" in await in_browser(lambda: text_of(browser, pending))
         await in_browser(lambda: shot(browser, "leases"))
 
         # Ending alice's lease from the page hands the board to bob's waiting lease.
-        await in_browser(lambda: click(browser, f"#leases-active tr[data-lease='{bare(lease.name)}'] button.end"))
-        await until(bob, bare(waiting.name), ready)
-        ended = await alice.get_lease(bare(lease.name))
+        await in_browser(lambda: click(browser, f"#leases-active tr[data-lease='{lease}'] button.end"))
+        await until(bob, waiting, ready)
+        ended = await alice.get_lease(lease)
         assert ended.conditions[-1].reason == "Released"
-        active = f"#leases-active tr[data-lease='{bare(waiting.name)}']"
+        active = f"#leases-active tr[data-lease='{waiting}']"
         await in_browser(lambda: wait(browser, lambda b: "bob" in text_of(b, active)))
 
         # The filter takes the CLI's selector syntax; a bad one says what is wrong.
@@ -101,13 +107,13 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
         await in_browser(lambda: wait(browser, lambda b: SCRIPT in text_of(b, "#history")))
         assert await in_browser(lambda: browser.execute_script("return window.pwned === undefined"))
         timeline = await in_browser(lambda: text_of(browser, "main"))
-        assert bare(lease.name) in timeline and "lease-ready" in timeline
+        assert lease in timeline and "lease-ready" in timeline
         assert "admin:dashboard" in timeline and "ended from the dashboard" in timeline
         # (The timeline's screenshot, with a hook's output, is test_live's.)
         await in_browser(lambda: browser.get(url + "clients"))
         assert "default/alice" in await in_browser(lambda: text_of(browser, "#clients"))
         await in_browser(lambda: shot(browser, "clients"))
-        await bob.delete_lease(bare(waiting.name))
+        await bob.delete_lease(waiting)
 
     events = lab.admin("get", "events")
     assert "ended from the dashboard by admin:dashboard" in events.stdout, events
