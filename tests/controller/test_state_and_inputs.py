@@ -213,3 +213,12 @@ async def test_an_exporter_registering_huge_labels_or_reports_is_refused_and_cha
     listing = await anyio.to_thread.run_sync(lambda: lab.admin("get", "exporters"))
     row = listing.stdout.splitlines()[1].split()
     assert row[1] == "board1" and row[-1] == "board=rpi4", listing.stdout  # its labels as they were
+
+
+def test_admin_subcommands_help_without_a_controller_and_say_what_is_missing(commands: Commands) -> None:
+    helped = commands.run("jmp", "admin", "create", "--help")
+    assert helped.returncode == 0 and "--out FILE" in helped.stdout, helped
+    missing = commands.run("jmp", "admin", "get", "clients")
+    assert missing.returncode == 2 and "give --state-dir DIR" in missing.stderr, missing
+    both = commands.run("jmp", "admin", "--state-dir", "s", "--endpoint", "h:1", "get", "clients")
+    assert both.returncode == 2 and "not both" in both.stderr, both

@@ -253,4 +253,5 @@ async def test_a_token_the_controller_refuses_is_a_clear_error(lab: LabControlle
     assert result.returncode == 2, result
     last = result.stderr.strip().splitlines()[-1]
     assert "refused this exporter" in last and "check token: in the configuration" in last, result.stderr
+    assert "could not unregister" not in result.stderr, result.stderr  # refused: no goodbye to warn about
     assert "Traceback" not in result.stderr

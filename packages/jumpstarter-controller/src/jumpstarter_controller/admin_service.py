@@ -2,7 +2,7 @@
 
 One unary method, ``/jumpstarter_controller.Admin/Call``: the request is a JSON object
 ``{"op": ..., ...}`` and the answer a JSON value; a refusal is a gRPC status with a
-one-line text. Only the admin credential (the state directory's ``admin-token``) may call it.
+one-line text. Only the admin credential (the state directory's ``admin.token``) may call it.
 """
 
 from __future__ import annotations

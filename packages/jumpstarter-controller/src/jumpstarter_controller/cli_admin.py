@@ -2,7 +2,7 @@
 
 On the controller's host, ``--state-dir DIR`` finds the endpoint, the CA and the admin
 credential there; from elsewhere, ``--endpoint HOST:PORT --tls-ca FILE --token-file FILE``
-(the state dir's ``ca.pem`` and ``admin-token``, copied). Tokens go to files (0600), never
+(the state dir's ``ca.pem`` and ``admin.token``, copied). Tokens go to files (0600), never
 to the terminal or the command line.
 """
 
@@ -36,7 +36,7 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--tls-ca", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="the controller's CA certificate (its state dir's ca.pem)")  # fmt: skip
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="the admin credential (its state dir's admin-token)")  # fmt: skip
+              help="the admin credential (its state dir's admin.token)")  # fmt: skip
 @click.pass_context
 def admin(ctx: click.Context, state_dir: Path | None, endpoint: str | None, tls_ca: Path | None,
           token_file: Path | None) -> None:  # fmt: skip
@@ -44,13 +44,14 @@ def admin(ctx: click.Context, state_dir: Path | None, endpoint: str | None, tls_
     from jumpstarter_controller.admin_client import AdminError, Connection
 
     remote = (endpoint, tls_ca, token_file)
-    if state_dir is not None and any(remote):
-        raise click.UsageError("give either --state-dir or --endpoint/--tls-ca/--token-file, not both")
-    if state_dir is None and not all(remote):
-        raise click.UsageError("give --state-dir DIR (on the controller's host) or all of --endpoint, --tls-ca "
-                               "and --token-file")  # fmt: skip
 
     def connect() -> Connection:
+        # Checked here, when a subcommand needs the controller, so that `jmp admin create --help` works alone.
+        if state_dir is not None and any(remote):
+            raise click.UsageError("give either --state-dir or --endpoint/--tls-ca/--token-file, not both", ctx)
+        if state_dir is None and not all(remote):
+            raise click.UsageError("give --state-dir DIR (on the controller's host) or all of --endpoint, --tls-ca "
+                                   "and --token-file", ctx)  # fmt: skip
         try:
             if state_dir is not None:
                 return Connection.from_state_dir(state_dir)

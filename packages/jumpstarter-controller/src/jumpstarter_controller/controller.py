@@ -81,6 +81,11 @@ class Controller:
     async def open(cls, store: Store, config: ControllerConfig, verifier: TokenVerifier) -> Controller:
         return cls(store, await store.load(), config, verifier)
 
+    @property
+    def stopping(self) -> bool:
+        """No change is written any more: the controller is shutting down."""
+        return self._stopped
+
     # -- changes -------------------------------------------------------------------------------
 
     @asynccontextmanager

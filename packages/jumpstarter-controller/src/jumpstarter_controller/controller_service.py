@@ -158,7 +158,10 @@ class ControllerService(jumpstarter_pb2_grpc.ControllerServiceServicer):
                         async with self.controller.change() as changes:
                             changes.exporter(exporter_left)
                     except Exception:
-                        logger.exception("cannot record that exporter %s/%s left", *key)
+                        if self.controller.stopping:  # its streams end with the controller: nothing to record
+                            logger.debug("exporter %s/%s left as the controller stopped", *key)
+                        else:
+                            logger.exception("cannot record that exporter %s/%s left", *key)
 
     async def Listen(self, request: Any, context: Any) -> None:
         identity = await identify(self.controller, context, "exporter")

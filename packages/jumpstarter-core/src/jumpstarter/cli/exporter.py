@@ -163,7 +163,7 @@ async def _serve_lab(
         unix_path=options.unix,
         tcp=tcp,
         on_ready=serving,
-        say=lambda message: _say(f"exporter {name!r} {message}"),
+        say=lambda message: _say(f"exporter {name!r}: {message}"),  # its messages are sentences of their own
     )
 
 

@@ -155,7 +155,8 @@ class ControllerLink:
                 await self._stopped.wait()
                 tasks.cancel_scope.cancel()
             # Leaving `listen` ends the lease in progress: its afterLease hook runs, its drivers close.
-        await self._say_goodbye()
+        if self.exit_code != EXIT_REFUSED:  # a refused identity cannot say goodbye either: no warning about it
+            await self._say_goodbye()
 
     # -- LeaseSessions' callbacks -----------------------------------------------------------
 
