@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import configparser
 import shlex
-import shutil
-import subprocess
 from pathlib import Path
 
 import anyio
-import pytest
-from markdown_it import MarkdownIt
 
 from jumpstarter.cli.exporter import exporter
 from jumpstarter.client import connect
 from jumpstarter.config.exporter import check_for_serving, joins_a_lab, parse_exporter_config
 from jumpstarter.exporter import LeaseSessions, listen
-from jumpstarter.testing import BIN
+from testsupport.doc_blocks import fenced
+from testsupport.systemd_units import parse_unit, verify_unit
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "lab-exporter.md"
 
 
 def blocks(language: str) -> list[str]:
-    tokens = MarkdownIt("commonmark").parse(PAGE.read_text())
-    return [token.content for token in tokens if token.type == "fence" and token.info.strip() == language]
+    return [block.content for block in fenced(PAGE, language)]
 
 
 def test_the_documented_hooks_run_around_a_lease() -> None:
@@ -59,10 +55,7 @@ def test_the_documented_lab_config_is_what_jmp_exporter_run_takes() -> None:
 
 def unit() -> configparser.ConfigParser:
     (text,) = blocks("ini")
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string(text)
-    return parser
+    return parse_unit(text)
 
 
 def test_the_unit_restarts_the_exporter_always_and_runs_a_valid_command() -> None:
@@ -76,13 +69,5 @@ def test_the_unit_restarts_the_exporter_always_and_runs_a_valid_command() -> Non
 
 
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
     (text,) = blocks("ini")
-    # The binary must exist for systemd to accept the unit: this environment's jmp.
-    path = tmp_path / "jumpstarter-exporter-bench-3.service"
-    path.write_text(text.replace("/opt/jumpstarter/bin/jmp", str(BIN / "jmp")))
-    result = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert path.name not in result.stderr, result.stderr
+    verify_unit(text, tmp_path / "jumpstarter-exporter-bench-3.service")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from markdown_it import MarkdownIt
 
+from testsupport.doc_blocks import console_steps, fenced
 from testsupport.lab_exporter import LabBench
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "lab" / "client.md"
@@ -15,13 +15,8 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def console_blocks() -> list[list[str]]:
-    """Each console block's commands (the text after ``$ ``, its comment dropped)."""
-    tokens = MarkdownIt("commonmark").parse(PAGE.read_text())
-    return [
-        [line[2:].split("  #")[0].strip() for line in token.content.splitlines() if line.startswith("$ ")]
-        for token in tokens
-        if token.type == "fence" and token.info.strip() == "console"
-    ]
+    """Each console block's commands."""
+    return [[step.command for step in console_steps(block)] for block in fenced(PAGE, "console")]
 
 
 def test_the_several_steps_block_runs_as_written(bench: LabBench) -> None:
