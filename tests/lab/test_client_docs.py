@@ -25,7 +25,8 @@ def test_the_several_steps_block_runs_as_written(bench: LabBench) -> None:
     tests.mkdir()
     (tests / "test_board.py").write_text("def test_power(jumpstarter_client):\n    jumpstarter_client.power.off()\n")
     script = "set -e\n" + "\n".join(steps) + "\necho done\n"
-    result = bench.lab.commands.run("sh", "-c", script, JMP_CLIENT_CONFIG=str(bench.alice))
+    # Five jmp commands: on two loaded cores they take longer than one command's default bound.
+    result = bench.lab.commands.run("sh", "-c", script, timeout=120, JMP_CLIENT_CONFIG=str(bench.alice))
     assert result.returncode == 0, result
     assert result.stdout.splitlines()[-1] == "done"
     assert "released" in result.stdout
