@@ -176,6 +176,27 @@ def test_status_updates_count_versions() -> None:
     assert response.message == ""
 
 
+def test_a_single_session_serves_calls_only_while_entered() -> None:
+    from jumpstarter.exporter import SingleSession
+
+    board = Board()
+    provider = SingleSession(board)
+
+    async def main() -> list[str]:
+        with pytest.raises(RuntimeError, match="only while it is entered"):
+            provider.session()
+        async with provider:
+            for _ in range(2):  # the session is held for one call, then for the next
+                async with provider.session() as session:
+                    assert await session.call(str(board.uuid), "ping", [], {}) == "pong"
+        with pytest.raises(RuntimeError, match="only while it is entered"):
+            provider.session()
+        return board.events
+
+    events = anyio.run(main)
+    assert events[-1] == "close"
+
+
 def test_repeated_serving_leaks_no_file_descriptors() -> None:
     def open_descriptors() -> int:
         return len(os.listdir("/proc/self/fd"))

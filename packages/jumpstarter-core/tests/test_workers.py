@@ -129,3 +129,30 @@ async def test_closing_gives_up_on_stuck_code_after_the_grace_and_says_what_it_i
     for thread in threading.enumerate():
         if thread.name.startswith("jumpstarter-driver"):
             thread.join(5)
+
+
+async def test_calls_that_end_together_each_get_their_own_outcome() -> None:
+    # Many calls ending at once share wake-ups of the loop (see WorkerThreads._take_finished):
+    # none may be lost or given another's outcome, whichever thread ends when.
+    workers = WorkerThreads(max_workers=16, per_caller=16)
+
+    def echo(value: int) -> int:
+        time.sleep((value % 7) / 5000)  # 0 to 1.2 ms: calls end in every order, often together
+        if value % 10 == 9:
+            raise ValueError(value)
+        return value
+
+    try:
+        futures = [workers.start(echo, (n,), caller=n % 3) for n in range(400)]
+        with anyio.fail_after(10):
+            for n, future in enumerate(futures):
+                if n % 10 == 9:
+                    with pytest.raises(ValueError) as raised:
+                        await future
+                    assert raised.value.args == (n,)
+                else:
+                    assert await future == n
+        assert workers.running() == []
+        assert len([t for t in threading.enumerate() if t.name.startswith("jumpstarter-driver")]) <= 16
+    finally:
+        await workers.aclose()

@@ -7,7 +7,6 @@ in the documentation).
 from typing import TYPE_CHECKING, Any
 
 from jumpstarter.client.base import DriverClient, StubDriverClient
-from jumpstarter.client.blocking import BlockingStream
 from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.composite import CompositeClient
 from jumpstarter.client.connect import connect, connect_async
@@ -49,12 +48,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from jumpstarter.client.blocking import BlockingStream
     from jumpstarter.client.lab import LabError
     from jumpstarter.client.leasing import lease, lease_async
 
-# Leasing needs the client configuration (pydantic): loaded when first used, so that `j` and a
-# driver client's import stay light.
+# Leasing needs the client configuration (pydantic), byte streams their own machinery: loaded
+# when first used, so that `j` and a driver client's import stay light.
 _LAZY = {
+    "BlockingStream": "jumpstarter.client.blocking",
     "LabError": "jumpstarter.client.lab",
     "lease": "jumpstarter.client.leasing",
     "lease_async": "jumpstarter.client.leasing",

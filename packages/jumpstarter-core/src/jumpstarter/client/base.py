@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID, uuid4
 
-from jumpstarter.client.blocking import BlockingStream, blocking_stream
 from jumpstarter.client.text import printable
 from jumpstarter.common.exceptions import DriverClientUnavailable
 from jumpstarter.common.protocol import NAME_LABEL
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     import grpc
     from anyio.from_thread import BlockingPortal
 
+    from jumpstarter.client.blocking import BlockingStream
     from jumpstarter.client.classes import UnavailableClass
     from jumpstarter.client.connection import Connection
     from jumpstarter.streams.frames import FrameStream
@@ -105,6 +105,9 @@ class DriverClient:
 
     @asynccontextmanager
     async def _blocking_stream(self, method: str) -> AsyncIterator[BlockingStream]:
+        # Imported here: with the byte streams' machinery, it is not needed for calls (`j power on`).
+        from jumpstarter.client.blocking import blocking_stream
+
         async with self.stream_async(method) as stream, blocking_stream(stream) as blocking:
             yield blocking
 

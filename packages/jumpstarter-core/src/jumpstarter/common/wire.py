@@ -247,10 +247,11 @@ def decode_call(request: Any) -> DecodedCall:
     """The arguments of a DriverCallRequest or StreamingDriverCallRequest."""
     if request.HasField("typed_args"):
         typed_args = request.typed_args
+        args, kwargs = typed_args.args, typed_args.kwargs
         return DecodedCall(
             True,
-            [decode_typed(value) for value in typed_args.args],
-            {keyword.name: decode_typed(keyword.value) for keyword in typed_args.kwargs},
+            [decode_typed(value) for value in args] if args else [],
+            {keyword.name: decode_typed(keyword.value) for keyword in kwargs} if kwargs else {},
         )
     return DecodedCall(False, [decode_json(value) for value in request.args], {})
 

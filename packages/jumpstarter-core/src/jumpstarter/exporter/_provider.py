@@ -102,24 +102,43 @@ class SingleSession(anyio.AsyncContextManagerMixin):
         self._stop_grace = stop_grace
         self.status = StatusBoard()
         self._session: Session | None = None
+        self._held: _Held | None = None
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[SingleSession]:
         async with Session(self.root, stop_grace=self._stop_grace) as session:
-            self._session = session
+            self._session, self._held = session, _Held(session)
             try:
                 yield self
             finally:
-                self._session = None
+                self._session = self._held = None
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
-        if self._session is None:
+    def session(self) -> AbstractAsyncContextManager[Session]:
+        # The same object for every call: this is on the path of each call, and an
+        # @asynccontextmanager would make (and asyncio track) an async generator every time.
+        if self._held is None:
             raise RuntimeError("SingleSession serves calls only while it is entered (async with)")
-        yield self._session
+        return self._held
 
     def current_session(self) -> Session | None:
         return self._session
 
     async def end_session(self) -> tuple[bool, str]:
         return False, "this session has no lease to end"
+
+
+class _Held(AbstractAsyncContextManager[Session]):
+    """A session held for a call when there is nothing to acquire or release (`SingleSession`)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> Session:
+        return self._session
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc_value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        return None

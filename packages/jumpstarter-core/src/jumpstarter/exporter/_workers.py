@@ -5,7 +5,9 @@ function to a worker thread and awaits the result. That hand-off is on the path 
 sync driver call, so it is kept minimal: one queue put on the way in and one
 `call_soon_threadsafe` on the way out (`loop.run_in_executor` adds locks and a second future),
 shared by the calls that end while the loop has not yet taken the outcome of another (under
-load, fewer wake-ups of the loop).
+load, fewer wake-ups of the loop). The two threads share no lock on that path: idle threads
+and finished calls are counted in deques, whose appends and pops are atomic, so that neither
+thread waits for the other to release a lock (each such wait costs both a thread switch).
 
 Blocking code may block for long (a generator streaming for hours, a call waiting on stuck
 hardware), so one caller must not take every thread: each caller (a client connection) runs
@@ -72,7 +74,8 @@ class WorkerThreads:
         self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)  # one token per idle thread
+        # One token per idle thread: appended by the thread, popped by the loop (no lock).
+        self._idle: deque[None] = deque()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()  # guards _threads
         self._callers: dict[Hashable, _Caller] = {}
@@ -81,8 +84,10 @@ class WorkerThreads:
         self._closing = False
         self._changed: asyncio.Event | None = None  # set when a task ends or a thread exits, while closing
         # Outcomes handed back to the loop: one wake-up of the loop for all those that end together.
+        # `_wake_pending` is set by the thread that asks the loop to take them, cleared by the loop
+        # before it takes them: an outcome appended after that asks again (see `_take_finished`).
         self._finished: deque[tuple[_Task, bool, Any]] = deque()
-        self._finished_lock = threading.Lock()
+        self._wake_pending = False
 
     # -- on the event loop -------------------------------------------------------------------
 
@@ -139,7 +144,9 @@ class WorkerThreads:
         state.running += 1
         task.started = time.monotonic()
         self._running.add(task)
-        if not self._idle.acquire(blocking=False):
+        try:
+            self._idle.pop()
+        except IndexError:  # every thread is busy: one more
             with self._lock:
                 thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True)
                 self._threads.append(thread)
@@ -163,11 +170,13 @@ class WorkerThreads:
             self._changed.set()
 
     def _take_finished(self) -> None:
-        with self._finished_lock:
-            finished = list(self._finished)
-            self._finished.clear()
+        # Cleared before taking: a thread that appends after the last pop below sees it cleared
+        # and wakes the loop again (one that appends before is taken now, maybe with a spare wake-up).
+        self._wake_pending = False
+        finished = self._finished
         failure = None
-        for task, succeeded, outcome in finished:
+        while finished:
+            task, succeeded, outcome = finished.popleft()
             try:
                 self._finish(task, succeeded, outcome)
             except Exception as error:  # the others are finished all the same; the loop reports it
@@ -216,11 +225,10 @@ class WorkerThreads:
             except BaseException as error:
                 succeeded, outcome = False, error
             # Idle before the caller hears back, so that its next call finds this thread.
-            self._idle.release()
-            with self._finished_lock:
-                wake = not self._finished  # otherwise the loop is already asked to take them
-                self._finished.append((task, succeeded, outcome))
-            if wake:
+            self._idle.append(None)
+            self._finished.append((task, succeeded, outcome))
+            if not self._wake_pending:  # otherwise the loop is already asked to take them
+                self._wake_pending = True
                 self._call_soon(self._take_finished)
             # Hold no references while waiting for the next task.
             del task, outcome
