@@ -75,7 +75,8 @@ def test_a_256_mib_argument_and_result_within_twice_their_size_on_each_side(
     echo = run_client(commands, socket, "echo")
     assert echo["exact"], "the echo came back different"
     # The client holds the value it sends and the one it receives: the call adds the second.
-    assert echo["peak"] - echo["before"] <= 1.25 * SIZE, f"the call added {(echo['peak'] - echo['before']) / MiB:.0f} MiB"
+    added = echo["peak"] - echo["before"]
+    assert added <= 1.25 * SIZE, f"the call added {added / MiB:.0f} MiB"
 
     exporter_peak = peak_memory(running.pid)
     assert exporter_peak <= 2 * SIZE, f"the exporter peaked at {exporter_peak / MiB:.0f} MiB"
