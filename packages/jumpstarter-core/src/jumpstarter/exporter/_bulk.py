@@ -48,9 +48,9 @@ class _Upload:
 class BulkStore:
     """The large values of one exporter's calls, between their streams and their calls."""
 
-    def __init__(self, *, budget: int = UPLOAD_BUDGET_BYTES, result_seconds: float = RESULT_SECONDS) -> None:
-        self._budget = budget
-        self._result_seconds = result_seconds
+    def __init__(self) -> None:
+        self._budget = UPLOAD_BUDGET_BYTES
+        self._result_seconds = RESULT_SECONDS
         self._reserved = 0
         self._uploads: dict[str, _Upload] = {}
         self._results: dict[str, tuple[memoryview, asyncio.TimerHandle]] = {}
