@@ -105,7 +105,8 @@ def test_a_value_over_the_largest_is_refused_before_sending(
     from jumpstarter.common import wire
 
     monkeypatch.setattr(wire, "BULK_MAX_BYTES", BULK_MIN_BYTES)
-    with pytest.raises(DriverInvalidArgument, match=r"over the 8 MiB one value may take; send it with client.resource"):
+    limit = f"over the {BULK_MIN_BYTES >> 20} MiB one value may take; send it with client.resource"
+    with pytest.raises(DriverInvalidArgument, match=limit):
         client.call("echo", large(1))
 
 

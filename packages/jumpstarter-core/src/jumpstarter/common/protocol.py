@@ -43,9 +43,10 @@ CAPABILITY_KEEPALIVE = "keepalive"
 CAPABILITY_BULK_VALUES = "bulk-values"
 
 # Bytes values of at least this size travel as BulkValues between peers that advertise
-# "bulk-values": above it, a stream of their own costs less time and memory than a message
-# (each side would hold three or four copies of a value inside gRPC messages).
-BULK_MIN_BYTES = 8 * 1024 * 1024
+# "bulk-values". From here on, a stream of their own costs less time and memory than a
+# message, where each side holds three or four copies of a value in buffers beyond the
+# allocator's mmap threshold (measured, cross-process: equal at 4 MiB, 4x faster at 8 MiB).
+BULK_MIN_BYTES = 4 * 1024 * 1024
 # The largest bytes value that may travel as a BulkValue.
 BULK_MAX_BYTES = 2 * 1024 * 1024 * 1024
 # The frames that carry a bulk value's bytes: larger than those of byte streams (fewer
