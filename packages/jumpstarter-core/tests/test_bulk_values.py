@@ -24,7 +24,7 @@ from jumpstarter.client import DriverClient, DriverInvalidArgument
 from jumpstarter.common.handles import BulkDownloadRequest, BulkUploadRequest
 from jumpstarter.common.protocol import BULK_MIN_BYTES, CHANNEL_OPTIONS
 from jumpstarter.driver import Driver, export
-from jumpstarter.exporter import _bulk
+from jumpstarter.exporter import _bulk, _servicer
 from jumpstarter.testing import serve, serve_socket
 from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2, router_pb2_grpc
 
@@ -108,6 +108,16 @@ def test_a_value_over_the_largest_is_refused_before_sending(
     limit = f"over the {BULK_MIN_BYTES >> 20} MiB one value may take; send it with client.resource"
     with pytest.raises(DriverInvalidArgument, match=limit):
         client.call("echo", large(1))
+
+
+@pytest.mark.timeout(60)
+def test_an_exporter_that_takes_no_bulk_values_gets_large_bytes_in_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_servicer, "EXPORTER_CAPABILITIES", ("typed-values",))
+    with serve(Store()) as client:
+        assert client.call("echo", large(1)) == large(1)
+        assert client.call("make", LARGE) == large(1)
+        with pytest.raises(DriverInvalidArgument, match=r"over the 128 MiB a call to this exporter may carry"):
+            client.call("echo", large(2, 129 << 20))
 
 
 # -- what a peer may not do (raw gRPC) --------------------------------------------------
