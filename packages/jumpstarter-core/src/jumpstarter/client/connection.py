@@ -22,7 +22,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -143,7 +143,8 @@ class Connection:
         """Where a call's large bytes arguments go, if the exporter takes them beside the call."""
         return BulkValues() if self.bulk else None
 
-    def _uploaded(self, bulk: BulkValues) -> Any:
+    def _uploaded(self, bulk: BulkValues) -> AbstractAsyncContextManager[None]:
+        """Uploads the large arguments of a call; the exporter holds them while the block runs."""
         from jumpstarter.client._bulk import uploaded
 
         return uploaded(self._open_router_stream, bulk)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 import grpc
@@ -39,10 +39,10 @@ RESULT_SECONDS = 60.0
 
 @dataclass(eq=False)
 class _Upload:
-    size: int
     taken: asyncio.Future[None]
+    """Set once a call took the value: the upload's stream may end."""
     value: bytes | None = None
-    done: bool = field(default=False)
+    done: bool = False
 
 
 class BulkStore:
@@ -68,7 +68,7 @@ class BulkStore:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"a bulk value of {size >> 20} MiB is over the {BULK_MAX_BYTES >> 20} MiB one value may take",
             )
-        upload = _Upload(size, asyncio.get_running_loop().create_future())
+        upload = _Upload(asyncio.get_running_loop().create_future())
         with self._lock:
             if uuid in self._uploads:
                 raise CallRefused(grpc.StatusCode.ALREADY_EXISTS, f"bulk value {uuid} is being uploaded already")
