@@ -196,6 +196,10 @@ class Values(Driver):
         return "x" * size
 
     @export
+    def blob(self, size: int) -> bytes:
+        return b"y" * size
+
+    @export
     def count(self, n: int) -> Iterator[int]:
         yield from range(n)
 
@@ -392,6 +396,9 @@ def composite_operations(http_url: str = "http://127.0.0.1:9/") -> list[dict[str
         op("text-3MiB", "call", "values", method="text", args=[3 * MiB]),
         op("text-5MiB", "call", "values", method="text", args=[5 * MiB]),
         op("record-5MiB", "call", "values", method="record", args=["5MiB", "y" * 5 * MiB]),
+        # Bytes large enough to travel beside the call between our peers go in it to the original.
+        op("blob-3MiB", "call", "values", method="blob", args=[3 * MiB]),
+        op("blob-256MiB", "call", "values", method="blob", args=[256 * MiB]),
         # C3
         *(op(f"streaming-{name}", "streamingcall", "values", **call) for name, (call, _) in STREAMINGS.items()),
         *(
@@ -632,6 +639,16 @@ def test_results_over_4_mib_are_refused_clearly_for_the_original_client(composit
     assert error["type"] == "DriverError"
     assert "RESOURCE_EXHAUSTED" in error["message"]
     assert "over the 4 MiB this client accepts in one message" in error["message"]
+
+
+def test_large_bytes_results_reach_the_original_client_in_the_call_up_to_its_limit(composite: Run) -> None:
+    # Our peers send large bytes beside the call; the original never asks for that, and gets
+    # them in the response as JSON text, up to the 4 MiB it accepts, and a clear error beyond.
+    assert composite.result("blob-3MiB")["value"] == "y" * 3 * 1024 * 1024
+    error = composite.error("blob-256MiB")
+    assert "RESOURCE_EXHAUSTED" in error["message"]
+    assert "returned 256.0 MiB, over the 4 MiB this client accepts in one message" in error["message"]
+    assert "return bulk data through a resource or a byte stream" in error["message"]
 
 
 def test_arguments_over_4_mib_from_the_original_client_are_accepted(composite: Run) -> None:

@@ -241,6 +241,20 @@ def test_argument_json_cannot_carry_is_refused_before_sending(lab: DriverClient,
     assert lab.call("call_count") == calls
 
 
+@pytest.mark.timeout(120)
+def test_large_bytes_go_to_the_original_in_the_call_up_to_its_limit(lab: DriverClient) -> None:
+    # The original advertises no bulk values: bytes travel in the call, as JSON text, up to its 4 MiB.
+    assert lab.call("echo", b"y" * (3 << 20)) == "y" * (3 << 20)
+    calls = lab.call("call_count")
+    with pytest.raises(
+        DriverInvalidArgument,
+        match=r"echo\(\): the arguments take 256 MiB, over the 4 MiB a call to this exporter may carry; "
+        r"send bulk data with client.resource\(\) or a byte stream",
+    ):
+        lab.call("echo", b"y" * (256 << 20))
+    assert lab.call("call_count") == calls  # refused before anything was sent
+
+
 def test_log_records_of_the_original_reach_our_loggers(
     root: DriverClient, lab: DriverClient, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -44,6 +44,6 @@ def test_typed_value_fields_are_beyond_the_original_numbers() -> None:
     messages = jumpstarter_pb2.DESCRIPTOR.message_types_by_name
     for name in ("DriverCallRequest", "StreamingDriverCallRequest"):
         assert sorted(messages[name].fields_by_number) == [1, 2, 3, 100]
-    for name in ("DriverCallResponse", "StreamingDriverCallResponse"):
-        assert sorted(messages[name].fields_by_number) == [1, 2, 100]
+    assert sorted(messages["DriverCallResponse"].fields_by_number) == [1, 2, 100, 101]  # 101: bulk values
+    assert sorted(messages["StreamingDriverCallResponse"].fields_by_number) == [1, 2, 100]
     assert 100 in jumpstarter_pb2.GetReportResponse.DESCRIPTOR.fields_by_number

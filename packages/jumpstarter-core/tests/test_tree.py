@@ -74,7 +74,7 @@ def test_report_is_depth_first_with_reserved_labels() -> None:
     assert by_name["plain"].labels["other"] == "kept"
     assert by_name["serial"].labels["computed"] == "yes"
     assert report.uuid and report.uuid not in {entry.uuid for entry in report.reports}
-    assert list(report.capabilities) == ["typed-values", "keepalive"]
+    assert list(report.capabilities) == ["typed-values", "keepalive", "bulk-values"]
 
 
 def test_client_tree_mirrors_the_driver_tree() -> None:

@@ -5,7 +5,9 @@ Their client is the core's `DriverClient`, so the test process needs none of thi
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -75,3 +77,31 @@ class Echo(Driver):
         send, receive = create_memory_object_stream[bytes](32)
         async with StapledObjectStream(send, receive) as stream:
             yield stream
+
+
+@dataclass(kw_only=True)
+class LargeValues(Driver):
+    """Takes and returns large bytes values (see tests/cli/test_large_values.py)."""
+
+    @classmethod
+    def client(cls) -> str:
+        return "jumpstarter.client.DriverClient"
+
+    @export
+    def echo(self, data: bytes) -> bytes:
+        return data
+
+    @export
+    def digest(self, data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    @export
+    def make(self, size: int, seed: int) -> bytes:
+        return seeded_bytes(size, seed)
+
+
+def seeded_bytes(size: int, seed: int) -> bytes:
+    """`size` bytes that depend on `seed`: a random block of an odd length, repeated (built in one allocation)."""
+    block = random.Random(seed).randbytes((1 << 20) + 7)
+    whole, rest = divmod(size, len(block))
+    return b"".join([block] * whole + [block[:rest]])

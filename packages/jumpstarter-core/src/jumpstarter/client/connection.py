@@ -7,7 +7,9 @@ and an asyncio one, used by the async twins, byte streams, resources and logs on
 connection's event loop.
 
 How calls and their values travel, and how failures come back, is `jumpstarter.common.wire`:
-typed values when the exporter advertises them, JSON values otherwise.
+typed values when the exporter advertises them, JSON values otherwise. Large bytes values
+travel beside a call, over streams of their own, when the exporter takes them
+(`jumpstarter.client._bulk`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -29,6 +31,7 @@ from anyio.from_thread import BlockingPortal
 from google.protobuf import empty_pb2
 
 from jumpstarter.client.text import printable
+from jumpstarter.common.allocator import tune_allocator
 from jumpstarter.common.exceptions import (
     DriverConnectionError,
     DriverError,
@@ -52,6 +55,9 @@ from jumpstarter.common.protocol import (
 )
 from jumpstarter.common.tasks import background_tasks
 from jumpstarter.common.wire import (
+    BulkValues,
+    bulk_references,
+    bulk_values_supported,
     decode_items,
     decode_result,
     encode_call,
@@ -103,6 +109,7 @@ class Connection:
         self.portal = portal
         self.report = report
         self.typed = typed_values_supported(report.capabilities)
+        self.bulk = self.typed and bulk_values_supported(report.capabilities)
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
@@ -116,10 +123,38 @@ class Connection:
 
     # -- encoding ----------------------------------------------------------------------
 
-    def _request(self, message_type: Any, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _request(
+        self,
+        message_type: Any,
+        uuid: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        bulk: BulkValues | None = None,
+    ) -> Any:
         if self._unused_resources:
             self._mark_used_resources(args, kwargs)
-        return encode_call(message_type, uuid, method, args, kwargs, typed=self.typed)
+        request = encode_call(message_type, uuid, method, args, kwargs, typed=self.typed, bulk=bulk)
+        if bulk:
+            tune_allocator()  # before the buffers of the large values are allocated
+        return request
+
+    def _bulk_values(self) -> BulkValues | None:
+        """Where a call's large bytes arguments go, if the exporter takes them beside the call."""
+        return BulkValues() if self.bulk else None
+
+    def _uploaded(self, bulk: BulkValues) -> AbstractAsyncContextManager[None]:
+        """Uploads the large arguments of a call; the exporter holds them while the block runs."""
+        from jumpstarter.client._bulk import uploaded
+
+        return uploaded(self._open_router_stream, bulk)
+
+    async def _bulk_result(self, response: jumpstarter_pb2.DriverCallResponse) -> Any:
+        """The result of a response whose large bytes are downloaded beside it."""
+        from jumpstarter.client._bulk import downloaded
+
+        tune_allocator()
+        return decode_result(response, await downloaded(self._open_router_stream, bulk_references(response)))
 
     def _mark_used_resources(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         for value in (*args, *kwargs.values()):
@@ -148,20 +183,34 @@ class Connection:
 
     def call(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._check_blocking_allowed("call()")
-        request = self._request(jumpstarter_pb2.DriverCallRequest, uuid, method, args, kwargs)
+        bulk = self._bulk_values()
+        request = self._request(jumpstarter_pb2.DriverCallRequest, uuid, method, args, kwargs, bulk)
         try:
-            response = self._sync_stub.DriverCall(request)
+            if bulk:
+                with self.portal.wrap_async_context_manager(self._uploaded(bulk)):
+                    response = self._sync_stub.DriverCall(request)
+            else:
+                response = self._sync_stub.DriverCall(request)
         except grpc.RpcError as error:
             raise _failed(error, method) from None
+        if response.bulk_values:
+            return self.portal.call(self._bulk_result, response)
         return decode_result(response)
 
     async def call_async(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._check_loop("call_async()")
-        request = self._request(jumpstarter_pb2.DriverCallRequest, uuid, method, args, kwargs)
+        bulk = self._bulk_values()
+        request = self._request(jumpstarter_pb2.DriverCallRequest, uuid, method, args, kwargs, bulk)
         try:
-            response = await cancellable(self._stub.DriverCall(request))
+            if bulk:
+                async with self._uploaded(bulk):
+                    response = await cancellable(self._stub.DriverCall(request))
+            else:
+                response = await cancellable(self._stub.DriverCall(request))
         except grpc.RpcError as error:
             raise _failed(error, method) from None
+        if response.bulk_values:
+            return await self._bulk_result(response)
         return decode_result(response)
 
     def streamingcall(self, uuid: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:

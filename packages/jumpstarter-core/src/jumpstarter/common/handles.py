@@ -6,7 +6,10 @@ whose ``kind`` says what to open:
 - ``{"kind": "driver", "uuid": ..., "method": ...}``: the `@exportstream` method of a driver;
 - ``{"kind": "resource", "uuid": ..., "x_jmp_content_encoding": ...}``: a channel for bulk
   data; the session answers with a resource handle in its ``resource`` initial metadata, and
-  the client passes that handle as an argument of a driver call.
+  the client passes that handle as an argument of a driver call;
+- ``{"kind": "bulk_upload", "uuid": ..., "size": ...}`` and ``{"kind": "bulk_download",
+  "uuid": ...}``: the bytes of a large value of a call (a BulkValue, whose uuid these name),
+  between peers that advertise ``bulk-values`` (see `jumpstarter.common.wire`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,31 @@ class ResourceStreamRequest:
         )
 
 
-def parse_stream_request(text: str | None) -> DriverStreamRequest | ResourceStreamRequest:
+@dataclass(frozen=True)
+class BulkUploadRequest:
+    """The client sends the `size` bytes of the call argument `uuid`."""
+
+    uuid: UUID | str
+    size: int
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "bulk_upload", "uuid": str(self.uuid), "size": self.size}, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class BulkDownloadRequest:
+    """The exporter sends the bytes of the call result `uuid`."""
+
+    uuid: UUID | str
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "bulk_download", "uuid": str(self.uuid)}, separators=(",", ":"))
+
+
+StreamRequest = DriverStreamRequest | ResourceStreamRequest | BulkUploadRequest | BulkDownloadRequest
+
+
+def parse_stream_request(text: str | None) -> StreamRequest:
     """Parse the ``request`` metadata; raise ValueError naming what is wrong."""
     if text is None:
         raise ValueError("missing 'request' metadata: say which stream to open")
@@ -67,9 +94,17 @@ def parse_stream_request(text: str | None) -> DriverStreamRequest | ResourceStre
             return ResourceStreamRequest(
                 uuid=uuid, content_encoding=_parse_encoding(data.get("x_jmp_content_encoding"))
             )
+        case "bulk_upload":
+            size = data.get("size")
+            if type(size) is not int or size < 0:
+                raise ValueError("a bulk upload request needs a 'size': the number of bytes it sends")
+            return BulkUploadRequest(uuid=uuid, size=size)
+        case "bulk_download":
+            return BulkDownloadRequest(uuid=uuid)
         case kind:
             raise ValueError(
-                f"unknown stream kind {kind!r} in the 'request' metadata (expected 'driver' or 'resource')"
+                f"unknown stream kind {kind!r} in the 'request' metadata "
+                "(expected 'driver', 'resource', 'bulk_upload' or 'bulk_download')"
             )
 
 

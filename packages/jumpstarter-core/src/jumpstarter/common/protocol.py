@@ -38,6 +38,21 @@ CAPABILITY_TYPED_VALUES = "typed-values"
 # The exporter accepts pings every KEEPALIVE_SECONDS from a client, even an idle one (the
 # original refuses pings more often than every 10 s on TCP, every 5 minutes on a Unix socket).
 CAPABILITY_KEEPALIVE = "keepalive"
+# The exporter takes and sends large bytes values beside the call's messages (BulkValue in
+# values.proto), each over a RouterService.Stream of its own: see jumpstarter.common.wire.
+CAPABILITY_BULK_VALUES = "bulk-values"
+
+# Bytes values of at least this size travel as BulkValues between peers that advertise
+# "bulk-values". From here on, a stream of their own costs less time and memory than a
+# message, where each side holds three or four copies of a value in buffers beyond the
+# allocator's mmap threshold (measured, cross-process: equal at 4 MiB, 4x faster at 8 MiB).
+BULK_MIN_BYTES = 4 * 1024 * 1024
+# The largest bytes value that may travel as a BulkValue.
+BULK_MAX_BYTES = 2 * 1024 * 1024 * 1024
+# The frames that carry a bulk value's bytes: larger than those of byte streams (fewer
+# messages, and both peers are ours), and below the allocator's mmap threshold
+# (jumpstarter.common.allocator), so that their buffers are reused rather than mapped anew.
+BULK_FRAME_BYTES = 2 * 1024 * 1024
 
 # Trailing metadata with which an exporter marks errors raised by a driver (value: the
 # exception's class name), so that a client can tell them from transport failures.

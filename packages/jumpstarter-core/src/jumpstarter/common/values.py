@@ -16,19 +16,28 @@ value, and other types pydantic knows (UUID, datetime, Decimal, Path...) become 
 pydantic's JSON mode gives them. The receiver gets plain data back; a driver method gets
 its arguments validated into the types its signature names (see
 `jumpstarter.exporter.dispatch`).
+
+Large bytes values (`BULK_MIN_BYTES` and more) may travel beside a typed message rather than
+in it: given a `BulkSink`, `fill_typed` hands each of them to the sink, which puts a
+`BulkValue` reference in their place; `decode_typed` turns a reference back into a value
+with the resolver that `bulk_values_resolved` makes current. How their bytes travel is
+`jumpstarter.common.wire`'s business.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import Enum
 from pathlib import PurePath
 from typing import Any
 
 from google.protobuf import struct_pb2
 
+from jumpstarter.common.protocol import BULK_MIN_BYTES
 from jumpstarter.v1 import values_pb2
 
 TypedValue = values_pb2.TypedValue
@@ -38,6 +47,13 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 # Doubles represent every integer up to 2**53 exactly; beyond that JSON peers would round.
 _JSON_SAFE_INT = 2**53
+
+BulkSink = Callable[[TypedValue, memoryview], None]
+"""Takes a large bytes value (as a flat view) and fills the message with a reference to it."""
+BulkResolver = Callable[[str, int], Any]
+"""The value of the BulkValue with this uuid and size."""
+
+_bulk_resolver: ContextVar[BulkResolver | None] = ContextVar("jumpstarter_bulk_resolver", default=None)
 
 
 def simplify(value: Any) -> Any:
@@ -83,8 +99,9 @@ def encode_typed(value: Any) -> TypedValue:
     return message
 
 
-def fill_typed(message: TypedValue, value: Any) -> None:
-    """Encode `value` into an empty TypedValue message."""
+def fill_typed(message: TypedValue, value: Any, bulk: BulkSink | None = None) -> None:
+    """Encode `value` into an empty TypedValue message; bytes values of BULK_MIN_BYTES or more
+    go to `bulk`, if given, instead of into the message."""
     kind = type(value)
     if value is None:
         # protoc's .pyi types the field as the enum class, types-protobuf its values as NullValue.ValueType.
@@ -101,21 +118,56 @@ def fill_typed(message: TypedValue, value: Any) -> None:
     elif kind is str:
         message.string_value = value
     elif kind is bytes:
-        message.bytes_value = value
+        if bulk is not None and len(value) >= BULK_MIN_BYTES:
+            bulk(message, memoryview(value))
+        else:
+            message.bytes_value = value
     elif kind is list or kind is tuple:
         values = message.list_value.values
         message.list_value.SetInParent()
         for item in value:
-            fill_typed(values.add(), item)
+            fill_typed(values.add(), item, bulk)
     elif kind is dict:
         entries = message.map_value.entries
         message.map_value.SetInParent()
         for key, item in value.items():
             entry = entries.add()
             fill_typed(entry.key, key)
-            fill_typed(entry.value, item)
+            fill_typed(entry.value, item, bulk)
+    elif bulk is not None and (view := _large_view(value)) is not None:
+        bulk(message, view)  # a bytearray or memoryview, sent without a copy
     else:
-        fill_typed(message, simplify(value))
+        fill_typed(message, simplify(value), bulk)
+
+
+def _large_view(value: Any) -> memoryview | None:
+    """A flat byte view of a large bytearray or contiguous memoryview, else None."""
+    if not isinstance(value, (bytearray, memoryview)):
+        return None
+    view = memoryview(value)
+    if view.nbytes < BULK_MIN_BYTES or not view.contiguous:
+        return None
+    return view.cast("B")
+
+
+@contextmanager
+def bulk_values_resolved(resolve: BulkResolver) -> Iterator[None]:
+    """Within this block (in this thread), `decode_typed` turns BulkValues into `resolve(uuid, size)`.
+
+    Outside one, a BulkValue is refused (ValueError): a message holds one only where it says so.
+    """
+    token = _bulk_resolver.set(resolve)
+    try:
+        yield
+    finally:
+        _bulk_resolver.reset(token)
+
+
+def _decode_bulk(message: TypedValue) -> Any:
+    resolve = _bulk_resolver.get()
+    if resolve is None:
+        raise ValueError("the message holds a bulk value without announcing it")
+    return resolve(message.bulk_value.uuid, message.bulk_value.size)
 
 
 def _decode_list(message: TypedValue) -> list[Any]:
@@ -142,6 +194,7 @@ _TYPED_DECODERS: dict[str | None, Callable[[TypedValue], Any]] = {
     "bytes_value": lambda message: message.bytes_value,
     "list_value": _decode_list,
     "map_value": _decode_map,
+    "bulk_value": _decode_bulk,
 }
 
 

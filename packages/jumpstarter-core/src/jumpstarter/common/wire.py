@@ -14,6 +14,13 @@ for the exporter (`jumpstarter.exporter`):
   for JSON-only exporters), and a result sent to a JSON-only client must fit its 4 MiB. An
   exporter refuses a request that holds more than `MAX_CALL_VALUES` values before parsing
   it (`parse_request`): a value may take two bytes on the wire and thirty times more parsed.
+- **bulk values**: between peers that advertise ``bulk-values``, a bytes argument or result
+  of `BULK_MIN_BYTES` or more travels beside the call rather than in it: the message holds a
+  `BulkValue` reference (uuid and size), collected by `BulkValues` while it is encoded, and
+  the bytes go over a `RouterService.Stream` of their own (`jumpstarter.common.handles`:
+  the client uploads an argument before the call, and downloads a result after it). Neither
+  side then holds more than about one copy of the value, and a value may take up to
+  `BULK_MAX_BYTES`. Decoding takes the bytes of each reference from a resolver.
 - **streamed items**: typed items are batched, several per response, up to
   `BATCH_BYTES`; JSON items travel one per response, as the original expects.
 - **errors**: an exception becomes a status code, its message and, when a driver raised
@@ -25,9 +32,10 @@ for the exporter (`jumpstarter.exporter`):
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
+from uuid import uuid4
 
 import grpc
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -44,13 +52,23 @@ from jumpstarter.common.exceptions import (
     ExporterNotReady,
 )
 from jumpstarter.common.protocol import (
+    BULK_MAX_BYTES,
+    CAPABILITY_BULK_VALUES,
     CAPABILITY_KEEPALIVE,
     CAPABILITY_TYPED_VALUES,
     ERROR_CLASS_METADATA_KEY,
     LEGACY_MAX_MESSAGE_BYTES,
     MAX_MESSAGE_BYTES,
 )
-from jumpstarter.common.values import decode_json, decode_typed, fill_json, fill_typed
+from jumpstarter.common.values import (
+    BulkResolver,
+    TypedValue,
+    bulk_values_resolved,
+    decode_json,
+    decode_typed,
+    fill_json,
+    fill_typed,
+)
 from jumpstarter.v1 import jumpstarter_pb2, values_pb2
 
 __all__ = [
@@ -59,9 +77,12 @@ __all__ = [
     "EXPORTER_CAPABILITIES",
     "MAX_CALL_VALUES",
     "MAX_DETAILS_CHARACTERS",
+    "BulkValues",
     "CallRefused",
     "DecodedCall",
     "WireStatus",
+    "bulk_references",
+    "bulk_values_supported",
     "decode_call",
     "decode_items",
     "decode_result",
@@ -77,7 +98,7 @@ __all__ = [
 ]
 
 # The protocol features this project's exporters advertise in GetReportResponse.capabilities.
-EXPORTER_CAPABILITIES = (CAPABILITY_TYPED_VALUES, CAPABILITY_KEEPALIVE)
+EXPORTER_CAPABILITIES = (CAPABILITY_TYPED_VALUES, CAPABILITY_KEEPALIVE, CAPABILITY_BULK_VALUES)
 
 # A response of a streaming call carries typed items up to this many encoded bytes, and
 # an exporter takes up to this many ready items at a time to pack them.
@@ -95,6 +116,35 @@ def typed_values_supported(capabilities: Iterable[str]) -> bool:
     return CAPABILITY_TYPED_VALUES in capabilities
 
 
+def bulk_values_supported(capabilities: Iterable[str]) -> bool:
+    """Whether an exporter that advertises `capabilities` takes and sends large bytes beside its calls."""
+    return CAPABILITY_BULK_VALUES in capabilities
+
+
+class BulkValues:
+    """The large bytes values of one message, collected while it is encoded: each gets a
+    uuid, which the message holds in its place (a `jumpstarter.common.values.BulkSink`)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: dict[str, memoryview] = {}
+
+    def __call__(self, message: TypedValue, view: memoryview) -> None:
+        if view.nbytes > BULK_MAX_BYTES:
+            raise ValueError(
+                f"a bytes value of {view.nbytes >> 20} MiB is over the {BULK_MAX_BYTES >> 20} MiB one value may take; "
+                "send it with client.resource() or a byte stream"
+            )
+        uuid = str(uuid4())
+        message.bulk_value.uuid = uuid
+        message.bulk_value.size = view.nbytes
+        self.values[uuid] = view
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+
 def keepalive_supported(capabilities: Iterable[str]) -> bool:
     """Whether an exporter that advertises `capabilities` takes pings every KEEPALIVE_SECONDS."""
     return CAPABILITY_KEEPALIVE in capabilities
@@ -104,9 +154,20 @@ def keepalive_supported(capabilities: Iterable[str]) -> bool:
 
 
 def encode_call(
-    message_type: type[Message], uuid: str, method: str, args: Sequence[Any], kwargs: dict[str, Any], *, typed: bool
+    message_type: type[Message],
+    uuid: str,
+    method: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    *,
+    typed: bool,
+    bulk: BulkValues | None = None,
 ) -> Any:
     """A DriverCallRequest or StreamingDriverCallRequest for a call of `method` of driver `uuid`.
+
+    With `bulk` (typed values only: the exporter takes bulk values), large bytes arguments
+    are collected there instead of being encoded, and the request asks for a result whose
+    large bytes travel the same way.
 
     Raises DriverInvalidArgument, saying what to do, for arguments that cannot travel in the
     negotiated encoding or that exceed the exporter's message limit.
@@ -117,10 +178,13 @@ def encode_call(
             typed_args = request.typed_args
             typed_args.SetInParent()
             for value in args:
-                fill_typed(typed_args.args.add(), value)
+                fill_typed(typed_args.args.add(), value, bulk)
             for key, value in kwargs.items():
                 keyword = typed_args.kwargs.add(name=key)
-                fill_typed(keyword.value, value)
+                fill_typed(keyword.value, value, bulk)
+            if bulk is not None:
+                typed_args.bulk_results = True
+                typed_args.bulk_values = len(bulk.values)
         elif kwargs:
             raise ValueError(
                 "keyword arguments need an exporter that supports typed values; this one (such as "
@@ -150,6 +214,8 @@ class DecodedCall:
     typed: bool
     args: list[Any]
     kwargs: dict[str, Any]
+    bulk_results: bool = False
+    """The caller takes a result whose large bytes travel beside the response."""
 
 
 # The values one call may carry, nested ones included (an empty value is two bytes on the wire).
@@ -243,17 +309,33 @@ def _varint(view: memoryview, position: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def decode_call(request: Any) -> DecodedCall:
-    """The arguments of a DriverCallRequest or StreamingDriverCallRequest."""
+def decode_call(request: Any, take_bulk: BulkResolver | None = None) -> DecodedCall:
+    """The arguments of a DriverCallRequest or StreamingDriverCallRequest.
+
+    `take_bulk` gives the bytes of each BulkValue the arguments hold (it may refuse with
+    CallRefused); a request that holds one it did not announce, or that an exporter without
+    `take_bulk` receives, is refused.
+    """
     if request.HasField("typed_args"):
         typed_args = request.typed_args
-        args, kwargs = typed_args.args, typed_args.kwargs
-        return DecodedCall(
-            True,
-            [decode_typed(value) for value in args] if args else [],
-            {keyword.name: decode_typed(keyword.value) for keyword in kwargs} if kwargs else {},
-        )
+        try:
+            if typed_args.bulk_values and take_bulk is not None:
+                with bulk_values_resolved(take_bulk):
+                    return _decode_typed_call(typed_args)
+            return _decode_typed_call(typed_args)
+        except ValueError as error:
+            raise CallRefused(grpc.StatusCode.INVALID_ARGUMENT, f"the request is no valid call: {error}") from None
     return DecodedCall(False, [decode_json(value) for value in request.args], {})
+
+
+def _decode_typed_call(typed_args: Any) -> DecodedCall:
+    args, kwargs = typed_args.args, typed_args.kwargs
+    return DecodedCall(
+        True,
+        [decode_typed(value) for value in args] if args else [],  # the common empty case builds nothing
+        {keyword.name: decode_typed(keyword.value) for keyword in kwargs} if kwargs else {},
+        typed_args.bulk_results,
+    )
 
 
 # -- results and streamed items: exporter encodes, client decodes ---------------------------
@@ -288,10 +370,24 @@ def _check_legacy_size(response: Message, method: str) -> None:
         )
 
 
-def encode_result(value: Any, *, typed: bool, method: str) -> jumpstarter_pb2.DriverCallResponse:
-    """The response carrying the result of a unary call (CallRefused if it cannot travel)."""
+def encode_result(
+    value: Any, *, typed: bool, method: str, bulk: BulkValues | None = None
+) -> jumpstarter_pb2.DriverCallResponse:
+    """The response carrying the result of a unary call (CallRefused if it cannot travel).
+
+    With `bulk` (the request asked for it), large bytes are collected there instead of being
+    encoded; the caller keeps them for the client to download.
+    """
     response = jumpstarter_pb2.DriverCallResponse()
-    if typed:
+    if bulk is not None:
+        try:
+            fill_typed(response.typed_result, value, bulk)
+        except (TypeError, ValueError) as error:
+            raise CallRefused(
+                grpc.StatusCode.UNKNOWN, f"{method}() returned a value that cannot be sent: {error}"
+            ) from None
+        response.bulk_values = len(bulk.values)
+    elif typed:
         _fill(response.typed_result, value, True, method)
     else:
         _fill(response.result, value, False, method)
@@ -299,10 +395,26 @@ def encode_result(value: Any, *, typed: bool, method: str) -> jumpstarter_pb2.Dr
     return response
 
 
-def decode_result(response: jumpstarter_pb2.DriverCallResponse) -> Any:
+def bulk_references(response: jumpstarter_pb2.DriverCallResponse) -> dict[str, int]:
+    """The uuid and size of each BulkValue of a response (whose `bulk_values` is not 0), to download."""
+    references: dict[str, int] = {}
+
+    def note(uuid: str, size: int) -> None:
+        references[uuid] = size
+
+    with bulk_values_resolved(note):
+        decode_typed(response.typed_result)
+    return references
+
+
+def decode_result(response: jumpstarter_pb2.DriverCallResponse, bulk: Mapping[str, bytes] | None = None) -> Any:
+    """The result of a unary call; `bulk` holds the bytes of its BulkValues, by uuid."""
     if response.ByteSize() >= LARGE_MESSAGE_BYTES:
         tune_allocator()  # a client that receives large results: its next calls reuse the buffers
     if response.HasField("typed_result"):
+        if bulk is not None:
+            with bulk_values_resolved(lambda uuid, size: bulk[uuid]):
+                return decode_typed(response.typed_result)
         return decode_typed(response.typed_result)
     return decode_json(response.result)
 

@@ -9,6 +9,9 @@ the event loop that serves every client. Each connection is a caller of its own 
 session's worker threads (`context.peer()` tells connections apart, on TCP behind
 `jumpstarter.exporter.gate.ConnectionGate` too), and may hold a bounded number of log
 streams (each record is written to every stream).
+
+Large bytes arguments and results travel beside their calls, over streams of their own
+(`jumpstarter.exporter._bulk`): the servicer owns the values between stream and call.
 """
 
 from __future__ import annotations
@@ -28,10 +31,14 @@ from jumpstarter.common.handles import (
     EOF_ACK_METADATA_KEY,
     REQUEST_METADATA_KEY,
     RESOURCE_METADATA_KEY,
+    BulkDownloadRequest,
+    BulkUploadRequest,
     DriverStreamRequest,
+    ResourceStreamRequest,
     parse_stream_request,
 )
 from jumpstarter.common.protocol import (
+    BULK_FRAME_BYTES,
     CLIENT_LABEL,
     LOG_BARRIER_METADATA_KEY,
     LOG_CONSUMER_METADATA_KEY,
@@ -41,6 +48,7 @@ from jumpstarter.common.protocol import (
 from jumpstarter.common.wire import (
     BATCH_ITEMS,
     EXPORTER_CAPABILITIES,
+    BulkValues,
     CallRefused,
     DecodedCall,
     decode_call,
@@ -52,6 +60,7 @@ from jumpstarter.common.wire import (
 )
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.tree import Place, walk_tree
+from jumpstarter.exporter._bulk import BulkStore
 from jumpstarter.exporter._provider import SessionProvider
 from jumpstarter.exporter.session import Session
 from jumpstarter.streams.copy import splice
@@ -77,6 +86,7 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
         self.provider = provider
         self._log_streams: Counter[str] = Counter()
         self._parsing = anyio.CapacityLimiter(2)  # large requests parsed at once (each may take 100s of MB)
+        self.bulk = BulkStore()
 
     def add_to(self, server: grpc.aio.Server) -> None:
         # As the generated add_ExporterServiceServicer_to_server, except that driver calls
@@ -124,8 +134,16 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
         """The driver, method and arguments of a call's request (parsed in a thread when large)."""
 
         if len(data) <= _PARSE_ON_LOOP_BYTES:
-            return _parse_call(message_type, data)
-        return await anyio.to_thread.run_sync(_parse_call, message_type, data, limiter=self._parsing)
+            return _parse_call(message_type, data, self.bulk.take)
+        return await anyio.to_thread.run_sync(_parse_call, message_type, data, self.bulk.take, limiter=self._parsing)
+
+    def _encode_bulk_result(self, result: Any, method: str) -> jumpstarter_pb2.DriverCallResponse:
+        """The response for a client that downloads large bytes beside it; those wait in `bulk`."""
+        bulk = BulkValues()
+        response = encode_result(result, typed=True, method=method, bulk=bulk)
+        if bulk:
+            self.bulk.hold(bulk)
+        return response
 
     # -- ExporterService -------------------------------------------------------------
 
@@ -141,6 +159,8 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
             uuid, method, call = await self._call_request(data, jumpstarter_pb2.DriverCallRequest)
             async with self.provider.session() as session:
                 result = await session.call(uuid, method, call.args, call.kwargs, caller=context.peer())
+                if call.bulk_results:
+                    return self._encode_bulk_result(result, method)
                 return encode_result(result, typed=call.typed, method=method)
         except Exception as error:
             _fail(context, error)
@@ -218,34 +238,53 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
     async def Stream(self, request_iterator: Any, context: _Context) -> None:
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
         try:
-            async with self.provider.session() as session, FrameStream(context, client_side=False) as frames:
+            async with self.provider.session() as session:
                 try:
                     request = parse_stream_request(_text(metadata.get(REQUEST_METADATA_KEY)))
                 except ValueError as error:
                     raise CallRefused(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
-                if isinstance(request, DriverStreamRequest):
-                    acknowledge = metadata.get(EOF_ACK_METADATA_KEY) == "1"
-                    async with session.open_stream(str(request.uuid), request.method) as stream:
+                if isinstance(request, (BulkUploadRequest, BulkDownloadRequest)):
+                    async with FrameStream(context, client_side=False, frame_bytes=BULK_FRAME_BYTES) as frames:
                         await context.send_initial_metadata(())
-                        await _splice_with_client(frames, stream, frames.acknowledge_eof if acknowledge else None)
-                else:
-                    encoding = request.content_encoding
-                    async with session.open_resource(str(request.uuid), encoding) as (handle, stream):
-                        # Every encoding a request may name is supported; "none" travels as "" (as in 0.9.0).
-                        await context.send_initial_metadata(
-                            (
-                                (RESOURCE_METADATA_KEY, json.dumps(handle.to_dict())),
-                                (ACCEPT_ENCODING_METADATA_KEY, encoding or ""),
-                            )
-                        )
-                        await _splice_with_client(frames, stream)
+                        if isinstance(request, BulkUploadRequest):
+                            await self.bulk.receive(frames, request)
+                        else:
+                            await self.bulk.send(frames, request)
+                    return
+                await self._open_stream(session, request, metadata, context)
         except Exception as error:
             _fail(context, error)
 
+    async def _open_stream(
+        self,
+        session: Session,
+        request: DriverStreamRequest | ResourceStreamRequest,
+        metadata: dict[str, Any],
+        context: _Context,
+    ) -> None:
+        """Splice a driver's byte stream, or a client resource, with the client's frames."""
+        async with FrameStream(context, client_side=False) as frames:
+            if isinstance(request, DriverStreamRequest):
+                acknowledge = metadata.get(EOF_ACK_METADATA_KEY) == "1"
+                async with session.open_stream(str(request.uuid), request.method) as stream:
+                    await context.send_initial_metadata(())
+                    await _splice_with_client(frames, stream, frames.acknowledge_eof if acknowledge else None)
+            else:
+                encoding = request.content_encoding
+                async with session.open_resource(str(request.uuid), encoding) as (handle, stream):
+                    # Every encoding a request may name is supported; "none" travels as "" (as in 0.9.0).
+                    await context.send_initial_metadata(
+                        (
+                            (RESOURCE_METADATA_KEY, json.dumps(handle.to_dict())),
+                            (ACCEPT_ENCODING_METADATA_KEY, encoding or ""),
+                        )
+                    )
+                    await _splice_with_client(frames, stream)
 
-def _parse_call(message_type: Any, data: bytes) -> tuple[str, str, DecodedCall]:
+
+def _parse_call(message_type: Any, data: bytes, take_bulk: Callable[[str, int], bytes]) -> tuple[str, str, DecodedCall]:
     request = parse_request(message_type, data)
-    return request.uuid, request.method, decode_call(request)
+    return request.uuid, request.method, decode_call(request, take_bulk)
 
 
 def grpc_server(

@@ -45,9 +45,11 @@ _ClientCall: TypeAlias = "grpc.aio.StreamStreamCall[Any, Any]"
 class FrameStream(ByteStream):
     """The byte stream of a RouterService.Stream call, on either side of it."""
 
-    def __init__(self, call: StreamCall, *, client_side: bool) -> None:
+    def __init__(self, call: StreamCall, *, client_side: bool, frame_bytes: int = MAX_FRAME) -> None:
+        """`frame_bytes`: the largest frame sent (larger frames, fewer messages, where the peer takes them)."""
         self._call = call
         self._client_side = client_side
+        self._frame_bytes = frame_bytes
         self._frame: type[router_pb2.StreamRequest] | type[router_pb2.StreamResponse] = (
             router_pb2.StreamRequest if client_side else router_pb2.StreamResponse
         )
@@ -93,8 +95,8 @@ class FrameStream(ByteStream):
             if frame is grpc.aio.EOF:
                 break
             if frame.frame_type == _DATA:
-                if frame.payload:  # empty DATA frames carry nothing; they are not an end of stream
-                    payload: bytes = frame.payload
+                payload: bytes = frame.payload  # (each access to the field copies the bytes)
+                if payload:  # empty DATA frames carry nothing; they are not an end of stream
                     if len(payload) > max_bytes:
                         payload, self._leftover = payload[:max_bytes], payload[max_bytes:]
                     return payload
@@ -108,16 +110,18 @@ class FrameStream(ByteStream):
         self._received_eof = True
         raise EndOfStream
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: bytes | bytearray | memoryview) -> None:
+        # Any flat buffer: a large one is framed from views of it, without a copy of the whole.
         if self._closed or self._sent_eof:
             raise ClosedResourceError
-        if len(item) <= MAX_FRAME:
+        frame_bytes = self._frame_bytes
+        if len(item) <= frame_bytes:
             if item:  # an empty DATA frame would only be noise
                 await self._write(self._frame(payload=bytes(item)))
             return
         view = memoryview(item)
-        for offset in range(0, len(view), MAX_FRAME):
-            await self._write(self._frame(payload=bytes(view[offset : offset + MAX_FRAME])))
+        for offset in range(0, len(view), frame_bytes):
+            await self._write(self._frame(payload=bytes(view[offset : offset + frame_bytes])))
 
     async def _write(self, frame: router_pb2.StreamRequest | router_pb2.StreamResponse) -> None:
         async with self._writing:
@@ -148,18 +152,21 @@ class FrameStream(ByteStream):
         with suppress(BrokenResourceError):  # a client that is gone waits for nothing
             await self._write(self._frame(frame_type=_PING))
 
-    async def drain_until_acknowledged(self) -> None:
+    async def drain_until_acknowledged(self) -> bool:
         """Client side, after send_eof(): discard what arrives until the exporter acknowledges
-        the end of stream, or ends the call."""
+        the end of stream (True), or ends the call (False)."""
         if self._acknowledged:
-            return  # receive() came across the acknowledgement already
+            return True  # receive() came across the acknowledgement already
         while True:
             try:
                 frame = await self._read()
             except BrokenResourceError:
-                return
-            if frame is grpc.aio.EOF or frame.frame_type == _PING:
-                return
+                return False
+            if frame is grpc.aio.EOF:
+                return False
+            if frame.frame_type == _PING:
+                self._acknowledged = True
+                return True
 
     async def aclose(self) -> None:
         if self._closed:

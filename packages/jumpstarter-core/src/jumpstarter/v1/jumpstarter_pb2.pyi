@@ -91,14 +91,16 @@ class DriverCallRequest(_message.Message):
     def __init__(self, uuid: _Optional[str] = ..., method: _Optional[str] = ..., args: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ..., typed_args: _Optional[_Union[_values_pb2.TypedArguments, _Mapping]] = ...) -> None: ...
 
 class DriverCallResponse(_message.Message):
-    __slots__ = ("uuid", "result", "typed_result")
+    __slots__ = ("uuid", "result", "typed_result", "bulk_values")
     UUID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     TYPED_RESULT_FIELD_NUMBER: _ClassVar[int]
+    BULK_VALUES_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     result: _struct_pb2.Value
     typed_result: _values_pb2.TypedValue
-    def __init__(self, uuid: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., typed_result: _Optional[_Union[_values_pb2.TypedValue, _Mapping]] = ...) -> None: ...
+    bulk_values: int
+    def __init__(self, uuid: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., typed_result: _Optional[_Union[_values_pb2.TypedValue, _Mapping]] = ..., bulk_values: _Optional[int] = ...) -> None: ...
 
 class StreamingDriverCallRequest(_message.Message):
     __slots__ = ("uuid", "method", "args", "typed_args")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bjumpstarter/v1/values.proto\x12\x0ejumpstarter.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xb0\x02\n\nTypedValue\x12\x30\n\nnull_value\x18\x01 \x01(\x0e\x32\x1a.google.protobuf.NullValueH\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x12H\x00\x12\x17\n\rbig_int_value\x18\x04 \x01(\tH\x00\x12\x15\n\x0b\x66loat_value\x18\x05 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x06 \x01(\tH\x00\x12\x15\n\x0b\x62ytes_value\x18\x07 \x01(\x0cH\x00\x12/\n\nlist_value\x18\x08 \x01(\x0b\x32\x19.jumpstarter.v1.TypedListH\x00\x12-\n\tmap_value\x18\t \x01(\x0b\x32\x18.jumpstarter.v1.TypedMapH\x00\x42\x06\n\x04kind\"7\n\tTypedList\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.jumpstarter.v1.TypedValue\":\n\x08TypedMap\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.jumpstarter.v1.TypedMapEntry\"c\n\rTypedMapEntry\x12\'\n\x03key\x18\x01 \x01(\x0b\x32\x1a.jumpstarter.v1.TypedValue\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.jumpstarter.v1.TypedValue\"k\n\x0eTypedArguments\x12(\n\x04\x61rgs\x18\x01 \x03(\x0b\x32\x1a.jumpstarter.v1.TypedValue\x12/\n\x06kwargs\x18\x02 \x03(\x0b\x32\x1f.jumpstarter.v1.KeywordArgument\"J\n\x0fKeywordArgument\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.jumpstarter.v1.TypedValueb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bjumpstarter/v1/values.proto\x12\x0ejumpstarter.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xe1\x02\n\nTypedValue\x12\x30\n\nnull_value\x18\x01 \x01(\x0e\x32\x1a.google.protobuf.NullValueH\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x12H\x00\x12\x17\n\rbig_int_value\x18\x04 \x01(\tH\x00\x12\x15\n\x0b\x66loat_value\x18\x05 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x06 \x01(\tH\x00\x12\x15\n\x0b\x62ytes_value\x18\x07 \x01(\x0cH\x00\x12/\n\nlist_value\x18\x08 \x01(\x0b\x32\x19.jumpstarter.v1.TypedListH\x00\x12-\n\tmap_value\x18\t \x01(\x0b\x32\x18.jumpstarter.v1.TypedMapH\x00\x12/\n\nbulk_value\x18\n \x01(\x0b\x32\x19.jumpstarter.v1.BulkValueH\x00\x42\x06\n\x04kind\"\'\n\tBulkValue\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\"7\n\tTypedList\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.jumpstarter.v1.TypedValue\":\n\x08TypedMap\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.jumpstarter.v1.TypedMapEntry\"c\n\rTypedMapEntry\x12\'\n\x03key\x18\x01 \x01(\x0b\x32\x1a.jumpstarter.v1.TypedValue\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.jumpstarter.v1.TypedValue\"\x96\x01\n\x0eTypedArguments\x12(\n\x04\x61rgs\x18\x01 \x03(\x0b\x32\x1a.jumpstarter.v1.TypedValue\x12/\n\x06kwargs\x18\x02 \x03(\x0b\x32\x1f.jumpstarter.v1.KeywordArgument\x12\x13\n\x0b\x62ulk_values\x18\x03 \x01(\r\x12\x14\n\x0c\x62ulk_results\x18\x04 \x01(\x08\"J\n\x0fKeywordArgument\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.jumpstarter.v1.TypedValueb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,15 +33,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jumpstarter.v1.values_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TYPEDVALUE']._serialized_start=78
-  _globals['_TYPEDVALUE']._serialized_end=382
-  _globals['_TYPEDLIST']._serialized_start=384
-  _globals['_TYPEDLIST']._serialized_end=439
-  _globals['_TYPEDMAP']._serialized_start=441
-  _globals['_TYPEDMAP']._serialized_end=499
-  _globals['_TYPEDMAPENTRY']._serialized_start=501
-  _globals['_TYPEDMAPENTRY']._serialized_end=600
-  _globals['_TYPEDARGUMENTS']._serialized_start=602
-  _globals['_TYPEDARGUMENTS']._serialized_end=709
-  _globals['_KEYWORDARGUMENT']._serialized_start=711
-  _globals['_KEYWORDARGUMENT']._serialized_end=785
+  _globals['_TYPEDVALUE']._serialized_end=431
+  _globals['_BULKVALUE']._serialized_start=433
+  _globals['_BULKVALUE']._serialized_end=472
+  _globals['_TYPEDLIST']._serialized_start=474
+  _globals['_TYPEDLIST']._serialized_end=529
+  _globals['_TYPEDMAP']._serialized_start=531
+  _globals['_TYPEDMAP']._serialized_end=589
+  _globals['_TYPEDMAPENTRY']._serialized_start=591
+  _globals['_TYPEDMAPENTRY']._serialized_end=690
+  _globals['_TYPEDARGUMENTS']._serialized_start=693
+  _globals['_TYPEDARGUMENTS']._serialized_end=843
+  _globals['_KEYWORDARGUMENT']._serialized_start=845
+  _globals['_KEYWORDARGUMENT']._serialized_end=919
 # @@protoc_insertion_point(module_scope)

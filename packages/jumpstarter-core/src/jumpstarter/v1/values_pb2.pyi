@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TypedValue(_message.Message):
-    __slots__ = ("null_value", "bool_value", "int_value", "big_int_value", "float_value", "string_value", "bytes_value", "list_value", "map_value")
+    __slots__ = ("null_value", "bool_value", "int_value", "big_int_value", "float_value", "string_value", "bytes_value", "list_value", "map_value", "bulk_value")
     NULL_VALUE_FIELD_NUMBER: _ClassVar[int]
     BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
     INT_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class TypedValue(_message.Message):
     BYTES_VALUE_FIELD_NUMBER: _ClassVar[int]
     LIST_VALUE_FIELD_NUMBER: _ClassVar[int]
     MAP_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BULK_VALUE_FIELD_NUMBER: _ClassVar[int]
     null_value: _struct_pb2.NullValue
     bool_value: bool
     int_value: int
@@ -27,7 +28,16 @@ class TypedValue(_message.Message):
     bytes_value: bytes
     list_value: TypedList
     map_value: TypedMap
-    def __init__(self, null_value: _Optional[_Union[_struct_pb2.NullValue, str]] = ..., bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., big_int_value: _Optional[str] = ..., float_value: _Optional[float] = ..., string_value: _Optional[str] = ..., bytes_value: _Optional[bytes] = ..., list_value: _Optional[_Union[TypedList, _Mapping]] = ..., map_value: _Optional[_Union[TypedMap, _Mapping]] = ...) -> None: ...
+    bulk_value: BulkValue
+    def __init__(self, null_value: _Optional[_Union[_struct_pb2.NullValue, str]] = ..., bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., big_int_value: _Optional[str] = ..., float_value: _Optional[float] = ..., string_value: _Optional[str] = ..., bytes_value: _Optional[bytes] = ..., list_value: _Optional[_Union[TypedList, _Mapping]] = ..., map_value: _Optional[_Union[TypedMap, _Mapping]] = ..., bulk_value: _Optional[_Union[BulkValue, _Mapping]] = ...) -> None: ...
+
+class BulkValue(_message.Message):
+    __slots__ = ("uuid", "size")
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    size: int
+    def __init__(self, uuid: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class TypedList(_message.Message):
     __slots__ = ("values",)
@@ -50,12 +60,16 @@ class TypedMapEntry(_message.Message):
     def __init__(self, key: _Optional[_Union[TypedValue, _Mapping]] = ..., value: _Optional[_Union[TypedValue, _Mapping]] = ...) -> None: ...
 
 class TypedArguments(_message.Message):
-    __slots__ = ("args", "kwargs")
+    __slots__ = ("args", "kwargs", "bulk_values", "bulk_results")
     ARGS_FIELD_NUMBER: _ClassVar[int]
     KWARGS_FIELD_NUMBER: _ClassVar[int]
+    BULK_VALUES_FIELD_NUMBER: _ClassVar[int]
+    BULK_RESULTS_FIELD_NUMBER: _ClassVar[int]
     args: _containers.RepeatedCompositeFieldContainer[TypedValue]
     kwargs: _containers.RepeatedCompositeFieldContainer[KeywordArgument]
-    def __init__(self, args: _Optional[_Iterable[_Union[TypedValue, _Mapping]]] = ..., kwargs: _Optional[_Iterable[_Union[KeywordArgument, _Mapping]]] = ...) -> None: ...
+    bulk_values: int
+    bulk_results: bool
+    def __init__(self, args: _Optional[_Iterable[_Union[TypedValue, _Mapping]]] = ..., kwargs: _Optional[_Iterable[_Union[KeywordArgument, _Mapping]]] = ..., bulk_values: _Optional[int] = ..., bulk_results: _Optional[bool] = ...) -> None: ...
 
 class KeywordArgument(_message.Message):
     __slots__ = ("name", "value")
