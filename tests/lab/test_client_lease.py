@@ -147,6 +147,23 @@ def test_a_client_killed_with_sigkill_leaves_the_exporter_free_within_a_minute(b
     assert bench.jmp("shell", "-l", "board=rpi4", "--", "j", "power", "on").returncode == 0
 
 
+def test_a_lease_extended_with_jmp_update_lease_is_still_released_soon_after_sigkill(bench: LabBench) -> None:
+    shell = bench.start_jmp("shell", "-l", "board=rpi4", "--duration", "1m", "--", "sh", "-c", "echo x; exec sleep 600")
+    shell.wait_for(lambda out, err: "x" in out, timeout=STEP)
+    (held,) = active(bench)
+    name = str(held["name"])
+    extended = bench.jmp("update", "lease", name, "--duration", "2h", "-o", "json")
+    assert extended.returncode == 0, extended
+    assert json.loads(extended.stdout)["duration"] == "7200s"  # what was asked for
+    (held,) = active(bench)
+    assert float(str(held["duration"]).rstrip("s")) <= 60  # the holder still holds it in short steps
+    assert "is only extended" in one_line_error(bench.jmp("update", "lease", name, "--duration", "30m"))
+    os.kill(shell.pid, signal.SIGKILL)
+    assert until_no_active_lease(bench, HOLD_BOUND) < HOLD_BOUND
+    # The holder's control socket is gone with it: the update goes to the controller, which says why not.
+    assert "has ended" in one_line_error(bench.jmp("update", "lease", name, "--duration", "3h"))
+
+
 def test_a_waiting_shell_gets_the_exporter_when_its_holder_releases_it(bench: LabBench) -> None:
     holder = bench.jmp("create", "lease", "-l", "board=rpi4", "--duration", "1h", "-o", "name").stdout.strip()
     waiter = bench.start_jmp("shell", "-l", "board=rpi4", "--", "j", "power", "on")
