@@ -135,9 +135,10 @@ class LeaseSession:
                 created = await lab.create_lease(selector, first, exporter_name=exporter_name)
                 session = cls(lab, created.name.rsplit("/", 1)[-1], created=True, duration=duration, lease=created)
                 stack.push_async_callback(session._release)
-                await stack.enter_async_context(hold_control(session.name, session.extend))
             with anyio.fail_after(timeout):
                 await session._acquire(on_waiting)
+            if session.created:  # after the wait: a task group (the socket's) would wrap its errors in a group
+                await stack.enter_async_context(hold_control(session.name, session.extend))
             session.socket = await stack.enter_async_context(tunnel(lab, session.name))
             tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tasks.cancel_scope.cancel)
