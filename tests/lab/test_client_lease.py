@@ -49,12 +49,25 @@ def until_no_active_lease(bench: LabBench, bound: float = STEP) -> float:
 
 
 def test_shell_leases_runs_the_command_through_the_router_and_releases(bench: LabBench) -> None:
-    result = bench.jmp("shell", "-l", "board=rpi4", "--", "sh", "-c", 'j power on && echo "$JMP_EXPORTER $JMP_LEASE"')
+    script = 'j power on && echo "$JMP_EXPORTER $JMP_LEASE" && [ "$JMP_HOST_KEEPALIVE" = "$JUMPSTARTER_HOST" ]'
+    result = bench.jmp("shell", "-l", "board=rpi4", "--", "sh", "-c", script)
+    # The last check: our exporter takes frequent pings, so j connects once through the tunnel, not twice.
     assert result.returncode == 0, result
     assert "power on" in result.stdout
     exporter, lease = result.stdout.strip().splitlines()[-1].split()
     assert exporter == "board1" and lease
     assert active(bench) == []  # released on exit
+
+
+def test_the_shell_s_keepalive_hint_holds_only_for_its_own_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jumpstarter.client.endpoint import ExporterEndpoint
+
+    monkeypatch.setenv("JUMPSTARTER_HOST", "/run/lease/socket")
+    assert ExporterEndpoint.from_environment().keepalive is None  # no hint: learnt from the report
+    monkeypatch.setenv("JMP_HOST_KEEPALIVE", "/run/lease/socket")
+    assert ExporterEndpoint.from_environment().keepalive is True
+    monkeypatch.setenv("JUMPSTARTER_HOST", "/run/inner/socket")  # a shell inside, on another exporter
+    assert ExporterEndpoint.from_environment().keepalive is None
 
 
 def test_lease_commands_tables_and_outputs(bench: LabBench) -> None:
