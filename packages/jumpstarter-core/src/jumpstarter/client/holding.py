@@ -105,6 +105,9 @@ async def _answer(stream: SocketStream, extend: Extend) -> None:
             answer = {"error": str(error)}
         except (ValueError, KeyError, TypeError, anyio.IncompleteRead, anyio.DelimiterNotFound, TimeoutError):
             answer = {"error": "a request to the lease's holder is one JSON line with a duration"}
+        except Exception as error:  # the holder keeps holding whatever one request does
+            logger.warning("cannot extend the lease as asked: %s", error)
+            answer = {"error": f"the lease's holder could not extend it: {error}"}
         with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await stream.send(json.dumps(answer).encode() + b"\n")
 
@@ -123,7 +126,13 @@ async def ask_holder(lease: str, duration: float) -> str | None:
     except OSError:  # the holder has gone (killed with SIGKILL): its socket is stale
         return None
     async with stream:
-        with anyio.fail_after(_ANSWER_SECONDS):
-            await stream.send(json.dumps({"duration": duration}).encode() + b"\n")
-            answer = json.loads(await BufferedByteReceiveStream(stream).receive_until(b"\n", _LINE_LIMIT))
+        try:
+            with anyio.fail_after(_ANSWER_SECONDS):
+                await stream.send(json.dumps({"duration": duration}).encode() + b"\n")
+                answer = json.loads(await BufferedByteReceiveStream(stream).receive_until(b"\n", _LINE_LIMIT))
+        except (TimeoutError, OSError, ValueError, anyio.IncompleteRead, anyio.DelimiterNotFound,
+                anyio.BrokenResourceError, anyio.EndOfStream):  # fmt: skip
+            return f"the holder of lease {lease} on this machine did not answer (its socket is {path})"
+    if not isinstance(answer, dict):
+        return f"the holder of lease {lease} on this machine gave an answer that is not one"
     return "" if answer.get("ok") else str(answer.get("error", "the lease's holder refused"))
