@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,16 +62,20 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def shell_runs(commands: Commands, alice: Path, rounds: int) -> list[float]:
+def shell_runs(commands: Commands, alice: Path, rounds: int) -> tuple[list[float], list[float]]:
+    """Wall times of `jmp shell ... -- true`, and the CPU time its processes used (load-independent)."""
     argv = [str(BIN / "jmp"), "shell", "--client-config", str(alice), "-l", "board=rpi4", "--", "true"]
     env = {key: value for key, value in commands.env().items() if key != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(argv, env=env, check=True, capture_output=True)  # writes the .pyc files the runs read
-    times = []
+    times, cpu = [], []
     for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(argv, env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - started)
-    return times
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return times, cpu
 
 
 def start_dual_exporter(commands: Commands, lab: LabController, state: Path) -> ExporterEndpoint:
@@ -171,16 +176,18 @@ def main(scale: float) -> None:
     size = max(CHUNK, int(64 * 1024 * 1024 * scale)) // CHUNK * CHUNK
     with tempfile.TemporaryDirectory() as directory, Commands(Path(directory)) as commands:
         bench = start_lab_bench(commands, Path(directory) / "state")
-        shell = shell_runs(commands, bench.alice, rounds)
+        shell, shell_cpu = shell_runs(commands, bench.alice, rounds)
         known, first_call, after_grant = anyio.run(hand_overs, bench.alice, rounds)
         direct = start_dual_exporter(commands, bench.lab, Path(directory) / "bench1")
         paths = anyio.run(routed_and_direct, bench.alice, direct, calls, size)
-    print(f"Lab figures ({rounds} rounds; controller, exporter and client on one machine)")
+    load = os.getloadavg()[0]
+    print(f"Lab figures ({rounds} rounds; controller, exporter and client on one machine; load average {load:.1f})")
     print()
     print("| Figure | p50 | p90 |")
     print("|---|---|---|")
     for figure, values in (
         ("`jmp shell --selector board=rpi4 -- true`", shell),
+        ("its CPU time (jmp and `true`)", shell_cpu),
         ("release → next waiting client knows its lease", known),
         ("release → its first driver call answered", first_call),
         ("controller's grant → client knows", after_grant),
