@@ -8,25 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from jumpstarter.testing import Commands, Process
+from jumpstarter.testing import Commands
 from testsupport.lab_exporter import original_env as original
 from testsupport.labcontroller import LabController
+from testsupport.original_exporter import start_original_exporter
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 
 TIMEOUT = 60.0
-
-
-def start_original_exporter(commands: Commands, lab: LabController, env: dict[str, str | None], bin_: Path) -> Process:
-    config = lab.create("exporter", "board1", {"board": "x"})
-    document = yaml.safe_load(config.read_text())
-    document["export"] = {"power": {"type": "jumpstarter_driver_power.driver.MockPower"}}
-    config.write_text(yaml.safe_dump(document))
-    exporter = commands.start(str(bin_ / "jmp"), "run", "--exporter-config", str(config), **env)
-    exporter.wait_for(lambda out, err: "Currently not leased" in out + err, TIMEOUT)
-    return exporter
 
 
 def test_original_exporter_shell_and_lease_commands(
@@ -34,7 +24,7 @@ def test_original_exporter_shell_and_lease_commands(
 ) -> None:
     env = original(upstream_python, upstream_env)
     jmp = str(upstream_python.parent / "jmp")
-    exporter = start_original_exporter(commands, lab, env, upstream_python.parent)
+    exporter = start_original_exporter(lab, "board1", {"board": "x"}, env, upstream_python)
     client = lab.create("client", "alice")
 
     listed = commands.run(jmp, "get", "exporters", "--client-config", str(client), timeout=TIMEOUT, **env)

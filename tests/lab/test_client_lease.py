@@ -49,12 +49,25 @@ def until_no_active_lease(bench: LabBench, bound: float = STEP) -> float:
 
 
 def test_shell_leases_runs_the_command_through_the_router_and_releases(bench: LabBench) -> None:
-    result = bench.jmp("shell", "-l", "board=rpi4", "--", "sh", "-c", 'j power on && echo "$JMP_EXPORTER $JMP_LEASE"')
+    script = 'j power on && echo "$JMP_EXPORTER $JMP_LEASE" && [ "$JMP_HOST_KEEPALIVE" = "$JUMPSTARTER_HOST" ]'
+    result = bench.jmp("shell", "-l", "board=rpi4", "--", "sh", "-c", script)
+    # The last check: our exporter takes frequent pings, so j connects once through the tunnel, not twice.
     assert result.returncode == 0, result
     assert "power on" in result.stdout
     exporter, lease = result.stdout.strip().splitlines()[-1].split()
     assert exporter == "board1" and lease
     assert active(bench) == []  # released on exit
+
+
+def test_the_shell_s_keepalive_hint_holds_only_for_its_own_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jumpstarter.client.endpoint import ExporterEndpoint
+
+    monkeypatch.setenv("JUMPSTARTER_HOST", "/run/lease/socket")
+    assert ExporterEndpoint.from_environment().keepalive is None  # no hint: learnt from the report
+    monkeypatch.setenv("JMP_HOST_KEEPALIVE", "/run/lease/socket")
+    assert ExporterEndpoint.from_environment().keepalive is True
+    monkeypatch.setenv("JUMPSTARTER_HOST", "/run/inner/socket")  # a shell inside, on another exporter
+    assert ExporterEndpoint.from_environment().keepalive is None
 
 
 def test_lease_commands_tables_and_outputs(bench: LabBench) -> None:
@@ -145,6 +158,23 @@ def test_a_client_killed_with_sigkill_leaves_the_exporter_free_within_a_minute(b
     assert until_no_active_lease(bench, HOLD_BOUND) < HOLD_BOUND
     # The exporter serves the next client.
     assert bench.jmp("shell", "-l", "board=rpi4", "--", "j", "power", "on").returncode == 0
+
+
+def test_a_lease_extended_with_jmp_update_lease_is_still_released_soon_after_sigkill(bench: LabBench) -> None:
+    shell = bench.start_jmp("shell", "-l", "board=rpi4", "--duration", "1m", "--", "sh", "-c", "echo x; exec sleep 600")
+    shell.wait_for(lambda out, err: "x" in out, timeout=STEP)
+    (held,) = active(bench)
+    name = str(held["name"])
+    extended = bench.jmp("update", "lease", name, "--duration", "2h", "-o", "json")
+    assert extended.returncode == 0, extended
+    assert json.loads(extended.stdout)["duration"] == "7200s"  # what was asked for
+    (held,) = active(bench)
+    assert float(str(held["duration"]).rstrip("s")) <= 60  # the holder still holds it in short steps
+    assert "is only extended" in one_line_error(bench.jmp("update", "lease", name, "--duration", "30m"))
+    os.kill(shell.pid, signal.SIGKILL)
+    assert until_no_active_lease(bench, HOLD_BOUND) < HOLD_BOUND
+    # The holder's control socket is gone with it: the update goes to the controller, which says why not.
+    assert "has ended" in one_line_error(bench.jmp("update", "lease", name, "--duration", "3h"))
 
 
 def test_a_waiting_shell_gets_the_exporter_when_its_holder_releases_it(bench: LabBench) -> None:

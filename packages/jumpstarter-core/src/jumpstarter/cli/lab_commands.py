@@ -10,6 +10,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -198,10 +199,24 @@ def get_leases(
 @click.option("--duration", type=Duration(), required=True, help=f"The lease's whole duration: {DURATION_HELP}.")
 @output_option()
 def update_lease(client: str | None, client_config: str | None, name: str, duration: float, output: str | None) -> None:
-    """Extend lease NAME: its whole duration becomes DURATION (counted from its begin)."""
+    """Extend lease NAME: its whole duration becomes DURATION (counted from its begin).
+
+    A lease that a jmp shell (or lease()) of yours holds on this machine stays held in short
+    steps, now up to DURATION, so that it is still released soon if that client is killed.
+    """
 
     async def call(lab: LabClient) -> client_pb2.Lease:
-        return await lab.update_lease(name, duration)
+        from jumpstarter.client.holding import ask_holder
+        from jumpstarter.client.lab import LabError
+
+        refused = await ask_holder(name, duration)
+        if refused is None:
+            return await lab.update_lease(name, duration)
+        if refused:
+            raise LabError(refused)
+        lease = await lab.get_lease(name)
+        lease.duration.FromTimedelta(timedelta(seconds=duration))  # what was asked; the holder steps towards it
+        return lease
 
     _emit(output, [run_lab(client, client_config, call)], _lease_rows, single=True)
 

@@ -28,7 +28,7 @@ from jumpstarter.cli.shell import (
     _Exporter,
     _ShellError,
 )
-from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JUMPSTARTER_HOST
+from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JMP_HOST_KEEPALIVE, JUMPSTARTER_HOST
 
 if TYPE_CHECKING:
     import anyio
@@ -61,6 +61,7 @@ class LeasedExporter(_Exporter):
     _done: anyio.Event | None = field(default=None, repr=False)
     _scope: anyio.CancelScope | None = field(default=None, repr=False)
     _stop_signal: int | None = None
+    _keepalive: bool = False
 
     stopping = "releasing the lease"
 
@@ -71,6 +72,7 @@ class LeasedExporter(_Exporter):
         from jumpstarter.client.endpoint import ExporterEndpoint
         from jumpstarter.client.lab import LabError
         from jumpstarter.common.exceptions import DriverConnectionError, DriverError
+        from jumpstarter.common.wire import keepalive_supported
 
         self._portal = portal = stack.enter_context(start_blocking_portal())
         try:
@@ -88,7 +90,9 @@ class LeasedExporter(_Exporter):
         stack.callback(self._release)
         assert self.session is not None
         try:  # attached: the exporter keeps the session while the shell lives, and its logs show here
-            stack.enter_context(connect(ExporterEndpoint(self.session.socket), attach=True))
+            root = stack.enter_context(connect(ExporterEndpoint(self.session.socket), attach=True))
+            # Each connection through the tunnel is a Dial and a router stream: `j` saves one when told.
+            self._keepalive = keepalive_supported(root.connection.report.capabilities)
         except DriverConnectionError as error:
             raise _ShellError(EXIT_UNREACHABLE, str(error)) from None
         except DriverError as error:
@@ -167,6 +171,9 @@ class LeasedExporter(_Exporter):
         assert self.session is not None
         env = {key: value for key, value in base.items() if key not in _CREDENTIAL_VARIABLES}
         env[JUMPSTARTER_HOST] = self.session.socket
+        env.pop(JMP_HOST_KEEPALIVE, None)
+        if self._keepalive:
+            env[JMP_HOST_KEEPALIVE] = self.session.socket
         env["JMP_LEASE"] = self.session.name
         env["JMP_EXPORTER"] = self.session.exporter
         allowed = [item for item in base.get(JMP_DRIVERS_ALLOW, "").split(",") if item.strip()]

@@ -19,6 +19,7 @@ from jumpstarter.common.protocol import CHANNEL_OPTIONS, KEEPALIVE_SECONDS
 from jumpstarter.config.env import (
     JMP_GRPC_INSECURE,
     JMP_GRPC_PASSPHRASE,
+    JMP_HOST_KEEPALIVE,
     JMP_TLS_CA,
     JMP_TLS_SERVER_NAME,
     JMP_TOKEN,
@@ -102,7 +103,9 @@ class ExporterEndpoint:
                 raise LookupError(str(error)) from None
         if insecure:  # the original's clients set it alone; TLS settings left over do not apply
             tls_ca = server_name = None
-        return cls(address=address, tls_ca=tls_ca, token=token, insecure=insecure, tls_server_name=server_name)
+        keepalive = True if os.environ.get(JMP_HOST_KEEPALIVE) == address else None
+        return cls(address=address, tls_ca=tls_ca, token=token, insecure=insecure, tls_server_name=server_name,
+                   keepalive=keepalive)  # fmt: skip
 
     @property
     def is_tcp(self) -> bool:

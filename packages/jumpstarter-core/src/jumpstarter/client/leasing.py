@@ -17,6 +17,8 @@ A lease this client creates is held in short steps: it is created for at most HO
 and extended (UpdateLease, as `jmp update lease` does) while the client lives, up to the
 duration asked for. So a client killed with SIGKILL, which cannot release anything, leaves
 its exporter free HOLD_SECONDS later at the latest, not at the end of the whole duration.
+`jmp update lease` asks the holder to step further (`jumpstarter.client.holding`) rather than
+moving the lease's end at the controller, so an extended lease keeps that guard.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from jumpstarter.client.connect import (
     connect_endpoint_async,
 )
 from jumpstarter.client.endpoint import ExporterEndpoint
+from jumpstarter.client.holding import hold_control
 from jumpstarter.client.lab import LabClient, LabError, is_ready, lease_failure
 from jumpstarter.client.tunnel import tunnel
 from jumpstarter.client.v1 import client_pb2
@@ -82,6 +85,7 @@ class LeaseSession:
     lease: client_pb2.Lease = field(default_factory=client_pb2.Lease)
     ended: anyio.Event = field(default_factory=anyio.Event)
     end_reason: str = ""
+    _changed: anyio.Event = field(default_factory=anyio.Event)
 
     @property
     def exporter(self) -> str:
@@ -133,6 +137,8 @@ class LeaseSession:
                 stack.push_async_callback(session._release)
             with anyio.fail_after(timeout):
                 await session._acquire(on_waiting)
+            if session.created:  # after the wait: a task group (the socket's) would wrap its errors in a group
+                await stack.enter_async_context(hold_control(session.name, session.extend))
             session.socket = await stack.enter_async_context(tunnel(lab, session.name))
             tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tasks.cancel_scope.cancel)
@@ -182,12 +188,37 @@ class LeaseSession:
                     warned = False
             step = HOLD_SECONDS / 3
             wake = min(now + step, ends_at) if warned else min(now + step, ends_at - warn_before, ends_at)
-            await anyio.sleep(max(0.0, wake - time.time()))
+            with anyio.move_on_after(max(0.0, wake - time.time())):
+                await self._changed.wait()
+            if self._changed.is_set():  # extended through the control socket: count again, warn again
+                self._changed = anyio.Event()
+                warned = False
+
+    async def extend(self, duration: float) -> None:
+        """Hold the lease up to `duration` seconds in all (jmp update lease, through the control socket)."""
+        if duration <= 0 or not math.isfinite(duration):
+            raise LabError(f"the lease duration must be a positive number of seconds, not {duration}")
+        if duration < self.duration - 1e-3:
+            raise LabError(f"this would shorten lease {self.name} (ending {duration - self.duration:+.0f} s earlier): "
+                           "a lease is only extended; release it (jmp delete lease) to end it early")  # fmt: skip
+        before = self.duration
+        self.duration = duration
+        try:
+            self.lease = await self._extended(time.time())
+        except LabError:
+            self.duration = before
+            raise
+        self._changed.set()
 
     def _follow_extension(self) -> bool:
         """Take up a longer duration given elsewhere (jmp update lease); whether there was one."""
         held = self.lease.duration.ToTimedelta().total_seconds() if self.lease.HasField("duration") else 0.0
         if held > self.duration + 1.0:
+            if self.created:
+                # Extended at the controller, not through this holder (from another machine, or by the
+                # original's client): the controller now keeps the lease to its end even if we die.
+                logger.warning("lease %s was extended at the controller: it is held to its end, even if this "
+                               "client is killed", self.name)  # fmt: skip
             self.duration = held
             return True
         return False

@@ -33,6 +33,10 @@ JMP_TLS_CA = "JMP_TLS_CA"
 JMP_TLS_SERVER_NAME = "JMP_TLS_SERVER_NAME"
 # "1": connect to host:port without TLS (an exporter started with --insecure-no-auth).
 JMP_GRPC_INSECURE = "JMP_GRPC_INSECURE"
+# The JUMPSTARTER_HOST whose exporter takes pings every few seconds (ours), as the shell that
+# set it learnt from the exporter's report: its commands connect once instead of asking again.
+# Named by address, so that a shell started inside another does not inherit a wrong answer.
+JMP_HOST_KEEPALIVE = "JMP_HOST_KEEPALIVE"
 
 
 def config_home() -> Path:
