@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 from anyio.from_thread import start_blocking_portal
 
-from jumpstarter_controller.admin_client import Connection
+from jumpstarter_controller.admin_client import Connection, write_config
 from jumpstarter_controller.peers import Peer
 
 JMP = Path(sys.executable).parent / "jmp"
@@ -80,14 +80,15 @@ COUNTED = "return Array.from(document.querySelectorAll('h2 small')).reduce((n, e
 PER_CLIENT = 50  # leases per client (the controller lets one client hold 100)
 
 
-def _leases_page(browser: Any, url: str, state_dir: Path, leases: int, rounds: int) -> None:
+def _leases_page(browser: Any, url: str, admin: Connection, directory: Path, leases: int, rounds: int) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     configs = []
     for number in range(-(-(leases + rounds) // PER_CLIENT)):
-        configs.append(state_dir.parent / f"bench{number:03d}.yaml")
-        subprocess.run([str(JMP), "admin", "--state-dir", str(state_dir), "create", "client", f"bench{number:03d}",
-                        "--out", str(configs[-1])], capture_output=True, check=True)  # fmt: skip
+        name = f"bench{number:03d}"
+        configs.append(directory / f"{name}.yaml")
+        token = admin.call("create_client", namespace="default", name=name, labels={})["token"]
+        write_config(configs[-1], "client", admin, "default", name, token)
 
     async def create(configs: list[Path], count: int) -> None:
         async def some(config: Path, count: int) -> None:
@@ -176,7 +177,7 @@ def main() -> None:
             print(f"    of which the answer {_percentiles(responses)}")
             print(f"  change to screen      {_percentiles(delays)}")
             if args.leases:
-                _leases_page(browser, url, state_dir, args.leases, args.rounds)
+                _leases_page(browser, url, admin, Path(directory), args.leases, args.rounds)
         finally:
             if browser is not None:
                 browser.quit()
