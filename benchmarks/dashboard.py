@@ -12,6 +12,10 @@ A real `jmp controller run` (SQLite, TLS) and Debian's headless Chromium driven 
   from the controller's change (the time it stamps on the change feed) to its row shown (the
   page stamps it; the feed carries the changed rows): p50 and p99 of 20 changes. Both clocks are
   this host's.
+- **Leases page** (with ``--leases N``): N leases of one client, the same two figures for /leases,
+  whose every change fetches the page's main part again (each table shows 200 rows at most).
+
+    uv run python benchmarks/dashboard.py --exporters 100 --leases 1000
 """
 
 from __future__ import annotations
@@ -26,7 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jumpstarter_controller.admin_client import Connection
+import anyio
+from anyio.from_thread import start_blocking_portal
+
+from jumpstarter_controller.admin_client import Connection, write_config
+from jumpstarter_controller.peers import Peer
 
 JMP = Path(sys.executable).parent / "jmp"
 
@@ -64,10 +72,66 @@ def _percentiles(values: list[float]) -> str:
     return f"p50 {statistics.median(ordered):7.1f} ms   p99 {p99:7.1f} ms"
 
 
+SHOWN_AFTER = "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)"
+# The leases the page counts: its three tables' headings (active, waiting, ended).
+COUNTED = "return Array.from(document.querySelectorAll('h2 small')).reduce((n, e) => n + Number(e.textContent), 0)"
+
+
+PER_CLIENT = 50  # leases per client (the controller lets one client hold 100)
+
+
+def _leases_page(browser: Any, url: str, admin: Connection, directory: Path, leases: int, rounds: int) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    configs = []
+    for number in range(-(-(leases + rounds) // PER_CLIENT)):
+        name = f"bench{number:03d}"
+        configs.append(directory / f"{name}.yaml")
+        token = admin.call("create_client", namespace="default", name=name, labels={})["token"]
+        write_config(configs[-1], "client", admin, "default", name, token)
+
+    async def create(configs: list[Path], count: int) -> None:
+        async def some(config: Path, count: int) -> None:
+            async with Peer.from_config(config) as peer:
+                for _ in range(count):
+                    await peer.create_lease("board=sim", seconds=3600)
+
+        async with anyio.create_task_group() as tasks:
+            for start in range(0, count, PER_CLIENT):
+                tasks.start_soon(some, configs[start // PER_CLIENT], min(PER_CLIENT, count - start))
+
+    with start_blocking_portal() as portal:
+        started = time.monotonic()
+        portal.call(create, configs, leases)
+        made = time.monotonic() - started
+        loads, responses = [], []
+        for _ in range(rounds):
+            browser.get(url + "leases")
+            timing = browser.execute_script(
+                "const t = performance.getEntriesByType('navigation')[0];"
+                "return [t.loadEventEnd - t.requestStart, t.responseEnd - t.requestStart]"
+            )
+            loads.append(float(timing[0]))
+            responses.append(float(timing[1]))
+        WebDriverWait(browser, 30).until(lambda b: "on" in (b.find_element("id", "live").get_attribute("class")))
+        delays = []
+        for number in range(rounds):
+            portal.call(create, configs[-1:], 1)  # the last client's: it holds `rounds` at most
+            total = leases + number + 1
+            WebDriverWait(browser, 30, poll_frequency=0.01).until(lambda b, n=total: b.execute_script(COUNTED) == n)  # type: ignore[misc]
+            delays.append(float(browser.execute_script(SHOWN_AFTER)))
+            time.sleep(0.05)  # let the page settle between changes (not a synchronisation)
+    print(f"dashboard, {leases} leases ({made:.0f} s to create), {rounds} rounds")
+    print(f"  leases page load      {_percentiles(loads)}")
+    print(f"    of which the answer {_percentiles(responses)}")
+    print(f"  change to screen      {_percentiles(delays)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exporters", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--leases", type=int, default=0, help="also measure the leases page with this many leases")
     args = parser.parse_args()
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -112,6 +176,8 @@ def main() -> None:
             print(f"  exporters page load   {_percentiles(loads)}")
             print(f"    of which the answer {_percentiles(responses)}")
             print(f"  change to screen      {_percentiles(delays)}")
+            if args.leases:
+                _leases_page(browser, url, admin, Path(directory), args.leases, args.rounds)
         finally:
             if browser is not None:
                 browser.quit()

@@ -1,5 +1,5 @@
 """Fixtures and helpers of the dashboard's browser tests: Debian's headless Chromium (the controller:
-../conftest.py), and page steps that wait on conditions, never on time.
+../conftest.py), our exporter processes, and page steps that wait on conditions, never on time.
 
 Chromium trusts exactly the controller's certificate (its public key pinned with
 --ignore-certificate-errors-spki-list), not any certificate.
@@ -12,6 +12,8 @@ import hashlib
 import os
 import re
 import shutil
+import ssl
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,17 +21,38 @@ from typing import Any
 import anyio
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from jumpstarter.client.v1 import client_pb2
+from jumpstarter.testing import Process
 from jumpstarter_controller.peers import Peer
+from testsupport.lab_exporter import lab_exporter_config, start_lab_exporter
 from testsupport.labcontroller import STEP, LabController
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "lab"
 WRITE_SCREENSHOTS = "JMP_WRITE_SCREENSHOTS"
 CHROMIUM = Path("/usr/bin/chromium")
 # The exporter statuses a hook run goes through (jumpstarter.v1 ExporterStatus).
-BEFORE_LEASE_HOOK, LEASE_READY, AFTER_LEASE_HOOK, AFTER_LEASE_HOOK_FAILED = 3, 4, 5, 7
+AVAILABLE, BEFORE_LEASE_HOOK, LEASE_READY, AFTER_LEASE_HOOK, AFTER_LEASE_HOOK_FAILED = 2, 3, 4, 5, 7
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def exporter(
+    lab: LabController,
+    name: str,
+    labels: dict[str, str],
+    *,
+    before: str = "",
+    after: str = "",
+    on_failure: str = "warn",
+) -> Process:
+    """Our `jmp exporter run` for a new exporter `name` (a MockPower), once registered; `before` and
+    `after` are its beforeLease and afterLease hook scripts, `on_failure` what their failure does."""
+    scripts = {"beforeLease": before, "afterLease": after}
+    hooks = {
+        kind: {"script": script, "timeout": 30, "onFailure": on_failure} for kind, script in scripts.items() if script
+    }
+    return start_lab_exporter(lab.commands, lab_exporter_config(lab, name, labels, hooks=hooks))
 
 
 def dashboard_url(lab: LabController) -> str:
@@ -115,6 +138,30 @@ async def reported(peer: Peer, name: str, status: int) -> None:
             if exporter.status == status:
                 return
             await anyio.sleep(0.05)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(lab: LabController, token: str) -> Samples:
+    """Every sample of /metrics: (name, sorted labels) -> value, parsed as Prometheus reads it."""
+    context = ssl.create_default_context(cafile=str(lab.state_dir / "ca.pem"))
+    request = urllib.request.Request(dashboard_url(lab) + "metrics", headers={"Authorization": f"Bearer {token}"})
+
+    def get() -> str:
+        with urllib.request.urlopen(request, context=context, timeout=STEP) as answer:
+            return str(answer.read().decode())
+
+    text = await anyio.to_thread.run_sync(get)
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
 
 
 def _spki_pin(certificate: Path) -> str:

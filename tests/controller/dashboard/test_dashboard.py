@@ -1,8 +1,8 @@
-"""The dashboard in Debian's headless Chromium, against a real `jmp controller run` with exporters.
+"""The dashboard in Debian's headless Chromium, against a real `jmp controller run` with real exporters.
 
-The exporters are `SimulatedExporter`s (speaking ControllerService as the original's exporter
-does); the clients create leases with `jmp create lease`, or over ClientService as it does. Selenium's
-calls block, so they run in a worker thread: the event loop keeps serving the exporters.
+The exporters are our `jmp exporter run` processes (a MockPower each), their hooks real scripts; the
+clients create leases with `jmp create lease`, or over ClientService as the original's client does.
+Selenium's calls block, so they run in a worker thread: the event loop keeps serving the test's peers.
 With JMP_WRITE_SCREENSHOTS=1, screenshots of each page go to docs/lab/ (shown by docs/lab/dashboard.md).
 """
 
@@ -19,9 +19,24 @@ import anyio
 import pytest
 
 from jumpstarter_controller.peers import Peer, bare
-from testsupport.labcontroller import JMP, STEP, LabController, exporter_running, online, ready, until
+from testsupport.labcontroller import JMP, STEP, LabController, online, ready, until
 
-from .conftest import click, dashboard_url, in_browser, live, login_admin, login_token, shot, text_of, token_of, wait
+from .conftest import (
+    AVAILABLE,
+    LEASE_READY,
+    click,
+    dashboard_url,
+    exporter,
+    in_browser,
+    live,
+    login_admin,
+    login_token,
+    reported,
+    shot,
+    text_of,
+    token_of,
+    wait,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
 
@@ -34,15 +49,11 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
     url = dashboard_url(lab)
     refused = lab.admin("create", "exporter", "x", "--label", f"note={SCRIPT}", "--out", str(lab.state_dir / "x"))
     assert refused.returncode == 1 and "invalid value" in refused.stderr  # labels cannot hold markup at all
-    board = lab.create("exporter", "board1", {"board": "rpi4"})
-    spare = lab.create("exporter", "board2", {"board": "imx8"})
+    # What its beforeLease hook prints goes to the timeline: as text, never run.
+    exporter(lab, "board1", {"board": "rpi4"}, before=f"echo 'hook says {SCRIPT}'")
+    exporter(lab, "board2", {"board": "imx8"})
     alice_config, bob_config = lab.create("client", "alice"), lab.create("client", "bob")
-    async with (
-        exporter_running(board) as simulated,
-        exporter_running(spare),
-        Peer.from_config(alice_config) as alice,
-        Peer.from_config(bob_config) as bob,
-    ):
+    async with Peer.from_config(alice_config) as alice, Peer.from_config(bob_config) as bob:
         await online(alice, "board1")
         await online(alice, "board2")
         link = await in_browser(lambda: login_admin(browser, lab))
@@ -99,12 +110,11 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
         await in_browser(lambda: browser.get(url + "leases?selector=board%3D%3D%3D"))
         assert "does not parse" in await in_browser(lambda: text_of(browser, ".error"))
 
-        # The timeline: its leases, its status changes (what the exporter reports shown as text, never
-        # run), the events (the dashboard's action among them).
+        # The timeline: its leases, its status changes (what the exporter reports, its hook's output
+        # among it, shown as text, never run), the events (the dashboard's action among them).
         await in_browser(lambda: browser.get(url + "exporters/default/board1"))
         await in_browser(lambda: live(browser))
-        await simulated.report(4, f"hook says {SCRIPT}")
-        await in_browser(lambda: wait(browser, lambda b: SCRIPT in text_of(b, "#history")))
+        await in_browser(lambda: wait(browser, lambda b: f"hook says {SCRIPT}" in text_of(b, "#history")))
         assert await in_browser(lambda: browser.execute_script("return window.pwned === undefined"))
         timeline = await in_browser(lambda: text_of(browser, "main"))
         assert lease in timeline and "lease-ready" in timeline
@@ -121,9 +131,9 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
 
 async def test_a_drained_exporter_finishes_its_lease_and_takes_no_new_one(lab: LabController, browser: Any) -> None:
     url = dashboard_url(lab)
-    board = lab.create("exporter", "board1", {"board": "rpi4"})
+    exporter(lab, "board1", {"board": "rpi4"})
     alice_config = lab.create("client", "alice")
-    async with exporter_running(board), Peer.from_config(alice_config) as alice:
+    async with Peer.from_config(alice_config) as alice:
         await online(alice, "board1")
         held = await alice.create_lease("board=rpi4", seconds=600)
         await in_browser(lambda: login_admin(browser, lab))
@@ -151,11 +161,11 @@ async def test_a_drained_exporter_finishes_its_lease_and_takes_no_new_one(lab: L
 
 async def test_a_client_sees_its_namespace_only_and_ends_only_its_leases(lab: LabController, browser: Any) -> None:
     url = dashboard_url(lab)
-    mine = lab.create("exporter", "board1", {"board": "rpi4"})
+    exporter(lab, "board1", {"board": "rpi4"})
     lab.create("exporter", "secret-board", {"board": "rpi4"}, namespace="other")
     alice_config = lab.create("client", "alice")
     lab.create("client", "eve", namespace="other")
-    async with exporter_running(mine), Peer.from_config(alice_config) as alice:
+    async with Peer.from_config(alice_config) as alice:
         await online(alice, "board1")
         await in_browser(lambda: login_token(browser, url, token_of(alice_config)))
         await in_browser(lambda: wait(browser, lambda b: b.current_url.endswith("/exporters")))
@@ -169,11 +179,13 @@ async def test_a_client_sees_its_namespace_only_and_ends_only_its_leases(lab: La
         await in_browser(lambda: browser.get(url + "leases"))
         await in_browser(lambda: click(browser, f"tr[data-lease='{bare(lease.name)}'] button.end"))
         await until(alice, bare(lease.name), lambda got: got.conditions[-1].reason == "Released")
+        await reported(alice, "board1", AVAILABLE)  # the exporter is done with it
 
         # Without the page's token, or from another origin, an action is refused.
         cookie = await in_browser(lambda: browser.get_cookie("jmp_dashboard"))
         assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         second = await alice.create_lease("board=rpi4", seconds=600)
+        await reported(alice, "board1", LEASE_READY)  # the exporter took it up (what /metrics counts below)
         target = f"{url}leases/default/{bare(second.name)}/end"
         context = ssl.create_default_context(cafile=str(lab.state_dir / "ca.pem"))
 

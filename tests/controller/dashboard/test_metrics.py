@@ -1,7 +1,10 @@
 """`/metrics` scraped after real activity on a real `jmp controller run`: leases that wait in line, bytes
 through the built-in router, hook runs (as an exporter's statuses report them), exporters by status.
 
-The scrape is parsed with prometheus_client's own text parser, as Prometheus reads it.
+The scrape is parsed with prometheus_client's own text parser, as Prometheus reads it. The exporter here
+is a `SimulatedExporter`, not our `jmp exporter run`: the test holds both halves of the router's pair to
+count exact bytes, and a real exporter would take its half on Listen; and it reports hook statuses on cue.
+(The metrics of real hooks are test_live's timeline test's.)
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import urllib.request
 
 import anyio
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from jumpstarter.v1 import jumpstarter_pb2
 from jumpstarter_controller.peers import Peer, bare
@@ -26,36 +28,14 @@ from .conftest import (
     LEASE_READY,
     dashboard_url,
     reported,
+    scrape,
     token_of,
+    value,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(120)]
 
 WAITED = 0.3  # how long the second lease is kept in line (what queue wait must count), not a synchronisation
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-async def scrape(lab: LabController, token: str) -> Samples:
-    """Every sample of /metrics: (name, sorted labels) -> value."""
-    context = ssl.create_default_context(cafile=str(lab.state_dir / "ca.pem"))
-    request = urllib.request.Request(dashboard_url(lab) + "metrics", headers={"Authorization": f"Bearer {token}"})
-
-    def get() -> str:
-        with urllib.request.urlopen(request, context=context, timeout=STEP) as answer:
-            return str(answer.read().decode())
-
-    text = await anyio.to_thread.run_sync(get)
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, tuple(sorted(labels.items())))]
 
 
 async def test_metrics_count_what_happened(lab: LabController) -> None:

@@ -1,4 +1,5 @@
-"""`jmp controller run --dashboard/--no-dashboard` and `jmp admin dashboard-login`: bad input gets one line."""
+"""`jmp controller run --dashboard/--no-dashboard` and `jmp admin dashboard-login`: bad input gets one line,
+and each login link minted is in the event log."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ import re
 import socket
 from pathlib import Path
 
+import pytest
+
 from jumpstarter.testing import Commands
 from testsupport.labcontroller import JMP, LabController
+
+# Each test runs several `jmp` commands (each a new Python process) beside a controller: a loaded CI
+# host needs more than the default bound.
+pytestmark = pytest.mark.timeout(180)
 
 
 def test_bad_dashboard_options_get_one_line(commands: Commands, tmp_path: Path) -> None:
@@ -50,6 +57,11 @@ def test_dashboard_login_remote_and_local_print_a_link_to_this_dashboard(command
         assert result.returncode == 0, result
         link = result.stdout.strip()
         assert link.startswith(f"{url.group(1)}login/once?t=") and len(link) > len(url.group(1)) + 60
+    # Each link minted is in the controller's event log: who asked, how, from where.
+    minted = [line for line in lab.admin("get", "events").stdout.splitlines() if "dashboard login link" in line]
+    assert len(minted) == 2, minted
+    assert "admin:" in minted[0] and "with --endpoint, from ipv4:127.0.0.1:" in minted[0]
+    assert "admin:" in minted[1] and "on the controller's host, from ipv4:127.0.0.1:" in minted[1]
     wrong = commands.run(*JMP, "admin", "--endpoint", lab.endpoint, "--tls-ca", str(lab.state_dir / "ca.pem"),
                          "--token-file", str(tmp_path / "missing"), "dashboard-login")  # fmt: skip
     assert wrong.returncode == 1 and "missing" in wrong.stderr and "Traceback" not in wrong.stderr

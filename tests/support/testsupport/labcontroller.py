@@ -7,6 +7,8 @@ with Commands(tmp_path) as commands:
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
 import re
 import signal
@@ -16,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import grpc
 
 from jumpstarter.client.v1 import client_pb2
+from jumpstarter.common.tasks import background_tasks
 from jumpstarter.testing import BIN, CommandResult, Commands, Process
 from jumpstarter_controller.peers import Peer, SimulatedExporter
 
@@ -82,15 +86,49 @@ async def until(peer: Peer, name: str, predicate: Callable[[client_pb2.Lease], b
             await anyio.sleep(0.05)
 
 
+class ExporterStopped(Exception):
+    """A simulated exporter stopped serving while the test still used it."""
+
+
 @asynccontextmanager
 async def exporter_running(config: Path, *, register: bool = True) -> AsyncIterator[SimulatedExporter]:
-    async with Peer.from_config(config) as peer, anyio.create_task_group() as tasks:
+    """A `SimulatedExporter` serving for the body of the block. If it stops before the body ends
+    (an error, its Status stream ended, a cancellation nobody asked for), the body is cancelled
+    and the block raises `ExporterStopped` naming the exporter and why."""
+    async with Peer.from_config(config) as peer, background_tasks() as tasks:
         simulated = SimulatedExporter(peer)
         if register:
             await simulated.register()
-        tasks.start_soon(lambda: simulated.run(register=False))
+        tasks.start_soon(_serve, simulated)
         yield simulated
-        tasks.cancel_scope.cancel()
+
+
+async def _serve(simulated: SimulatedExporter) -> None:
+    name = f"{simulated.peer.namespace}/{simulated.peer.name}"
+    try:
+        await simulated.run(register=False)
+    except (Exception, asyncio.CancelledError) as error:
+        if _cancelled():
+            raise
+        # Left as it is, a CancelledError would cancel the test's body with nothing to say why.
+        raise ExporterStopped(f"simulated exporter {name} stopped serving: {_why(error)}") from error
+    if not _cancelled():
+        raise ExporterStopped(f"simulated exporter {name} stopped serving: the controller ended its Status stream")
+
+
+def _why(error: BaseException) -> str:
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"the controller ended a call with {error.code().name}: {error.details()}"
+    if isinstance(error, asyncio.CancelledError):
+        return "gRPC cancelled one of its calls (CancelledError: its channel closed?)"
+    return repr(error)
+
+
+def _cancelled() -> bool:
+    """Whether an anyio scope around the caller is cancelled (the block ended, or the test's own scope)."""
+    return anyio.current_effective_deadline() == -math.inf
 
 
 async def online(lab_peer: Peer, name: str) -> None:

@@ -18,6 +18,7 @@ from jumpstarter_controller.controller import Controller
 from jumpstarter_controller.convert import exporter_message
 from jumpstarter_controller.credentials import Identity
 from jumpstarter_controller.names import BadName, check_name
+from jumpstarter_controller.scheduler import Event
 from jumpstarter_controller.selectors import InvalidSelector, validate_labels
 
 METHOD = "/jumpstarter_controller.Admin/Call"
@@ -33,6 +34,8 @@ class AdminService:
         self._mint = mint
         self._login_link = login_link
         """A one-time dashboard login link (None without a dashboard): `jmp admin dashboard-login`."""
+        self.describe_peer: Callable[[str], str] = str
+        """The TCP peer behind gRPC's name of a call's connection (the controller's gate sets it)."""
 
     async def call(self, request: bytes, context: Any) -> bytes:
         identity = await identify(self.controller, context, "admin")
@@ -45,7 +48,11 @@ class AdminService:
             await abort(context, "INVALID_ARGUMENT", "the request is not a JSON object with an op")
         who = f"admin:{identity.name}"
         try:
-            result = await self._run(op, data, who)
+            if op == "dashboard_login":
+                where = self.describe_peer(context.peer())
+                result = await self._dashboard_login(who, where, str(data.get("via", "remote")))
+            else:
+                result = await self._run(op, data, who)
         except (BadName, InvalidSelector) as error:
             await abort(context, "INVALID_ARGUMENT", str(error))
         except LookupError as error:
@@ -115,15 +122,21 @@ class AdminService:
                 for lease in sorted(model.leases.values(), key=lambda x: x.seq)
                 if data.get("all") or not lease.ended
             ]
-        if op == "dashboard_login":
-            link = self._login_link()
-            if link is None:
-                raise LookupError("this controller serves no dashboard: start jmp controller run without "
-                                  "--no-dashboard")  # fmt: skip
-            return {"link": link}
         if op == "get_events":
             return await controller.store.events(int(data.get("limit", 1000)))
         raise LookupError(f"unknown admin operation {op!r}")
+
+    async def _dashboard_login(self, who: str, peer: str, via: str) -> dict[str, str]:
+        """A one-time admin login link; the event log says who asked for it, from where."""
+        link = self._login_link()
+        if link is None:
+            raise LookupError("this controller serves no dashboard: start jmp controller run without "
+                              "--no-dashboard")  # fmt: skip
+        how = "on the controller's host" if via == "local" else "with --endpoint"
+        async with self.controller.change() as changes:
+            changes.event(Event(who, "dashboard login link", why=f"jmp admin dashboard-login {how}, from {peer}: "
+                                "one admin session, if used within 2 minutes"))  # fmt: skip
+        return {"link": link}
 
 
 def add_admin_service(server: grpc.aio.Server, service: AdminService) -> None:

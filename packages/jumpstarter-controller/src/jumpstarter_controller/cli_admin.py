@@ -208,21 +208,12 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 @click.pass_context
 def dashboard_login(ctx: click.Context) -> None:
     """Print a one-time link that logs a browser in to the dashboard as the admin (single use, 2 minutes)."""
-    from jumpstarter_controller.dashboard import DASHBOARD_FILE, login_link
-    from jumpstarter_controller.state import StateDir, StateDirError
+    from jumpstarter_controller.dashboard import DASHBOARD_FILE
 
+    # The controller signs the link and writes to its event log who asked for one, local or remote.
     state_dir = ctx.parent.params.get("state_dir") if ctx.parent else None
-    if state_dir is None:
-        # Remote (--endpoint, --tls-ca, --token-file): the controller signs the link.
-        _, answer = _call(ctx, "dashboard_login")
-        click.echo(answer["link"])
-        return
-    try:
-        state = StateDir.existing(state_dir)
-        url = (state_dir / DASHBOARD_FILE).read_text().strip()
-    except StateDirError as error:
-        raise click.ClickException(str(error)) from None
-    except OSError:
+    if state_dir is not None and not (state_dir / DASHBOARD_FILE).is_file():
         raise click.ClickException(f"no dashboard has run from {state_dir}: start jmp controller run without "
-                                   "--no-dashboard") from None  # fmt: skip
-    click.echo(login_link(url, state.signing_key()))
+                                   "--no-dashboard")  # fmt: skip
+    _, answer = _call(ctx, "dashboard_login", via="local" if state_dir is not None else "remote")
+    click.echo(answer["link"])

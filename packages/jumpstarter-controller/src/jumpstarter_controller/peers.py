@@ -12,7 +12,7 @@ any hardware: a `SimulatedExporter` answers leases and counts the dials it is to
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ import yaml
 from google.protobuf.duration_pb2 import Duration
 
 from jumpstarter.client.v1 import client_pb2, client_pb2_grpc
+from jumpstarter.common.calls import cancellable
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc
 
 __all__ = ["Peer", "SimulatedExporter"]
@@ -46,8 +47,9 @@ class Peer:
     controller: jumpstarter_pb2_grpc.ControllerServiceStub = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = client_pb2_grpc.ClientServiceStub(self.channel)
-        self.controller = jumpstarter_pb2_grpc.ControllerServiceStub(self.channel)
+        calls = _AnyioCalls(self.channel)
+        self.client = client_pb2_grpc.ClientServiceStub(calls)
+        self.controller = jumpstarter_pb2_grpc.ControllerServiceStub(calls)
 
     @classmethod
     @asynccontextmanager
@@ -92,6 +94,33 @@ class Peer:
 
     async def delete_lease(self, name: str) -> None:
         await self.client.DeleteLease(client_pb2.DeleteLeaseRequest(name=self.lease_name(name)))
+
+
+class _AnyioCalls:
+    """The channel as the stubs see it: each unary call is awaited through `cancellable`.
+
+    Without it, a cancel scope around a call (a `move_on_after` in a test, the task group of a
+    simulated exporter) would end in gRPC's own CancelledError, which anyio takes for a
+    cancellation from outside: it escapes the scope and cancels whatever holds the task.
+    """
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._channel = channel
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> Callable[..., _CancellableCall]:
+        method = self._channel.unary_unary(*args, **kwargs)
+        return lambda *call_args, **call_kwargs: _CancellableCall(method(*call_args, **call_kwargs))
+
+    def __getattr__(self, name: str) -> Any:  # streams keep anyio's CancelledError: gRPC's own methods
+        return getattr(self._channel, name)
+
+
+@dataclass(frozen=True)
+class _CancellableCall:
+    call: Any  # grpc.aio.UnaryUnaryCall
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return cancellable(self.call).__await__()
 
 
 class _WithMetadata:

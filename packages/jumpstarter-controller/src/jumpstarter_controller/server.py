@@ -124,6 +124,8 @@ async def serve(
 
             return link(dashboard_url[0], key) if dashboard_url else None
 
+        admin = AdminService(controller, mint_identity, login_link)
+
         def make_server(
             interceptors: list[grpc.aio.ServerInterceptor] | None, server_options: list[tuple[str, Any]]
         ) -> grpc.aio.Server:
@@ -132,7 +134,7 @@ async def serve(
             )
             add_controller_service(server, ControllerService(controller, mint_router))
             add_client_service(server, ClientService(controller, mint_identity))
-            add_admin_service(server, AdminService(controller, mint_identity, login_link))
+            add_admin_service(server, admin)
             add_router_service(server, router)
             return server
 
@@ -147,6 +149,7 @@ async def serve(
         gate = await stack.enter_async_context(serve_gated(listener, make_server))
         guard.describe_peer = gate.describe_peer
         router.describe_peer = gate.describe_peer
+        admin.describe_peer = gate.describe_peer
         endpoint = advertised(host, gate.port)
         choice.builtin_endpoint = endpoint
         (options.state_dir / ENDPOINT_FILE).write_text(endpoint + "\n")

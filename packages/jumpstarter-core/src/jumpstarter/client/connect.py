@@ -14,10 +14,11 @@ from google.protobuf import empty_pb2
 
 from jumpstarter.client.base import DriverClient
 from jumpstarter.client.classes import ClientClassPolicy
-from jumpstarter.client.connection import Connection, cancellable
+from jumpstarter.client.connection import Connection
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.text import printable
 from jumpstarter.client.tree import build_client_tree
+from jumpstarter.common.calls import cancellable
 from jumpstarter.common.exceptions import DriverConnectionError, DriverError, ExporterConnectionLost, ExporterNotReady
 from jumpstarter.common.wire import keepalive_supported
 from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc

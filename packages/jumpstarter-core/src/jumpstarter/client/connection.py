@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import threading
 import uuid
 import weakref
@@ -32,6 +31,7 @@ from google.protobuf import empty_pb2
 
 from jumpstarter.client.text import printable
 from jumpstarter.common.allocator import tune_allocator
+from jumpstarter.common.calls import cancellable
 from jumpstarter.common.exceptions import (
     DriverConnectionError,
     DriverError,
@@ -383,22 +383,6 @@ def _failed(error: grpc.RpcError, what: str) -> DriverError:
         for key, value in trailing
     ]
     return error_from_status(error.code(), details and printable(details), metadata, what)
-
-
-async def cancellable(call: Any) -> Any:
-    """Await a gRPC call's response; cancelling the awaiting task cancels the call.
-
-    gRPC answers the cancellation of a task awaiting a call with a CancelledError of its own,
-    which anyio does not take for the one its cancel scope sent (a `move_on_after` around a
-    call would let it through). Then the task waits for its scope's own cancellation, which
-    anyio delivers again; nothing is added to a call that is not cancelled.
-    """
-    try:
-        return await call
-    except asyncio.CancelledError:
-        if anyio.current_effective_deadline() == -math.inf:  # an anyio scope is cancelled
-            await anyio.sleep_forever()
-        raise
 
 
 async def _upload(local: Any, remote: FrameStream) -> None:
