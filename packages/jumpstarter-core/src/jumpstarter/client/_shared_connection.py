@@ -8,6 +8,11 @@ fine. So the lease's socket is served by a gRPC server that forwards every call,
 with its metadata, deadline, status and trailers, over one channel to the exporter: that
 channel's connection is dialled once and kept (no idle timeout), and dialled again only when
 it breaks (the exporter restarted, the router went away).
+
+The clients' keepalive pings reach this server, not the exporter: the shared connection pings
+the exporter itself, as a client does (every KEEPALIVE_SECONDS once the exporter's report,
+seen passing by, says it takes them; the original's exporter takes none on its socket), so
+that a path that breaks fails the calls on it within seconds instead of leaving them hanging.
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import grpc
+from anyio.abc import TaskGroup
 
-from jumpstarter.common.protocol import CHANNEL_OPTIONS, SERVER_OPTIONS
+from jumpstarter.common.protocol import CHANNEL_OPTIONS, KEEPALIVE_SECONDS, SERVER_OPTIONS
+from jumpstarter.common.wire import keepalive_supported
+from jumpstarter.v1 import jumpstarter_pb2
 
 __all__ = ["shared_connection"]
 
@@ -34,6 +43,17 @@ _UPSTREAM_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+_FAST_KEEPALIVE: list[tuple[str, Any]] = [
+    *_UPSTREAM_OPTIONS,
+    ("grpc.keepalive_time_ms", KEEPALIVE_SECONDS * 1000),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_SECONDS * 1000),
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_SECONDS * 1000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+_REPORT = "/jumpstarter.v1.ExporterService/GetReport"
+# How long calls begun on the connection without pings may go on once the pinging one replaces it.
+_REPLACED_GRACE_SECONDS = 600.0
 # Metadata that belongs to one HTTP/2 hop, not to the call.
 _HOP_KEYS = ("user-agent", "te", "content-type", "grpc-accept-encoding", "grpc-encoding")
 
@@ -41,29 +61,57 @@ _HOP_KEYS = ("user-agent", "te", "content-type", "grpc-accept-encoding", "grpc-e
 @asynccontextmanager
 async def shared_connection(upstream: str, path: str) -> AsyncIterator[str]:
     """Serve on the Unix socket `path` every call, forwarded over one channel to `upstream` (a gRPC target)."""
-    async with grpc.aio.insecure_channel(upstream, options=_UPSTREAM_OPTIONS) as channel:
-        server = grpc.aio.server(handlers=[_Forward(channel)], options=SERVER_OPTIONS)
+    async with anyio.create_task_group() as tasks:
+        forward = _Forward(upstream, tasks)
+        server = grpc.aio.server(handlers=[forward], options=SERVER_OPTIONS)
         server.add_insecure_port(f"unix:{path}")
         await server.start()
         try:
             yield path
         finally:
-            await server.stop(grace=None)
+            with anyio.CancelScope(shield=True):
+                await server.stop(grace=None)
+                await forward.close()
+            tasks.cancel_scope.cancel()
 
 
 def _call_metadata(metadata: Any) -> list[tuple[str, Any]]:
     return [(key, value) for key, value in metadata or () if not key.startswith(":") and key not in _HOP_KEYS]
 
 
+def _short(details: str) -> str:
+    """gRPC's connection error without the path of the tunnel's private socket."""
+    return details.split("; last error: ")[-1].split(": ")[-1] if "last error" in details else details
+
+
 class _Forward(grpc.GenericRpcHandler):
     """Every method, whatever its kind, as a bidirectional stream of raw messages (HTTP/2 does not tell them apart)."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._channel = channel
+    def __init__(self, upstream: str, tasks: TaskGroup) -> None:
+        self._upstream = upstream
+        self._tasks = tasks
+        self._channel = grpc.aio.insecure_channel(upstream, options=_UPSTREAM_OPTIONS)
+        self._pinging = False
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def _learn(self, report: bytes) -> None:
+        """Ping the exporter from now on if its report says it takes pings (the calls begun go on meanwhile)."""
+        try:
+            capabilities = jumpstarter_pb2.GetReportResponse.FromString(report).capabilities
+        except Exception:  # not ours to judge: the client gets the report as it came
+            return
+        if self._pinging or not keepalive_supported(capabilities):
+            return
+        self._pinging = True
+        replaced, self._channel = self._channel, grpc.aio.insecure_channel(self._upstream, options=_FAST_KEEPALIVE)
+        self._tasks.start_soon(replaced.close, _REPLACED_GRACE_SECONDS)
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[bytes, bytes]:
         method: str = handler_call_details.method
         stub: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = self._channel.stream_stream(method)
+        learn = method == _REPORT and not self._pinging
 
         async def forward(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call = stub(
@@ -72,12 +120,17 @@ class _Forward(grpc.GenericRpcHandler):
                 timeout=context.time_remaining(),
             )
             try:
-                await context.send_initial_metadata(_call_metadata(await call.initial_metadata()))
+                await context.send_initial_metadata(tuple(_call_metadata(await call.initial_metadata())))
                 async for response in call:
+                    if learn:
+                        self._learn(response)
                     yield response
                 context.set_trailing_metadata(tuple(_call_metadata(await call.trailing_metadata())))
             except grpc.aio.AioRpcError as error:
-                await context.abort(error.code(), error.details() or "", _call_metadata(error.trailing_metadata()))
+                details = error.details() or error.code().name
+                if error.code() == grpc.StatusCode.UNAVAILABLE:  # the path broke, or cannot be made: say which path
+                    details = f"the leased exporter cannot be reached through the router ({_short(details)})"
+                await context.abort(error.code(), details, tuple(_call_metadata(error.trailing_metadata())))
             finally:
                 call.cancel()
 
