@@ -42,6 +42,8 @@ _UPSTREAM_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    # A channel of its own subchannels: one that replaces a broken channel must not inherit its backoff.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 _FAST_KEEPALIVE: list[tuple[str, Any]] = [
     *_UPSTREAM_OPTIONS,
@@ -108,9 +110,20 @@ class _Forward(grpc.GenericRpcHandler):
         replaced, self._channel = self._channel, grpc.aio.insecure_channel(self._upstream, options=_FAST_KEEPALIVE)
         self._tasks.start_soon(replaced.close, _REPLACED_GRACE_SECONDS)
 
+    def _connected(self) -> grpc.aio.Channel:
+        """The channel for a new call: a broken one is replaced, so that the call dials at once.
+
+        (gRPC would fail calls on it until its backoff lets it try again; one dial per call that
+        finds it broken is what a client without a shared connection would do too.)"""
+        if self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            options = _FAST_KEEPALIVE if self._pinging else _UPSTREAM_OPTIONS
+            broken, self._channel = self._channel, grpc.aio.insecure_channel(self._upstream, options=options)
+            self._tasks.start_soon(broken.close)
+        return self._channel
+
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[bytes, bytes]:
         method: str = handler_call_details.method
-        stub: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = self._channel.stream_stream(method)
+        stub: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = self._connected().stream_stream(method)
         learn = method == _REPORT and not self._pinging
 
         async def forward(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
