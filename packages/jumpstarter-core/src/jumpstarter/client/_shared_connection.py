@@ -54,7 +54,7 @@ _FAST_KEEPALIVE: list[tuple[str, Any]] = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 _REPORT = "/jumpstarter.v1.ExporterService/GetReport"
-# How long calls begun on the connection without pings may go on once the pinging one replaces it.
+# How long calls begun on a channel may go on once another replaces it (pinging, or not broken).
 _REPLACED_GRACE_SECONDS = 600.0
 # Metadata that belongs to one HTTP/2 hop, not to the call.
 _HOP_KEYS = ("user-agent", "te", "content-type", "grpc-accept-encoding", "grpc-encoding")
@@ -118,7 +118,7 @@ class _Forward(grpc.GenericRpcHandler):
         if self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
             options = _FAST_KEEPALIVE if self._pinging else _UPSTREAM_OPTIONS
             broken, self._channel = self._channel, grpc.aio.insecure_channel(self._upstream, options=options)
-            self._tasks.start_soon(broken.close)
+            self._tasks.start_soon(broken.close, _REPLACED_GRACE_SECONDS)
         return self._channel
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[bytes, bytes]:
@@ -145,6 +145,7 @@ class _Forward(grpc.GenericRpcHandler):
                     details = f"the leased exporter cannot be reached through the router ({_short(details)})"
                 await context.abort(error.code(), details, tuple(_call_metadata(error.trailing_metadata())))
             finally:
-                call.cancel()
+                if not call.done():  # the client left first: the exporter stops too
+                    call.cancel()
 
         return grpc.stream_stream_rpc_method_handler(forward)
