@@ -118,7 +118,7 @@ class _Forward(grpc.GenericRpcHandler):
         if self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
             options = _FAST_KEEPALIVE if self._pinging else _UPSTREAM_OPTIONS
             broken, self._channel = self._channel, grpc.aio.insecure_channel(self._upstream, options=options)
-            self._tasks.start_soon(broken.close, _REPLACED_GRACE_SECONDS)
+            self._tasks.start_soon(broken.close)
         return self._channel
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[bytes, bytes]:
