@@ -83,9 +83,12 @@ async def served(directory: Path, errors: list[Any]) -> AsyncIterator[tuple[str,
 def lab_socket() -> Iterator[tuple[str, Relay, list[Any], BlockingPortal]]:
     """The served socket, its relay, the errors the event loop met, and the portal to that loop."""
     errors: list[Any] = []
-    with tempfile.TemporaryDirectory() as directory, start_blocking_portal() as portal:
-        with portal.wrap_async_context_manager(served(Path(directory), errors)) as (path, relay):
-            yield path, relay, errors, portal
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(served(Path(directory), errors)) as (path, relay),
+    ):
+        yield path, relay, errors, portal
 
 
 def next_value(path: str) -> int:
