@@ -115,4 +115,4 @@ def test_clients_share_one_connection_and_a_broken_one_is_made_again() -> None:
         relay.broken = False  # the path is back: the next client gets a new connection
         assert next_value(path) == 6  # the same session
         assert relay.accepted == 3
-    assert errors == []  # nothing went wrong behind the clients' backs
+        assert errors == []  # nothing went wrong behind the clients' backs

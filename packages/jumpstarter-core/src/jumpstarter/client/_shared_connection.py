@@ -54,8 +54,12 @@ _FAST_KEEPALIVE: list[tuple[str, Any]] = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 _REPORT = "/jumpstarter.v1.ExporterService/GetReport"
+# On the way out, how long replaced channels may take to close (their calls are cancelled by then).
+_CLOSE_WAIT_SECONDS = 5.0
 # How long calls begun on a channel may go on once another replaces it (pinging, or not broken).
 _REPLACED_GRACE_SECONDS = 600.0
+# How gRPC's own INTERNAL errors begin (a driver's INTERNAL error from the exporter does not).
+_CORE = "Internal error from Core"
 # Metadata that belongs to one HTTP/2 hop, not to the call.
 _HOP_KEYS = ("user-agent", "te", "content-type", "grpc-accept-encoding", "grpc-encoding")
 
@@ -81,6 +85,11 @@ def _call_metadata(metadata: Any) -> list[tuple[str, Any]]:
     return [(key, value) for key, value in metadata or () if not key.startswith(":") and key not in _HOP_KEYS]
 
 
+def _path_broke(code: grpc.StatusCode, details: str) -> bool:
+    """Whether gRPC itself failed the call for the connection (an HTTP/2 stream cut mid-frame is INTERNAL)."""
+    return code == grpc.StatusCode.UNAVAILABLE or (code == grpc.StatusCode.INTERNAL and details.startswith(_CORE))
+
+
 def _short(details: str) -> str:
     """gRPC's connection error without the path of the tunnel's private socket."""
     return details.split("; last error: ")[-1].split(": ")[-1] if "last error" in details else details
@@ -94,9 +103,27 @@ class _Forward(grpc.GenericRpcHandler):
         self._tasks = tasks
         self._channel = grpc.aio.insecure_channel(upstream, options=_UPSTREAM_OPTIONS)
         self._pinging = False
+        self._closing: list[anyio.Event] = []  # set once a replaced channel is closed
 
     async def close(self) -> None:
+        """Close the channels (the server stopped first: no call is left on them)."""
+        # A replaced channel closes in a task of its own; closing it again meanwhile would break gRPC's
+        # bookkeeping of that close (an InvalidStateError in a callback): wait for those closes instead.
+        with anyio.move_on_after(_CLOSE_WAIT_SECONDS):
+            for closed in self._closing:
+                await closed.wait()
         await self._channel.close()
+
+    def _replace(self, options: list[tuple[str, Any]], grace: float | None) -> None:
+        replaced, self._channel = self._channel, grpc.aio.insecure_channel(self._upstream, options=options)
+        closed = anyio.Event()
+        self._closing.append(closed)
+
+        async def close() -> None:
+            await replaced.close(grace)
+            closed.set()
+
+        self._tasks.start_soon(close)
 
     def _learn(self, report: bytes) -> None:
         """Ping the exporter from now on if its report says it takes pings (the calls begun go on meanwhile)."""
@@ -107,8 +134,7 @@ class _Forward(grpc.GenericRpcHandler):
         if self._pinging or not keepalive_supported(capabilities):
             return
         self._pinging = True
-        replaced, self._channel = self._channel, grpc.aio.insecure_channel(self._upstream, options=_FAST_KEEPALIVE)
-        self._tasks.start_soon(replaced.close, _REPLACED_GRACE_SECONDS)
+        self._replace(_FAST_KEEPALIVE, _REPLACED_GRACE_SECONDS)
 
     def _connected(self) -> grpc.aio.Channel:
         """The channel for a new call: a broken one is replaced, so that the call dials at once.
@@ -116,9 +142,7 @@ class _Forward(grpc.GenericRpcHandler):
         (gRPC would fail calls on it until its backoff lets it try again; one dial per call that
         finds it broken is what a client without a shared connection would do too.)"""
         if self._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
-            options = _FAST_KEEPALIVE if self._pinging else _UPSTREAM_OPTIONS
-            broken, self._channel = self._channel, grpc.aio.insecure_channel(self._upstream, options=options)
-            self._tasks.start_soon(broken.close)
+            self._replace(_FAST_KEEPALIVE if self._pinging else _UPSTREAM_OPTIONS, None)  # its calls fail anyway
         return self._channel
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[bytes, bytes]:
@@ -140,10 +164,11 @@ class _Forward(grpc.GenericRpcHandler):
                     yield response
                 context.set_trailing_metadata(tuple(_call_metadata(await call.trailing_metadata())))
             except grpc.aio.AioRpcError as error:
-                details = error.details() or error.code().name
-                if error.code() == grpc.StatusCode.UNAVAILABLE:  # the path broke, or cannot be made: say which path
+                code, details = error.code(), error.details() or error.code().name
+                if _path_broke(code, details):  # say which path, and that it is the path
+                    code = grpc.StatusCode.UNAVAILABLE
                     details = f"the leased exporter cannot be reached through the router ({_short(details)})"
-                await context.abort(error.code(), details, tuple(_call_metadata(error.trailing_metadata())))
+                await context.abort(code, details, tuple(_call_metadata(error.trailing_metadata())))
             finally:
                 if not call.done():  # the client left first: the exporter stops too
                     call.cancel()
