@@ -115,4 +115,6 @@ def test_clients_share_one_connection_and_a_broken_one_is_made_again() -> None:
         relay.broken = False  # the path is back: the next client gets a new connection
         assert next_value(path) == 6  # the same session
         assert relay.accepted == 3
-        assert errors == []  # nothing went wrong behind the clients' backs
+        # Nothing went wrong behind the clients' backs. (Not checked on the way out: anyio 4.16's Unix socket
+        # streams may set a cancelled receive's future when data arrives as they are cancelled, in the relay.)
+        assert errors == []

@@ -54,6 +54,8 @@ _FAST_KEEPALIVE: list[tuple[str, Any]] = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 _REPORT = "/jumpstarter.v1.ExporterService/GetReport"
+# On the way out, how long the calls in progress may take to end (a client that left ended its calls).
+_STOP_GRACE_SECONDS = 0.5
 # On the way out, how long replaced channels may take to close (their calls are cancelled by then).
 _CLOSE_WAIT_SECONDS = 5.0
 # How long calls begun on a channel may go on once another replaces it (pinging, or not broken).
@@ -76,7 +78,7 @@ async def shared_connection(upstream: str, path: str) -> AsyncIterator[str]:
             yield path
         finally:
             with anyio.CancelScope(shield=True):
-                await server.stop(grace=None)
+                await server.stop(grace=_STOP_GRACE_SECONDS)
                 await forward.close()
             tasks.cancel_scope.cancel()
 

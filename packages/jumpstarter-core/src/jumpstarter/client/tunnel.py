@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 # may take a moment after the lease is granted): tried again this often, for this long.
 DIAL_RETRY_SECONDS = 0.2
 DIAL_PATIENCE_SECONDS = 30.0
+# On the way out, how long the connections through the router may take to end once their clients left.
+CLOSE_WAIT_SECONDS = 1.0
 
 
 @asynccontextmanager
@@ -57,6 +59,21 @@ async def tunnel(lab: LabClient, lease_name: str) -> AsyncIterator[str]:
 async def _dialling(lab: LabClient, lease_name: str, path: Path) -> AsyncIterator[str]:
     """A Unix socket whose every connection is a new Dial and router stream (see the module's documentation)."""
     channels: dict[str, grpc.aio.Channel] = {}
+    carrying: set[SocketStream] = set()
+    idle = anyio.Event()
+
+    async def carry(connection: SocketStream) -> None:
+        nonlocal idle
+        if not carrying:
+            idle = anyio.Event()
+        carrying.add(connection)
+        try:
+            await _carry(lab, lease_name, connection, channels)
+        finally:
+            carrying.discard(connection)
+            if not carrying:
+                idle.set()
+
     try:
         listener = await anyio.create_unix_listener(path)
         async with listener, anyio.create_task_group() as tasks:
@@ -64,12 +81,17 @@ async def _dialling(lab: LabClient, lease_name: str, path: Path) -> AsyncIterato
             async def serve() -> None:
                 while True:
                     connection = await listener.accept()
-                    tasks.start_soon(_carry, lab, lease_name, connection, channels)
+                    tasks.start_soon(carry, connection)
 
             tasks.start_soon(serve)
             try:
                 yield str(path)
             finally:
+                # The shared connection has closed its end: let the connections end by themselves first
+                # (a Unix socket's receive cancelled as data arrives trips anyio, an error in a callback).
+                if carrying:
+                    with anyio.move_on_after(CLOSE_WAIT_SECONDS, shield=True):
+                        await idle.wait()
                 tasks.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
