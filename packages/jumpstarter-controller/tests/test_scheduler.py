@@ -115,3 +115,24 @@ def test_unsatisfiable_edge_cases() -> None:
     model.exporters[("lab", "b1")].enabled = False
     assert unsatisfiable(model, ask(model, "d1", "<none>", exporter_name="b1"))[0] == "ExporterDisabled"  # type: ignore[index]
     assert unsatisfiable(model, ask(model, "d2", "<none>", exporter_name="b1", allow_disabled=True)) is None
+
+
+def test_a_restart_does_not_end_started_leases_before_their_holders_could_extend_them() -> None:
+    model = Model()
+    board(model, "b1"), board(model, "b2")
+    ran_out, long = ask(model, "ran-out"), ask(model, "long")
+    long.duration = 3600
+    waiting = ask(model, "waiting", "board=none", end_time=150.0)
+    schedule(model, Changes(), 0)
+    assert ran_out.expiry() == 60.0 and long.exporter is not None
+    # The controller was away from 30 to 100 (its holder could not extend "ran-out"), and starts again.
+    held = model.hold_after_restart(now=100.0, grace=60.0)
+    assert held == [ran_out]  # "long" has time left; "waiting" never started
+    assert next_deadline(model) == 150.0  # the waiting lease's own end time comes first
+    schedule(model, Changes(), 150)
+    assert not ran_out.ended and waiting.ended
+    schedule(model, Changes(), 159)
+    assert not ran_out.ended
+    schedule(model, Changes(), 160)
+    assert ran_out.ended and ran_out.condition("Ready").reason == "Expired"  # type: ignore[union-attr]
+    assert not long.ended

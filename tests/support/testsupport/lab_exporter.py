@@ -2,13 +2,12 @@
 
 config = lab_exporter_config(lab, "board1", {"board": "x"}, hooks={...})
 exporter = start_lab_exporter(commands, config)            # jmp exporter run --config FILE
-async with Peer.from_config(client) as alice, tunnel(alice, lease, ca(client)) as path:
+async with tunnel(client, lease) as path:                       # the client's tunnel, through the router
     state = await anyio.to_thread.run_sync(power_state, path)   # a blocking client, through the router
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from collections.abc import AsyncIterator
@@ -18,22 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import grpc
 import yaml
-from anyio.abc import SocketStream
 
 from jumpstarter.client import connect
+from jumpstarter.client.lab import LabClient
+from jumpstarter.client.tunnel import tunnel as client_tunnel
 from jumpstarter.client.v1 import client_pb2
-from jumpstarter.streams.copy import splice
-from jumpstarter.streams.frames import FrameStream
+from jumpstarter.config.client import load_client_config
 from jumpstarter.testing import CommandResult, Commands, Process
-from jumpstarter.v1 import jumpstarter_pb2, router_pb2_grpc
 from jumpstarter_controller.peers import Peer
 from testsupport.labcontroller import JMP, STEP, LabController
 
 __all__ = [
     "LabBench",
-    "ca_of",
     "exporter_status",
     "lab_exporter_config",
     "original_env",
@@ -74,37 +70,11 @@ def start_lab_exporter(commands: Commands, config: Path, *args: str, log_level: 
     return process
 
 
-def ca_of(config: Path) -> bytes:
-    return base64.b64decode(yaml.safe_load(config.read_text())["tls"]["ca"])
-
-
 @asynccontextmanager
-async def tunnel(peer: Peer, lease: str, ca: bytes, directory: Path) -> AsyncIterator[str]:
-    """A Unix socket whose every connection is a new Dial of `lease` and a router stream, as a client's shell does."""
-    path = str(directory / f"tunnel-{lease[-8:]}.sock")
-
-    async def bridge(local: SocketStream) -> None:
-        async with local:
-            try:
-                dial = await peer.controller.Dial(jumpstarter_pb2.DialRequest(lease_name=lease))
-                credentials = grpc.ssl_channel_credentials(root_certificates=ca)
-                async with grpc.aio.secure_channel(dial.router_endpoint, credentials) as channel:
-                    call = router_pb2_grpc.RouterServiceStub(channel).Stream(
-                        metadata=(("authorization", f"Bearer {dial.router_token}"),)
-                    )
-                    frames = FrameStream(call, client_side=True)
-                    try:
-                        await splice(local, frames)
-                    finally:
-                        await frames.aclose()
-            except Exception:  # the client sees its connection end; the test asserts what it sees
-                pass
-
-    listener = await anyio.create_unix_listener(path)
-    async with listener, anyio.create_task_group() as tasks:
-        tasks.start_soon(listener.serve, bridge)
+async def tunnel(client_config: Path, lease: str) -> AsyncIterator[str]:
+    """The client's own tunnel to `lease` (jumpstarter.client.tunnel, as `jmp shell` serves it): its socket's path."""
+    async with LabClient.open(load_client_config(client_config)) as lab, client_tunnel(lab, lease) as path:
         yield path
-        tasks.cancel_scope.cancel()
 
 
 async def exporter_status(peer: Peer, name: str, wanted: int) -> client_pb2.Exporter:

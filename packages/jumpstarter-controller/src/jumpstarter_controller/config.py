@@ -12,6 +12,8 @@ limits:
   leases_per_client: 100      # active (waiting or granted) leases one client may hold
   max_duration: 7d            # the cap when no policy gives one
   max_tags: 10
+  restart_grace: 60s          # a started lease whose time ran out while the controller was away lasts this
+                              # long after it starts again: its holder's chance to extend it
 dashboard:
   session_lifetime: 8h        # how long a dashboard login lasts
 """
@@ -105,8 +107,13 @@ class Limits(BaseModel):
     max_tags: int = 10
     connections_per_peer: int = 64
     """Connections one host (or IPv6 /64) may hold open to the port: a lab's exporters are separate hosts."""
+    restart_grace: float = 60.0
+    """After the controller starts, how long a started lease whose time ran out while it was away still lasts.
 
-    @field_validator("max_duration", mode="before")
+    Our clients hold a lease 30 s at a time and extend it every 10 s; while the controller is away
+    they cannot, and its own downtime must not end their leases: they get this long to reach it again."""
+
+    @field_validator("max_duration", "restart_grace", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)

@@ -79,7 +79,15 @@ class Controller:
 
     @classmethod
     async def open(cls, store: Store, config: ControllerConfig, verifier: TokenVerifier) -> Controller:
-        return cls(store, await store.load(), config, verifier)
+        """The controller of the state in `store`: after a restart or a failover, its started leases
+        whose time ran out meanwhile last `config.limits.restart_grace` more (`Model.hold_after_restart`)."""
+        model = await store.load()
+        grace = config.limits.restart_grace
+        held = model.hold_after_restart(time.time(), grace)
+        if held:
+            logger.info("%d started leases ran out of time while the controller was away: held %g s more for their "
+                        "holders to extend them (limits.restart_grace)", len(held), grace)  # fmt: skip
+        return cls(store, model, config, verifier)
 
     @property
     def stopping(self) -> bool:
@@ -188,11 +196,15 @@ class Controller:
 
     async def _reload(self) -> None:
         streams = {key: e.streams for key, e in self.model.exporters.items()}
+        held = {key: lease.held_until for key, lease in self.model.leases.items() if lease.held_until}
         with anyio.CancelScope(shield=True):
             self.model = await self.store.load()
         for key, count in streams.items():
             if key in self.model.exporters:
                 self.model.exporters[key].streams = count
+        for key, until in held.items():  # what is in memory only survives a reload
+            if key in self.model.leases:
+                self.model.leases[key].held_until = until
 
     def _announce(self, changes: Changes) -> None:
         for key in {*changes.exporters, *changes.deleted_exporters}:

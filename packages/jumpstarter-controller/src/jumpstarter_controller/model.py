@@ -116,6 +116,8 @@ class Lease:
     released: bool = False
     ended: bool = False
     conditions: list[Condition] = field(default_factory=list)
+    # In memory only: not ended before this instant (the controller's restart grace, `hold_after_restart`).
+    held_until: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -136,6 +138,11 @@ class Lease:
         if self.effective_begin is not None:
             return self.effective_begin + self.duration
         return None
+
+    def due(self) -> float | None:
+        """When the scheduler ends it: its expiry, or the end of the restart grace if that is later."""
+        expiry = self.expiry()
+        return None if expiry is None else max(expiry, self.held_until)
 
     def set_condition(self, type_: str, status: str, reason: str, message: str, now: float) -> None:
         """Kubernetes' SetStatusCondition: update in place (keeping the order), or append."""
@@ -160,6 +167,19 @@ class Model:
 
     def active_leases(self) -> list[Lease]:
         return [lease for lease in self.leases.values() if not lease.ended]
+
+    def hold_after_restart(self, now: float, grace: float) -> list[Lease]:
+        """Give every started lease that would end within `grace` until `now + grace`; those leases.
+
+        While the controller was away, the holders of its leases could not extend them (our
+        clients hold leases in short steps): the controller's own downtime must not end them."""
+        held = []
+        for lease in self.active_leases():
+            expiry = lease.expiry()
+            if lease.exporter is not None and expiry is not None and expiry < now + grace:
+                lease.held_until = now + grace
+                held.append(lease)
+        return held
 
 
 def ordinal(number: int) -> str:

@@ -25,6 +25,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from jumpstarter.client.v1 import client_pb2, client_pb2_grpc
 from jumpstarter.common.calls import cancellable
+from jumpstarter.common.channels import identified_channel, identity
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc
 
 __all__ = ["Peer", "SimulatedExporter"]
@@ -57,22 +58,10 @@ class Peer:
         document = yaml.safe_load(await anyio.Path(path).read_text())
         kind = "client" if document["kind"] == "ClientConfig" else "exporter"
         ca = base64.b64decode(document["tls"]["ca"])
-        metadata = (
-            ("authorization", f"Bearer {token or document['token']}"),
-            ("jumpstarter-kind", kind.title()),
-            ("jumpstarter-namespace", document["metadata"]["namespace"]),
-            ("jumpstarter-name", document["metadata"]["name"]),
-        )
-
-        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
-        interceptors: list[grpc.aio.ClientInterceptor] = [
-            _UnaryMetadata(metadata),
-            _StreamMetadata(metadata),
-            _ClientStreamMetadata(metadata),
-        ]
-        async with grpc.aio.secure_channel(document["endpoint"], credentials, interceptors=interceptors) as channel:
-            yield cls(kind, document["metadata"]["namespace"], document["metadata"]["name"], document["endpoint"],
-                      channel)  # fmt: skip
+        namespace, name = document["metadata"]["namespace"], document["metadata"]["name"]
+        metadata = identity(token or document["token"], kind.title(), namespace, name)
+        async with identified_channel(document["endpoint"], metadata, ca=ca) as channel:
+            yield cls(kind, namespace, name, document["endpoint"], channel)
 
     @property
     def parent(self) -> str:
@@ -121,32 +110,6 @@ class _CancellableCall:
 
     def __await__(self) -> Generator[Any, None, Any]:
         return cancellable(self.call).__await__()
-
-
-class _WithMetadata:
-    """Adds the four keys the original's peers send on every call. (Interceptors rather than call
-    credentials: gRPC runs those on threads of its own.)"""
-
-    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
-        self._metadata = metadata
-
-    def _details(self, details: Any) -> Any:
-        return details._replace(metadata=grpc.aio.Metadata(*self._metadata, *(details.metadata or ())))
-
-
-class _UnaryMetadata(_WithMetadata, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _StreamMetadata(_WithMetadata, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _ClientStreamMetadata(_WithMetadata, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
 
 
 def bare(resource_name: str) -> str:

@@ -132,7 +132,7 @@ def unsatisfiable(model: Model, lease: Lease) -> tuple[str, str] | None:
 def schedule(model: Model, changes: Changes, now: float) -> None:
     """End the leases that are due, then serve the waiting ones in order."""
     for lease in model.active_leases():
-        expiry = lease.expiry()
+        expiry = lease.due()
         if lease.released:
             end_lease(model, changes, lease, "Released", "The lease was released", now, f"client:{lease.client}")
         elif expiry is not None and now >= expiry:
@@ -212,7 +212,7 @@ def next_deadline(model: Model) -> float | None:
     """The next instant at which `schedule` has something to do without any event: an end, a begin."""
     deadlines = []
     for lease in model.active_leases():
-        expiry = lease.expiry()
+        expiry = lease.due()
         if expiry is not None:
             deadlines.append(expiry)
         if lease.exporter is None and lease.begin_time is not None:

@@ -120,6 +120,7 @@ class Store:
         leases = []
         for lease in changes.leases.values():
             row = asdict(lease)
+            del row["held_until"]
             row["conditions"] = [c.as_dict() for c in lease.conditions]
             leases.append(row)
         return Rows(

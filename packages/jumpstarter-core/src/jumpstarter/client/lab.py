@@ -31,6 +31,7 @@ __all__ = ["LabClient", "LabError", "is_ready", "lease_failure"]
 # The long poll our controller offers on GetLease (see jumpstarter_controller.client_service).
 WAIT_READY_KEY = "jumpstarter-wait-ready"
 CALL_TIMEOUT_SECONDS = 30.0
+RECONNECT_CAP_MS = 3000
 
 
 class LabError(JumpstarterException):
@@ -78,7 +79,10 @@ class LabClient:
         if not config.endpoint or not config.token or config.metadata is None:
             raise LabError("the client configuration lacks an endpoint, a token or metadata: jmp config client create")
         ca = base64.b64decode(config.tls.ca) if config.tls.ca else None
-        options: list[tuple[str, Any]] = list(config.grpc_options.items())
+        # A controller that was away (restarting, failing over) is tried again within seconds: gRPC's own
+        # backoff grows to 2 minutes, longer than the steps in which a lease is held (leasing.HOLD_SECONDS).
+        options: list[tuple[str, Any]] = [("grpc.max_reconnect_backoff_ms", RECONNECT_CAP_MS)]
+        options += config.grpc_options.items()
         if config.tls.insecure:  # trust what the controller shows (still TLS), as the original does
             ca = (await anyio.to_thread.run_sync(_server_certificate, config.endpoint)).encode()
         credentials = grpc.ssl_channel_credentials(root_certificates=ca)

@@ -2,8 +2,12 @@
 
 A Unix socket in a private directory: each connection accepted on it asks the controller to
 Dial the lease, opens the router's Stream with the token it got, and carries the connection's
-bytes both ways (`FrameStream`, GOAWAY as the half-close). gRPC clients connect to the socket
-as to a local exporter, so everything that works with ``--host`` works through a lease.
+bytes both ways (`FrameStream`, GOAWAY as the half-close). The clients of the lease do not
+connect to that socket themselves: the socket `tunnel` yields is served by
+`_shared_connection`, which forwards every call over one connection through it, so that a
+new client (each `j` of a shell) needs no Dial, and keeps working while the controller is
+away. gRPC clients connect to it as to a local exporter, so everything that works with
+``--host`` works through a lease.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import anyio
 import grpc
 from anyio.abc import SocketStream
 
+from jumpstarter.client._shared_connection import shared_connection
 from jumpstarter.client.lab import LabClient, LabError
 from jumpstarter.streams.copy import splice
 from jumpstarter.streams.frames import FrameStream
@@ -32,14 +37,43 @@ logger = logging.getLogger(__name__)
 # may take a moment after the lease is granted): tried again this often, for this long.
 DIAL_RETRY_SECONDS = 0.2
 DIAL_PATIENCE_SECONDS = 30.0
+# On the way out, how long the connections through the router may take to end once their clients left.
+CLOSE_WAIT_SECONDS = 1.0
 
 
 @asynccontextmanager
 async def tunnel(lab: LabClient, lease_name: str) -> AsyncIterator[str]:
     """Serve the tunnel to `lease_name`'s exporter on a new Unix socket; yield its path."""
     directory = _private_directory()
-    path = directory / "socket"
+    try:
+        async with (
+            _dialling(lab, lease_name, directory / "dial") as dialling,
+            shared_connection(f"unix:{dialling}", str(directory / "socket")) as path,
+        ):
+            yield path
+    finally:
+        _remove(directory)
+
+
+@asynccontextmanager
+async def _dialling(lab: LabClient, lease_name: str, path: Path) -> AsyncIterator[str]:
+    """A Unix socket whose every connection is a new Dial and router stream (see the module's documentation)."""
     channels: dict[str, grpc.aio.Channel] = {}
+    carrying: set[SocketStream] = set()
+    idle = anyio.Event()
+
+    async def carry(connection: SocketStream) -> None:
+        nonlocal idle
+        if not carrying:
+            idle = anyio.Event()
+        carrying.add(connection)
+        try:
+            await _carry(lab, lease_name, connection, channels)
+        finally:
+            carrying.discard(connection)
+            if not carrying:
+                idle.set()
+
     try:
         listener = await anyio.create_unix_listener(path)
         async with listener, anyio.create_task_group() as tasks:
@@ -47,18 +81,22 @@ async def tunnel(lab: LabClient, lease_name: str) -> AsyncIterator[str]:
             async def serve() -> None:
                 while True:
                     connection = await listener.accept()
-                    tasks.start_soon(_carry, lab, lease_name, connection, channels)
+                    tasks.start_soon(carry, connection)
 
             tasks.start_soon(serve)
             try:
                 yield str(path)
             finally:
+                # The shared connection has closed its end: let the connections end by themselves first
+                # (a Unix socket's receive cancelled as data arrives trips anyio, an error in a callback).
+                if carrying:
+                    with anyio.move_on_after(CLOSE_WAIT_SECONDS, shield=True):
+                        await idle.wait()
                 tasks.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             for channel in channels.values():
                 await channel.close()
-        _remove(directory)
 
 
 async def _carry(
@@ -104,7 +142,8 @@ def _private_directory() -> Path:
 
 
 def _remove(directory: Path) -> None:
-    with suppress(OSError):
-        (directory / "socket").unlink()
+    for name in ("socket", "dial"):
+        with suppress(OSError):
+            (directory / name).unlink()
     with suppress(OSError):
         directory.rmdir()

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from jumpstarter.common.channels import identified_channel, identity
 from jumpstarter.common.protocol import CHANNEL_OPTIONS
 
 __all__ = ["ControllerAddress", "controller_channel", "router_channel"]
@@ -64,11 +65,7 @@ class ControllerAddress:
         )
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        keys = [("authorization", f"Bearer {self.token}"), ("jumpstarter-kind", "Exporter")]
-        if self.namespace:
-            keys.append(("jumpstarter-namespace", self.namespace))
-        keys.append(("jumpstarter-name", self.name))
-        return tuple(keys)
+        return identity(self.token, "Exporter", self.namespace, self.name)
 
     def credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(root_certificates=self.ca)
@@ -76,34 +73,10 @@ class ControllerAddress:
 
 def controller_channel(address: ControllerAddress) -> grpc.aio.Channel:
     """A channel to the controller whose every call carries this exporter's identity."""
-    # Interceptors rather than call credentials: gRPC runs the latter on threads of its own.
-    metadata = address.metadata()
-    return grpc.aio.secure_channel(
-        address.endpoint,
-        address.credentials(),
-        options=[*CHANNEL_OPTIONS, *_KEEPALIVE, *address.options],
-        interceptors=[_UnaryMetadata(metadata), _StreamMetadata(metadata)],
-    )
+    options = [*CHANNEL_OPTIONS, *_KEEPALIVE, *address.options]
+    return identified_channel(address.endpoint, address.metadata(), ca=address.ca, options=options)
 
 
 def router_channel(endpoint: str, address: ControllerAddress) -> grpc.aio.Channel:
     """A channel to a router the controller named (it shows a certificate of the same CA)."""
     return grpc.aio.secure_channel(endpoint, address.credentials(), options=[*CHANNEL_OPTIONS, *_KEEPALIVE])
-
-
-class _WithMetadata:
-    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
-        self._metadata = metadata
-
-    def _details(self, details: Any) -> Any:
-        return details._replace(metadata=grpc.aio.Metadata(*self._metadata, *(details.metadata or ())))
-
-
-class _UnaryMetadata(_WithMetadata, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _StreamMetadata(_WithMetadata, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
