@@ -13,6 +13,22 @@ import pytest
 # gRPC's asyncio support starts one poller thread per process, on first use, for good.
 _PROCESS_WIDE_THREADS = ("(_poll_wrapper)",)
 
+# pytest-xdist (`-n auto --dist loadfile`, in pyproject.toml): the whole suite runs on one worker more
+# than there are cores (most tests wait on processes and sockets, so one more pays), and at most four
+# (the browser and shell tests need the cores themselves, and a loaded machine stretches their waits).
+_EXTRA_WORKERS = 1
+_MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: several workers for the whole suite, none (this process) for the paths given on the
+    command line, as a developer's run of one module wants (`-n 4` asks for workers all the same)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own setting wins
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return 0
+    return min(_MAX_WORKERS, len(os.sched_getaffinity(0)) + _EXTRA_WORKERS)
+
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:

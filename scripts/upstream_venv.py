@@ -10,11 +10,14 @@ cannot be reached, `UpstreamUnavailable` says so and callers skip.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -64,14 +67,31 @@ def _is_ready(location: Path, check: str) -> bool:
     return subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0
 
 
+@contextmanager
+def _locked(location: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a file beside `location` (waiting for it): the test workers run in
+    parallel (pytest-xdist), and two of them must never build or remove the same environment at once."""
+    location.parent.mkdir(parents=True, exist_ok=True)
+    with open(location.parent / f".{location.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def ensure_venv(location: Path, packages: list[str], check: str, what: str) -> Path:
     """Create (once) an environment at `location` with `packages`, ready when `check` (python code)
-    runs there without error; return its python. `what` names it in errors."""
+    runs there without error; return its python. `what` names it in errors. Safe to call from
+    several processes at once: one builds, the others wait for it and use what it built."""
     if _is_ready(location, check):
         return _python(location)
+    with _locked(location):
+        if _is_ready(location, check):  # another process built it while this one waited
+            return _python(location)
+        return _create(location, packages, what)
+
+
+def _create(location: Path, packages: list[str], what: str) -> Path:
     uv = _uv()
     shutil.rmtree(location, ignore_errors=True)
-    location.parent.mkdir(parents=True, exist_ok=True)
     if uv:
         commands = [
             [uv, "venv", "--quiet", "--python", sys.executable, str(location)],

@@ -123,6 +123,11 @@ def user_home(home: Path, shell: str) -> dict[str, str]:
     variables = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
     if shell == "sh":
         variables["ENV"] = str(home / ".shrc")  # where a POSIX shell's interactive rc file is
+    if shell == "fish":
+        # A home where fish has run before. In a new one, fish's first prompt starts a python in the
+        # background that parses every man page for completions, on the terminal: a minute's work on a
+        # loaded machine, and the terminal sees no end of file until it is done.
+        (home / ".local" / "share" / "fish" / "generated_completions").mkdir(parents=True)
     return variables
 
 
