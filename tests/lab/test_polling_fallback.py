@@ -7,6 +7,7 @@ GetLease then answers at once and never echoes the key.
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from jumpstarter.client.leasing import POLL_SECONDS, LeaseSession
 from jumpstarter.config.client import load_client_file
 from jumpstarter_controller.state import StateDir
 from testsupport.grpc_proxy import metadata_dropping_proxy
-from testsupport.lab_exporter import LabBench, ca_of
+from testsupport.lab_exporter import LabBench
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
 
@@ -30,9 +31,9 @@ SLACK = 1.0  # scheduling on a loaded 2-core machine, not a measure
 async def test_without_the_long_poll_the_client_polls_and_still_gets_its_lease(bench: LabBench, tmp_path: Path) -> None:
     certificate, key = StateDir.existing(bench.lab.state_dir).issue_server_certificate(["127.0.0.1"], tmp_path / "px")
     config = load_client_file(bench.alice)
-    proxied = {WAIT_READY_KEY}
+    proxied, ca = {WAIT_READY_KEY}, base64.b64decode(config.tls.ca)
     async with (
-        metadata_dropping_proxy(bench.lab.endpoint, ca_of(bench.alice), certificate, key, drop=proxied) as proxy,
+        metadata_dropping_proxy(bench.lab.endpoint, ca, certificate, key, drop=proxied) as proxy,
         LabClient.open(config) as direct,
     ):
         holder = await direct.create_lease("board=rpi4", 60)
