@@ -193,6 +193,12 @@ class LabClient:
             if not token:
                 return exporters
 
+    async def get_exporter(self, name: str) -> client_pb2.Exporter:
+        exporter: client_pb2.Exporter = await self._call(
+            self._client.GetExporter, client_pb2.GetExporterRequest(name=f"{self.parent}/exporters/{name}")
+        )
+        return exporter
+
     async def dial(self, lease_name: str) -> tuple[str, str]:
         """The router endpoint and stream token for one new connection to the lease's exporter."""
         bare = lease_name.rsplit("/", 1)[-1]
