@@ -19,6 +19,7 @@ import anyio
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
+from jumpstarter.client.connection import cancellable
 from jumpstarter.client.endpoint import _aio_interceptors
 from jumpstarter.client.text import printable
 from jumpstarter.client.v1 import client_pb2, client_pb2_grpc
@@ -108,7 +109,7 @@ class LabClient:
 
     async def _call(self, method: Any, request: Any, **kwargs: Any) -> Any:
         try:
-            return await method(request, timeout=kwargs.pop("timeout", CALL_TIMEOUT_SECONDS), **kwargs)
+            return await cancellable(method(request, timeout=kwargs.pop("timeout", CALL_TIMEOUT_SECONDS), **kwargs))
         except grpc.aio.AioRpcError as error:
             raise self._error(error) from None
 
@@ -151,8 +152,8 @@ class LabClient:
             timeout=seconds + CALL_TIMEOUT_SECONDS,
         )
         try:
-            lease: client_pb2.Lease = await call
-            waited = any(key == WAIT_READY_KEY for key, _ in (await call.initial_metadata()) or ())
+            lease: client_pb2.Lease = await cancellable(call)
+            waited = any(key == WAIT_READY_KEY for key, _ in (await cancellable(call.initial_metadata())) or ())
         except grpc.aio.AioRpcError as error:
             raise self._error(error) from None
         return lease, waited

@@ -48,7 +48,7 @@ from jumpstarter.client.connect import (
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.holding import hold_control
 from jumpstarter.client.lab import LabClient, LabError, is_ready, lease_failure
-from jumpstarter.client.readiness import wait_until_ready
+from jumpstarter.client.readiness import ended_error, wait_until_ready
 from jumpstarter.client.tunnel import tunnel
 from jumpstarter.client.v1 import client_pb2
 from jumpstarter.config.client import ClientConfig, resolve_client
@@ -89,7 +89,9 @@ class LeaseSession:
     ended: anyio.Event = field(default_factory=anyio.Event)
     end_reason: str = ""
     _changed: anyio.Event = field(default_factory=anyio.Event)
-    _readying: anyio.CancelScope | None = None  # the wait for the exporter, until it is ready
+    ready: anyio.Event = field(default_factory=anyio.Event)
+    """Set once the exporter is ready for the lease's client (LEASE_READY)."""
+    _readying: anyio.CancelScope | None = None  # the wait for the exporter
 
     @property
     def exporter(self) -> str:
@@ -145,7 +147,7 @@ class LeaseSession:
                 await session._acquire(on_waiting)
             if session.created:  # after the wait: a task group (the socket's) would wrap its errors in a group
                 await stack.enter_async_context(hold_control(session.name, session.extend))
-            session.socket = await stack.enter_async_context(tunnel(lab, session.name))
+            session.socket = await stack.enter_async_context(tunnel(lab, session.name, session.ready))
             tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tasks.cancel_scope.cancel)
             tasks.start_soon(session._keep, on_warning, on_end)
@@ -162,9 +164,9 @@ class LeaseSession:
         """Wait until the exporter is ready for us (its beforeLease hook done), while the lease lasts."""
         with anyio.CancelScope() as self._readying:
             await wait_until_ready(self.lab, self.name, self.exporter, self.socket)
-            self._readying = None
+            self.ready.set()
             return
-        raise LabError(f"lease {self.name} ended before its exporter was ready ({self.end_reason})")
+        raise ended_error(self.exporter, self.name, self.end_reason)
 
     async def _acquire(self, on_waiting: Callable[[client_pb2.Lease], None] | None) -> None:
         told = False
@@ -199,6 +201,8 @@ class LeaseSession:
             try:
                 self.lease = await self._extended(now)
             except LabError as error:
+                if await self._ended_elsewhere(on_end):
+                    return
                 logger.warning("cannot check or extend lease %s: %s", self.name, error)
             else:
                 failure = lease_failure(self.lease)
@@ -214,6 +218,21 @@ class LeaseSession:
             if self._changed.is_set():  # extended through the control socket: count again, warn again
                 self._changed = anyio.Event()
                 warned = False
+
+    async def _ended_elsewhere(self, on_end: Callable[[str], None] | None) -> bool:
+        """After a refused extension: whether the lease has ended elsewhere (its exporter released it...).
+
+        If so, the lease ends here too."""
+        try:
+            lease = await self.lab.get_lease(self.name)
+        except LabError:
+            return False
+        failure = lease_failure(lease)
+        if failure is None:
+            return False
+        self.lease = lease
+        self._end(failure, on_end)
+        return True
 
     async def extend(self, duration: float) -> None:
         """Hold the lease up to `duration` seconds in all (jmp update lease, through the control socket)."""
@@ -255,8 +274,9 @@ class LeaseSession:
     def _end(self, reason: str, on_end: Callable[[str], None] | None) -> None:
         self.end_reason = reason
         self.ended.set()
-        if self._readying is not None:  # not yet in use: the wait for the exporter says why
-            self._readying.cancel()
+        if not self.ready.is_set():  # not yet in use: the wait for the exporter says why
+            if self._readying is not None:
+                self._readying.cancel()
         elif on_end is not None:
             on_end(reason)
 

@@ -23,13 +23,14 @@ import time
 import anyio
 import grpc
 
+from jumpstarter.client.connection import cancellable
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.lab import LabClient, LabError, lease_failure
 from jumpstarter.client.text import printable
 from jumpstarter.common.protocol import STATUS_AFTER_METADATA_KEY, STATUS_WAIT_SECONDS
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc
 
-__all__ = ["HookFailed", "wait_until_ready"]
+__all__ = ["HookFailed", "ended_error", "wait_until_ready"]
 
 POLL_SECONDS = 0.1
 # How long the exporter may stay unreachable through the tunnel, with no reason from the controller.
@@ -63,9 +64,9 @@ async def wait_until_ready(lab: LabClient, lease_name: str, exporter: str, socke
                 jumpstarter_pb2.GetStatusRequest(), metadata=metadata, timeout=STATUS_WAIT_SECONDS + ANSWER_SECONDS
             )
             try:
-                response = await call
+                response = await cancellable(call)
                 waited = seen is not None and any(
-                    key == STATUS_AFTER_METADATA_KEY for key, _ in (await call.initial_metadata()) or ()
+                    key == STATUS_AFTER_METADATA_KEY for key, _ in (await cancellable(call.initial_metadata())) or ()
                 )
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.UNIMPLEMENTED:
@@ -79,6 +80,8 @@ async def wait_until_ready(lab: LabClient, lease_name: str, exporter: str, socke
                 await anyio.sleep(POLL_SECONDS)
                 continue
             unreachable_since = None
+            if _failed_just_before(response):
+                response = await _the_failure(stub, response)
             if _ready(response, lease_name, exporter):
                 return
             if not waited:  # an exporter that answers at once: ask again shortly
@@ -93,10 +96,32 @@ def _ready(response: jumpstarter_pb2.GetStatusResponse, lease_name: str, exporte
     """Whether the status says ready; HookFailed when it says that the beforeLease hook failed."""
     if response.status in _READY:
         return True
-    failed_just_before = response.HasField("previous_status") and response.previous_status == _FAILED
-    if response.status == _FAILED or (response.status in _IDLE and failed_just_before):
+    if response.status == _FAILED or _failed_just_before(response):
         raise HookFailed(_hook_failure(exporter, lease_name, response.message))
     return False  # getting ready (BEFORE_LEASE_HOOK), or still ending the lease before this one
+
+
+def _failed_just_before(response: jumpstarter_pb2.GetStatusResponse) -> bool:
+    """Idle again right after a failed beforeLease hook (the exporter ended the lease)."""
+    previous = response.previous_status if response.HasField("previous_status") else None
+    return response.status in _IDLE and previous == _FAILED
+
+
+async def _the_failure(
+    stub: jumpstarter_pb2_grpc.ExporterServiceStub, response: jumpstarter_pb2.GetStatusResponse
+) -> jumpstarter_pb2.GetStatusResponse:
+    """The failed status itself, with the hook's message and output, from an exporter that remembers
+    it (ours: the status after the version before it); else `response`."""
+    if response.status_version < 2:
+        return response
+    try:
+        metadata = ((STATUS_AFTER_METADATA_KEY, str(response.status_version - 2)),)
+        failed = await cancellable(
+            stub.GetStatus(jumpstarter_pb2.GetStatusRequest(), metadata=metadata, timeout=ANSWER_SECONDS)
+        )
+    except grpc.aio.AioRpcError:
+        return response
+    return failed if failed.status == _FAILED else response
 
 
 async def _ask_the_controller(lab: LabClient, lease_name: str, exporter: str) -> None:
@@ -110,11 +135,16 @@ async def _ask_the_controller(lab: LabClient, lease_name: str, exporter: str) ->
         raise HookFailed(_hook_failure(exporter, lease_name, record.status_message))
     failure = lease_failure(lease)
     if failure is not None:
-        # An exporter that ends a lease after its hook failed says so in the lease's end
-        # (its status may be AVAILABLE again by now): "... released the lease: beforeLease hook ...".
-        if "beforeLease hook" in failure:
-            raise HookFailed(_hook_failure(exporter, lease_name, failure))
-        raise LabError(failure)
+        raise ended_error(exporter, lease_name, failure)
+
+
+def ended_error(exporter: str, lease_name: str, failure: str) -> LabError:
+    """The error of a lease that ended (`failure`: why) before its exporter was ready."""
+    # Our controller names the failure of the exporter's hook in the end of a lease that the
+    # exporter released after it ("... released the lease: beforeLease hook exited ...").
+    if "beforeLease hook" in failure:
+        return HookFailed(_hook_failure(exporter, lease_name, failure[failure.index("beforeLease hook") :].rstrip(")")))
+    return LabError(f"{failure}, before exporter {exporter} was ready")
 
 
 def _hook_failure(exporter: str, lease_name: str, message: str) -> str:

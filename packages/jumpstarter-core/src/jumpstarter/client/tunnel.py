@@ -35,8 +35,12 @@ DIAL_PATIENCE_SECONDS = 30.0
 
 
 @asynccontextmanager
-async def tunnel(lab: LabClient, lease_name: str) -> AsyncIterator[str]:
-    """Serve the tunnel to `lease_name`'s exporter on a new Unix socket; yield its path."""
+async def tunnel(lab: LabClient, lease_name: str, quiet_until: anyio.Event | None = None) -> AsyncIterator[str]:
+    """Serve the tunnel to `lease_name`'s exporter on a new Unix socket; yield its path.
+
+    A connection that cannot be dialled is logged as a warning, or, before `quiet_until` is set
+    (while the client waits for the exporter, and says itself why it is not ready), for debugging.
+    """
     directory = _private_directory()
     path = directory / "socket"
     channels: dict[str, grpc.aio.Channel] = {}
@@ -47,7 +51,7 @@ async def tunnel(lab: LabClient, lease_name: str) -> AsyncIterator[str]:
             async def serve() -> None:
                 while True:
                     connection = await listener.accept()
-                    tasks.start_soon(_carry, lab, lease_name, connection, channels)
+                    tasks.start_soon(_carry, lab, lease_name, connection, channels, quiet_until)
 
             tasks.start_soon(serve)
             try:
@@ -62,14 +66,19 @@ async def tunnel(lab: LabClient, lease_name: str) -> AsyncIterator[str]:
 
 
 async def _carry(
-    lab: LabClient, lease_name: str, connection: SocketStream, channels: dict[str, grpc.aio.Channel]
+    lab: LabClient,
+    lease_name: str,
+    connection: SocketStream,
+    channels: dict[str, grpc.aio.Channel],
+    quiet_until: anyio.Event | None,
 ) -> None:
     """One accepted connection: Dial, the router's Stream, and the bytes both ways; errors end it alone."""
     async with connection:
         try:
             endpoint, token = await _dial(lab, lease_name)
         except (LabError, TimeoutError) as error:
-            logger.warning("cannot connect to the exporter of lease %s: %s", lease_name, error)
+            level = logging.DEBUG if quiet_until is not None and not quiet_until.is_set() else logging.WARNING
+            logger.log(level, "cannot connect to the exporter of lease %s: %s", lease_name, error)
             return
         channel = channels.get(endpoint)
         if channel is None:
