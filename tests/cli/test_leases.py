@@ -21,6 +21,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from google.protobuf import empty_pb2
 
 from jumpstarter.client import ExporterNotReady, connect
+from jumpstarter.common.protocol import STATUS_AFTER_METADATA_KEY
 from jumpstarter.config.exporter import parse_exporter_config
 from jumpstarter.exporter import Lease, LeaseSessions, listen
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc
@@ -147,6 +148,28 @@ def test_get_status_reports_the_lease(lab: Any) -> None:
                 stub.GetReport(empty_pb2.Empty(), timeout=5)
             assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "not ready" in str(refused.value.details())
+
+
+def test_get_status_waits_for_the_next_status_and_misses_none(lab: Any) -> None:
+    # Each call names the version seen: the answer is the status that followed it, once there is one,
+    # even one that lasted an instant (the failed hook, then AVAILABLE again when the lease is ended).
+    request = jumpstarter_pb2.GetStatusRequest()
+    with lab(hook("beforeLease", "echo it broke; exit 5", "endLease")) as lab:
+        for stub in lab.stub():
+            seen = stub.GetStatus(request, timeout=5)
+            assert seen.status == S.EXPORTER_STATUS_AVAILABLE
+            waiting = stub.GetStatus.future(request, metadata=((STATUS_AFTER_METADATA_KEY, str(seen.status_version)),),
+                                            timeout=30)  # fmt: skip
+            assert lab.begin("lease-3") == S.EXPORTER_STATUS_BEFORE_LEASE_HOOK_FAILED
+            answers = [waiting.result()]
+            assert waiting.initial_metadata() == ((STATUS_AFTER_METADATA_KEY, "1"),)  # it says it waited
+            while answers[-1].status_version < lab.leases.status.version:
+                metadata = ((STATUS_AFTER_METADATA_KEY, str(answers[-1].status_version)),)
+                answers.append(stub.GetStatus(request, metadata=metadata, timeout=5))
+            names = [S.ExporterStatus.Name(a.status).removeprefix("EXPORTER_STATUS_") for a in answers]
+            assert names == ["BEFORE_LEASE_HOOK", "BEFORE_LEASE_HOOK_FAILED", "AVAILABLE"]
+            assert [a.status_version for a in answers] == [seen.status_version + n for n in (1, 2, 3)]
+            assert answers[1].message == "beforeLease hook exited with code 5\nbeforeLease hook output:\nit broke"
 
 
 def test_end_session_ends_the_lease_and_leaves_its_release_to_the_client(lab: Any, tmp_path: Path) -> None:

@@ -293,3 +293,41 @@ def test_a_signal_while_waiting_for_an_exporter_stops_and_releases_the_waiting_l
     assert result.returncode == 128 + signal.SIGTERM, result
     assert result.stderr.splitlines()[-1] == "jmp: error: stopped before an exporter was granted", result
     assert [x["name"] for x in active(bench)] == [holder]  # the waiting lease was released
+
+
+def before_lease(script: str) -> dict[str, object]:
+    return {"hooks": {"beforeLease": {"script": script, "onFailure": "endLease", "timeout": 30}}}
+
+
+def test_the_command_starts_once_the_before_lease_hook_is_done(bench: LabBench) -> None:
+    # The hook switches the power on after a while: a command run before LEASE_READY would see it off.
+    bench.add_exporter("board2", {"board": "hooked"}, **before_lease("sleep 3; j power on"))
+    result = bench.jmp("shell", "-l", "board=hooked", "--", "j", "power", "state")
+    assert result.returncode == 0, result
+    assert result.stdout.strip().splitlines()[-1] == "on", result
+
+    script = textwrap.dedent(
+        """
+        from jumpstarter.client import lease
+
+        with lease(selector="board=hooked", duration=60) as client:
+            print(client.power.state())
+        """
+    )
+    leased = bench.lab.commands.run(sys.executable, "-c", script, JMP_CLIENT_CONFIG=str(bench.alice))
+    assert leased.returncode == 0, leased
+    assert leased.stdout.splitlines() == ["True"], leased
+    assert active(bench) == []
+
+
+# At once: the controller refuses to Dial the failed exporter, or the lease has ended when the
+# client dials. After a while: the client is waiting through the tunnel when the hook fails.
+@pytest.mark.parametrize("script", ["echo it broke; exit 5", "sleep 2; echo it broke; exit 5"],
+                         ids=["at-once", "after-a-while"])  # fmt: skip
+def test_a_failed_before_lease_hook_ends_the_shell_with_its_message(bench: LabBench, script: str) -> None:
+    bench.add_exporter("board2", {"board": "hooked"}, **before_lease(script))
+    result = bench.jmp("shell", "-l", "board=hooked", "--", "echo", "ran")
+    error = one_line_error(result, code=6)
+    assert "ran" not in result.stdout, result
+    assert "exporter board2 cannot serve lease" in error and "beforeLease hook exited with code 5" in error, error
+    assert active(bench) == []

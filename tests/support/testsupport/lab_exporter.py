@@ -121,9 +121,9 @@ class LabBench:
     def start_jmp(self, *argv: str | Path, **env: str | None) -> Process:
         return self.lab.commands.start(*JMP, *_with_client(argv, self.alice), **env)
 
-    def add_exporter(self, name: str, labels: dict[str, str]) -> Process:
-        """Our `jmp exporter run`, serving a MockPower as ``power``, once registered."""
-        process = start_lab_exporter(self.lab.commands, lab_exporter_config(self.lab, name, labels))
+    def add_exporter(self, name: str, labels: dict[str, str], **extra: Any) -> Process:
+        """Our `jmp exporter run`, serving a MockPower as ``power`` (`extra`: hooks...), once registered."""
+        process = start_lab_exporter(self.lab.commands, lab_exporter_config(self.lab, name, labels, **extra))
         self.exporters.append(process)
         return process
 

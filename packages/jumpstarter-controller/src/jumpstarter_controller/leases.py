@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from jumpstarter_controller.controller import Controller
 from jumpstarter_controller.credentials import Identity
-from jumpstarter_controller.model import Lease
+from jumpstarter_controller.model import HOOK_FAILED_STATUSES, Lease
 from jumpstarter_controller.names import check_name, uuid7
 from jumpstarter_controller.scheduler import Event, end_lease, unsatisfiable
 from jumpstarter_controller.selectors import InvalidSelector, check_key, check_value, parse
@@ -229,8 +229,12 @@ async def release_by_exporter(controller: Controller, exporter: Identity, name: 
         if lease.exporter != exporter.name:
             raise RequestError("FAILED_PRECONDITION", f"lease {name} is not held by exporter {exporter.name}")
         if not lease.ended:
-            end_lease(controller.model, changes, lease, "Released", "The exporter released the lease",
-                      time.time(), f"exporter:{exporter.name}")  # fmt: skip
+            # After a failed hook, the lease's client learns why from the lease (its tunnel may be gone).
+            record = controller.model.exporters.get((exporter.namespace, exporter.name))
+            why = "The exporter released the lease"
+            if record is not None and record.status in HOOK_FAILED_STATUSES and record.status_message:
+                why = f"{why}: {record.status_message.splitlines()[0]}"
+            end_lease(controller.model, changes, lease, "Released", why, time.time(), f"exporter:{exporter.name}")
 
 
 def _checked(name: str, what: str) -> str:

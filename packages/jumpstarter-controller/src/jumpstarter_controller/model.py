@@ -19,6 +19,8 @@ __all__ = ["Client", "Condition", "Exporter", "Lease", "Model", "ordinal"]
 ONLINE = 1
 STATUS_OFFLINE = 1
 STATUS_AVAILABLE = 2
+# BEFORE_LEASE_HOOK_FAILED and AFTER_LEASE_HOOK_FAILED (jumpstarter.v1.ExporterStatus).
+HOOK_FAILED_STATUSES = (6, 7)
 
 
 @dataclass

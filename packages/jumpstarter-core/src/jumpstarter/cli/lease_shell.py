@@ -1,7 +1,8 @@
 """`jmp shell --selector ...` / `--lease NAME`: the exporter is leased from a lab controller.
 
 The lease (`jumpstarter.client.leasing.LeaseSession`) is held on an event loop in a background
-thread for the shell's life: created (or taken, with ``--lease``), waited for, kept alive,
+thread for the shell's life: created (or taken, with ``--lease``), waited for (the exporter's
+beforeLease hook included: the command starts once the exporter is LEASE_READY), kept alive,
 and released when the shell ends, whatever ends it (exit, Ctrl-C, SIGTERM). A signal that
 comes while waiting for the exporter stops the wait, and the lease is released.
 
@@ -44,6 +45,8 @@ EXIT_LEASE_ENDED = 4
 """The lease ended (its time was up, or it was released or ended elsewhere): the command was hung up."""
 EXIT_NO_LEASE = 5
 """No lease: refused, unsatisfiable, or not granted within the acquisition timeout."""
+EXIT_HOOK_FAILED = 6
+"""The exporter's beforeLease hook failed: the exporter cannot serve the lease (it was released)."""
 
 
 @dataclass
@@ -71,12 +74,15 @@ class LeasedExporter(_Exporter):
         from jumpstarter.client.connect import connect
         from jumpstarter.client.endpoint import ExporterEndpoint
         from jumpstarter.client.lab import LabError
+        from jumpstarter.client.readiness import HookFailed
         from jumpstarter.common.exceptions import DriverConnectionError, DriverError
         from jumpstarter.common.wire import keepalive_supported
 
         self._portal = portal = stack.enter_context(start_blocking_portal())
         try:
             self._future, self.session = portal.start_task(self._hold)
+        except HookFailed as error:
+            raise _ShellError(EXIT_HOOK_FAILED, str(error)) from None
         except LabError as error:
             raise _ShellError(EXIT_NO_LEASE, str(error)) from None
         except TimeoutError:

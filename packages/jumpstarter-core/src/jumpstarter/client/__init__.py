@@ -36,6 +36,7 @@ __all__ = [
     "DriverTimeout",
     "ExporterConnectionLost",
     "ExporterNotReady",
+    "HookFailed",
     "JumpstarterException",
     "LabError",
     "StubDriverClient",
@@ -51,11 +52,13 @@ if TYPE_CHECKING:
     from jumpstarter.client.blocking import BlockingStream
     from jumpstarter.client.lab import LabError
     from jumpstarter.client.leasing import lease, lease_async
+    from jumpstarter.client.readiness import HookFailed
 
 # Leasing needs the client configuration (pydantic), byte streams their own machinery: loaded
 # when first used, so that `j` and a driver client's import stay light.
 _LAZY = {
     "BlockingStream": "jumpstarter.client.blocking",
+    "HookFailed": "jumpstarter.client.readiness",
     "LabError": "jumpstarter.client.lab",
     "lease": "jumpstarter.client.leasing",
     "lease_async": "jumpstarter.client.leasing",

@@ -19,6 +19,7 @@ import anyio
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
+from jumpstarter.client.connection import cancellable
 from jumpstarter.client.endpoint import _aio_interceptors
 from jumpstarter.client.text import printable
 from jumpstarter.client.v1 import client_pb2, client_pb2_grpc
@@ -112,7 +113,7 @@ class LabClient:
 
     async def _call(self, method: Any, request: Any, **kwargs: Any) -> Any:
         try:
-            return await method(request, timeout=kwargs.pop("timeout", CALL_TIMEOUT_SECONDS), **kwargs)
+            return await cancellable(method(request, timeout=kwargs.pop("timeout", CALL_TIMEOUT_SECONDS), **kwargs))
         except grpc.aio.AioRpcError as error:
             raise self._error(error) from None
 
@@ -155,8 +156,8 @@ class LabClient:
             timeout=seconds + CALL_TIMEOUT_SECONDS,
         )
         try:
-            lease: client_pb2.Lease = await call
-            waited = any(key == WAIT_READY_KEY for key, _ in (await call.initial_metadata()) or ())
+            lease: client_pb2.Lease = await cancellable(call)
+            waited = any(key == WAIT_READY_KEY for key, _ in (await cancellable(call.initial_metadata())) or ())
         except grpc.aio.AioRpcError as error:
             raise self._error(error) from None
         return lease, waited
@@ -196,6 +197,12 @@ class LabClient:
             token = response.next_page_token
             if not token:
                 return exporters
+
+    async def get_exporter(self, name: str) -> client_pb2.Exporter:
+        exporter: client_pb2.Exporter = await self._call(
+            self._client.GetExporter, client_pb2.GetExporterRequest(name=f"{self.parent}/exporters/{name}")
+        )
+        return exporter
 
     async def dial(self, lease_name: str) -> tuple[str, str]:
         """The router endpoint and stream token for one new connection to the lease's exporter."""

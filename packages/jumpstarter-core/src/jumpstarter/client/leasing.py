@@ -8,7 +8,9 @@
 
 `LeaseSession` is the part under them (and under `jmp shell --selector`): it creates the lease
 (or takes an existing one), waits until it is ready, serves the tunnel to its exporter on a
-Unix socket, keeps the lease alive, and releases the lease it created on the way out.
+Unix socket, waits until the exporter is ready too (its beforeLease hook done, see
+`jumpstarter.client.readiness`), keeps the lease alive, and releases the lease it created on
+the way out.
 
 Waiting is event driven against our controller (a long poll on GetLease that answers when
 the lease changes), and polls every POLL_SECONDS against one that does not offer it.
@@ -46,6 +48,7 @@ from jumpstarter.client.connect import (
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.holding import hold_control
 from jumpstarter.client.lab import LabClient, LabError, is_ready, lease_failure
+from jumpstarter.client.readiness import ended_error, wait_until_ready
 from jumpstarter.client.tunnel import tunnel
 from jumpstarter.client.v1 import client_pb2
 from jumpstarter.config.client import ClientConfig, resolve_client
@@ -86,6 +89,9 @@ class LeaseSession:
     ended: anyio.Event = field(default_factory=anyio.Event)
     end_reason: str = ""
     _changed: anyio.Event = field(default_factory=anyio.Event)
+    ready: anyio.Event = field(default_factory=anyio.Event)
+    """Set once the exporter is ready for the lease's client (LEASE_READY)."""
+    _readying: anyio.CancelScope | None = None  # the wait for the exporter
 
     @property
     def exporter(self) -> str:
@@ -117,12 +123,14 @@ class LeaseSession:
 
         `on_waiting` is told of the lease once, if it has to wait; `on_warning` the seconds left,
         WARN_SECONDS (or half the duration) before the end; `on_end` why the lease ended, when
-        it ends while held. LabError for every refusal; TimeoutError if not ready in time.
+        it ends while held. LabError for every refusal; TimeoutError if not ready in time;
+        HookFailed (a LabError) when the exporter's beforeLease hook failed.
         """
         if duration <= 0 or not math.isfinite(duration):
             raise LabError(f"the lease duration must be a positive number of seconds, not {duration}")
         if not name and not selector and not exporter_name:
             raise LabError("give a selector (-l key=value) or the name of an existing lease (--lease NAME)")
+        not_ready: LabError | None = None
         timeout = acquisition_timeout if acquisition_timeout is not None else float(config.leases.acquisition_timeout)
         async with AsyncExitStack() as stack:
             lab = await stack.enter_async_context(LabClient.open(config))
@@ -139,11 +147,26 @@ class LeaseSession:
                 await session._acquire(on_waiting)
             if session.created:  # after the wait: a task group (the socket's) would wrap its errors in a group
                 await stack.enter_async_context(hold_control(session.name, session.extend))
-            session.socket = await stack.enter_async_context(tunnel(lab, session.name))
+            session.socket = await stack.enter_async_context(tunnel(lab, session.name, session.ready))
             tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tasks.cancel_scope.cancel)
             tasks.start_soon(session._keep, on_warning, on_end)
-            yield session
+            try:
+                await session._until_ready()
+            except LabError as error:
+                not_ready = error  # raised once out of the task group, which would wrap it in a group
+            else:
+                yield session
+        if not_ready is not None:
+            raise not_ready
+
+    async def _until_ready(self) -> None:
+        """Wait until the exporter is ready for us (its beforeLease hook done), while the lease lasts."""
+        with anyio.CancelScope() as self._readying:
+            await wait_until_ready(self.lab, self.name, self.exporter, self.socket)
+            self.ready.set()
+            return
+        raise ended_error(self.exporter, self.name, self.end_reason)
 
     async def _acquire(self, on_waiting: Callable[[client_pb2.Lease], None] | None) -> None:
         told = False
@@ -178,6 +201,8 @@ class LeaseSession:
             try:
                 self.lease = await self._extended(now)
             except LabError as error:
+                if await self._ended_elsewhere(on_end):
+                    return
                 logger.warning("cannot check or extend lease %s: %s", self.name, error)
             else:
                 failure = lease_failure(self.lease)
@@ -193,6 +218,21 @@ class LeaseSession:
             if self._changed.is_set():  # extended through the control socket: count again, warn again
                 self._changed = anyio.Event()
                 warned = False
+
+    async def _ended_elsewhere(self, on_end: Callable[[str], None] | None) -> bool:
+        """After a refused extension: whether the lease has ended elsewhere (its exporter released it...).
+
+        If so, the lease ends here too."""
+        try:
+            lease = await self.lab.get_lease(self.name)
+        except LabError:
+            return False
+        failure = lease_failure(lease)
+        if failure is None:
+            return False
+        self.lease = lease
+        self._end(failure, on_end)
+        return True
 
     async def extend(self, duration: float) -> None:
         """Hold the lease up to `duration` seconds in all (jmp update lease, through the control socket)."""
@@ -234,7 +274,10 @@ class LeaseSession:
     def _end(self, reason: str, on_end: Callable[[str], None] | None) -> None:
         self.end_reason = reason
         self.ended.set()
-        if on_end is not None:
+        if not self.ready.is_set():  # not yet in use: the wait for the exporter says why
+            if self._readying is not None:
+                self._readying.cancel()
+        elif on_end is not None:
             on_end(reason)
 
     async def _release(self) -> None:
@@ -296,8 +339,10 @@ def lease(
     The client configuration is `config`, else the one `--client NAME`, `--client-config FILE`
     and the JMP_* variables would choose (`resolve_client`). With `name`, the existing lease of
     that name is used and left as it is; otherwise the lease is created here and released on
-    exit. Raises LabError (refused, unsatisfiable, ended) or TimeoutError (not ready within the
-    configuration's acquisition timeout).
+    exit. The root client is yielded once the exporter is ready (after its beforeLease hook).
+    Raises LabError (refused, unsatisfiable, ended), HookFailed (a LabError: the exporter's
+    beforeLease hook failed) or TimeoutError (not ready within the configuration's acquisition
+    timeout).
     """
     opener = _opener(selector, duration, name, config, client, client_config, allow, unsafe, answer_timeout)
     with blocking_client(opener) as root:

@@ -42,12 +42,16 @@ CLOSE_WAIT_SECONDS = 1.0
 
 
 @asynccontextmanager
-async def tunnel(lab: LabClient, lease_name: str) -> AsyncIterator[str]:
-    """Serve the tunnel to `lease_name`'s exporter on a new Unix socket; yield its path."""
+async def tunnel(lab: LabClient, lease_name: str, quiet_until: anyio.Event | None = None) -> AsyncIterator[str]:
+    """Serve the tunnel to `lease_name`'s exporter on a new Unix socket; yield its path.
+
+    A connection that cannot be dialled is logged as a warning, or, before `quiet_until` is set
+    (while the client waits for the exporter, and says itself why it is not ready), for debugging.
+    """
     directory = _private_directory()
     try:
         async with (
-            _dialling(lab, lease_name, directory / "dial") as dialling,
+            _dialling(lab, lease_name, directory / "dial", quiet_until) as dialling,
             shared_connection(f"unix:{dialling}", str(directory / "socket")) as path,
         ):
             yield path
@@ -56,7 +60,7 @@ async def tunnel(lab: LabClient, lease_name: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def _dialling(lab: LabClient, lease_name: str, path: Path) -> AsyncIterator[str]:
+async def _dialling(lab: LabClient, lease_name: str, path: Path, quiet_until: anyio.Event | None) -> AsyncIterator[str]:
     """A Unix socket whose every connection is a new Dial and router stream (see the module's documentation)."""
     channels: dict[str, grpc.aio.Channel] = {}
     carrying: set[SocketStream] = set()
@@ -68,7 +72,7 @@ async def _dialling(lab: LabClient, lease_name: str, path: Path) -> AsyncIterato
             idle = anyio.Event()
         carrying.add(connection)
         try:
-            await _carry(lab, lease_name, connection, channels)
+            await _carry(lab, lease_name, connection, channels, quiet_until)
         finally:
             carrying.discard(connection)
             if not carrying:
@@ -100,14 +104,19 @@ async def _dialling(lab: LabClient, lease_name: str, path: Path) -> AsyncIterato
 
 
 async def _carry(
-    lab: LabClient, lease_name: str, connection: SocketStream, channels: dict[str, grpc.aio.Channel]
+    lab: LabClient,
+    lease_name: str,
+    connection: SocketStream,
+    channels: dict[str, grpc.aio.Channel],
+    quiet_until: anyio.Event | None,
 ) -> None:
     """One accepted connection: Dial, the router's Stream, and the bytes both ways; errors end it alone."""
     async with connection:
         try:
             endpoint, token = await _dial(lab, lease_name)
         except (LabError, TimeoutError) as error:
-            logger.warning("cannot connect to the exporter of lease %s: %s", lease_name, error)
+            level = logging.DEBUG if quiet_until is not None and not quiet_until.is_set() else logging.WARNING
+            logger.log(level, "cannot connect to the exporter of lease %s: %s", lease_name, error)
             return
         channel = channels.get(endpoint)
         if channel is None:

@@ -70,3 +70,11 @@ CLIENT_RELAY_LOGGER_PREFIX = "jumpstarter.remote"
 LOG_CONSUMER_METADATA_KEY = "jumpstarter-log-consumer"
 LOG_BARRIER_METADATA_KEY = "jumpstarter-log-barrier"
 LOG_BARRIER_FIELD = "jumpstarter-barrier"
+
+# Waiting for a status change (our own peers only): a GetStatus call whose metadata holds
+# STATUS_AFTER_METADATA_KEY with the status_version the client has seen is answered with the
+# status that followed that version, once there is one (the current status after at most
+# STATUS_WAIT_SECONDS). The exporter marks its initial metadata with the same key; other
+# exporters answer at once, unmarked, and the client polls them.
+STATUS_AFTER_METADATA_KEY = "jumpstarter-status-after"
+STATUS_WAIT_SECONDS = 20.0

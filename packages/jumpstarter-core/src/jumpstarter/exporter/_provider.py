@@ -13,8 +13,10 @@ The servicer (`jumpstarter.exporter._servicer`) is the same whoever provides the
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -24,12 +26,27 @@ from jumpstarter.driver.base import Driver
 from jumpstarter.exporter.session import STOP_GRACE_SECONDS, Session
 from jumpstarter.v1 import common_pb2
 
-__all__ = ["SessionProvider", "SingleSession", "StatusBoard"]
+__all__ = ["SessionProvider", "SingleSession", "StatusBoard", "StatusUpdate"]
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """One state of a `StatusBoard`: what GetStatus answers."""
+
+    version: int
+    status: common_pb2.ExporterStatus
+    message: str
+    previous: common_pb2.ExporterStatus | None
 
 
 class StatusBoard:
     """The exporter's status as GetStatus reports it: a value of `jumpstarter.v1.ExporterStatus`,
-    a message, a version that counts the updates, and the status before the last update."""
+    a message, a version that counts the updates, and the status before the last update.
+
+    It remembers its last HISTORY updates, so that a client waiting for a change (`after`)
+    sees each of them, even one that lasted an instant (a failed hook, then AVAILABLE)."""
+
+    HISTORY = 32
 
     def __init__(
         self,
@@ -44,13 +61,36 @@ class StatusBoard:
         self.version = 0
         self.previous: common_pb2.ExporterStatus | None = None
         self._observer = observer
+        self._history: deque[StatusUpdate] = deque(maxlen=self.HISTORY)
+        self._changed: anyio.Event | None = None  # created by the first waiter (on the event loop)
 
     def update(self, status: common_pb2.ExporterStatus, message: str = "") -> None:
+        """Called on the event loop that serves GetStatus."""
         self.previous, self.status = self.status, status
         self.message = message
         self.version += 1
+        self._history.append(self.current())
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
         if self._observer is not None:
             self._observer(status, message)
+
+    def current(self) -> StatusUpdate:
+        return StatusUpdate(self.version, self.status, self.message, self.previous)
+
+    async def after(self, version: int, seconds: float) -> StatusUpdate:
+        """The update that followed `version`, waiting up to `seconds` for one; the current
+        status when there is none yet, or when that update is forgotten."""
+        if version == self.version:
+            if self._changed is None:
+                self._changed = anyio.Event()
+            with anyio.move_on_after(seconds):
+                await self._changed.wait()
+        for update in self._history:
+            if update.version == version + 1:
+                return update
+        return self.current()
 
 
 @runtime_checkable

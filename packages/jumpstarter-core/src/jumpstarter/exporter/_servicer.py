@@ -44,6 +44,8 @@ from jumpstarter.common.protocol import (
     LOG_CONSUMER_METADATA_KEY,
     NAME_LABEL,
     SERVER_OPTIONS,
+    STATUS_AFTER_METADATA_KEY,
+    STATUS_WAIT_SECONDS,
 )
 from jumpstarter.common.wire import (
     BATCH_ITEMS,
@@ -216,12 +218,19 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
         _fail(context, CallRefused(grpc.StatusCode.UNIMPLEMENTED, "Reset is not implemented by this exporter"))
 
     async def GetStatus(self, request: Any, context: _Context) -> Any:
-        barrier = _text(dict(context.invocation_metadata() or ()).get(LOG_BARRIER_METADATA_KEY))
+        metadata = dict(context.invocation_metadata() or ())
+        barrier = _text(metadata.get(LOG_BARRIER_METADATA_KEY))
         if barrier:
             session = self.provider.current_session()
             if session is not None:
                 session.log_barrier(barrier)
-        status = self.provider.status
+        seen = _text(metadata.get(STATUS_AFTER_METADATA_KEY)) or ""
+        if seen.isdecimal():
+            # The client waits for the next status (see jumpstarter.common.protocol): tell it so.
+            await context.send_initial_metadata(((STATUS_AFTER_METADATA_KEY, "1"),))
+            status = await self.provider.status.after(int(seen), STATUS_WAIT_SECONDS)
+        else:
+            status = self.provider.status.current()
         response = jumpstarter_pb2.GetStatusResponse(
             status=status.status, message=status.message, status_version=status.version
         )
