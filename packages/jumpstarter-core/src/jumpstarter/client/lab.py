@@ -19,10 +19,10 @@ import anyio
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
-from jumpstarter.client.connection import cancellable
 from jumpstarter.client.endpoint import _aio_interceptors
 from jumpstarter.client.text import printable
 from jumpstarter.client.v1 import client_pb2, client_pb2_grpc
+from jumpstarter.common.calls import cancellable
 from jumpstarter.common.exceptions import JumpstarterException
 from jumpstarter.config.client import ClientConfig
 from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc

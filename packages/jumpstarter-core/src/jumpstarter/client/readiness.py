@@ -23,10 +23,10 @@ import time
 import anyio
 import grpc
 
-from jumpstarter.client.connection import cancellable
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.lab import LabClient, LabError, lease_failure
 from jumpstarter.client.text import printable
+from jumpstarter.common.calls import cancellable
 from jumpstarter.common.protocol import STATUS_AFTER_METADATA_KEY, STATUS_WAIT_SECONDS
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc
 
