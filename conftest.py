@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -45,6 +46,28 @@ def isolated_configuration(tmp_path_factory: pytest.TempPathFactory, monkeypatch
     config_home = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
     monkeypatch.setenv("JMP_CLIENT_CONFIG", str(config_home / "jumpstarter" / "client.yaml"))
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@pytest.fixture(autouse=True)
+def signals_as_found() -> Iterator[None]:
+    """Fail a test that leaves a signal's handling changed: a signal ignored or blocked here stays so in
+    every process the later tests start (an ignored SIGINT would not stop them)."""
+    handlers = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    changed = [
+        signal.Signals(signum).name for signum, handler in handlers.items() if signal.getsignal(signum) != handler
+    ]
+    now_blocked = signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+    if now_blocked != blocked:
+        changed.append(f"blocked {sorted(s.name for s in now_blocked)} instead of {sorted(s.name for s in blocked)}")
+    assert not changed, f"the test left the handling of signals changed: {', '.join(changed)}"
 
 
 @pytest.fixture(autouse=True)
