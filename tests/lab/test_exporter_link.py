@@ -158,7 +158,9 @@ async def test_a_failing_before_lease_hook_does_what_on_failure_says(
         assert statuses(lab, "board1") == ["Available", "BeforeLeaseHook", "LeaseReady"]
         return
     released = await until(board.alice, name, _released)
-    assert conditions(released)[-1] == ("Ready", "False", "Released")
+    # Ready=False/Released stays the last condition (the original's clients read it); one before it says why.
+    assert conditions(released)[-2:] == [("HookFailed", "True", "BeforeLeaseHook"), ("Ready", "False", "Released")]
+    assert released.conditions[-2].message == "beforeLease hook exited with code 5"
     events = lab.admin("get", "events").stdout
     assert "BeforeLeaseHookFailed: beforeLease hook exited with code 5" in events and "it broke" in events
     await _stops_if_exit(lab, board.exporter, on_failure)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from jumpstarter_controller.controller import Controller
 from jumpstarter_controller.credentials import Identity
-from jumpstarter_controller.model import HOOK_FAILED_STATUSES, Lease
+from jumpstarter_controller.model import HOOK_FAILED_CONDITION, HOOK_FAILED_REASONS, HOOK_FAILED_STATUSES, Lease
 from jumpstarter_controller.names import check_name, uuid7
 from jumpstarter_controller.scheduler import Event, end_lease, unsatisfiable
 from jumpstarter_controller.selectors import InvalidSelector, check_key, check_value, parse
@@ -232,9 +232,16 @@ async def release_by_exporter(controller: Controller, exporter: Identity, name: 
             # After a failed hook, the lease's client learns why from the lease (its tunnel may be gone).
             record = controller.model.exporters.get((exporter.namespace, exporter.name))
             why = "The exporter released the lease"
+            hook = None  # (the condition's reason, what failed) after a failed hook
             if record is not None and record.status in HOOK_FAILED_STATUSES and record.status_message:
-                why = f"{why}: {record.status_message.splitlines()[0]}"
-            end_lease(controller.model, changes, lease, "Released", why, time.time(), f"exporter:{exporter.name}")
+                hook = (HOOK_FAILED_REASONS[record.status], record.status_message.splitlines()[0])
+                why = f"{why}: {hook[1]}"
+            now = time.time()
+            end_lease(controller.model, changes, lease, "Released", why, now, f"exporter:{exporter.name}")
+            if hook is not None:
+                # Ready=False keeps the original's reason (Released, which its clients act on); a condition of
+                # its own says which hook failed, for clients to tell without reading the message.
+                lease.add_note(HOOK_FAILED_CONDITION, *hook, now)
 
 
 def _checked(name: str, what: str) -> str:

@@ -21,6 +21,9 @@ STATUS_OFFLINE = 1
 STATUS_AVAILABLE = 2
 # BEFORE_LEASE_HOOK_FAILED and AFTER_LEASE_HOOK_FAILED (jumpstarter.v1.ExporterStatus).
 HOOK_FAILED_STATUSES = (6, 7)
+# The lease condition that says an exporter released a lease because a hook failed (type, and reason by status).
+HOOK_FAILED_CONDITION = "HookFailed"
+HOOK_FAILED_REASONS = {6: "BeforeLeaseHook", 7: "AfterLeaseHook"}
 
 
 @dataclass
@@ -155,6 +158,11 @@ class Lease:
                 condition.status, condition.reason, condition.message = status, reason, message
                 return
         self.conditions.append(Condition(type_, status, reason, message, now))
+
+    def add_note(self, type_: str, reason: str, message: str, now: float) -> None:
+        """A condition that tells more about the lease (status True), not its state: placed before the
+        state's condition, which stays the last one, as the original's clients and `jmp get leases` read it."""
+        self.conditions.insert(max(0, len(self.conditions) - 1), Condition(type_, "True", reason, message, now))
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

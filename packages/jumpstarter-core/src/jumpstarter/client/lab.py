@@ -27,7 +27,7 @@ from jumpstarter.common.exceptions import JumpstarterException
 from jumpstarter.config.client import ClientConfig
 from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc
 
-__all__ = ["LabClient", "LabError", "is_ready", "lease_failure"]
+__all__ = ["LabClient", "LabError", "before_lease_hook_failure", "is_ready", "lease_failure"]
 
 # The long poll our controller offers on GetLease (see jumpstarter_controller.client_service).
 WAIT_READY_KEY = "jumpstarter-wait-ready"
@@ -58,6 +58,15 @@ def lease_failure(lease: client_pb2.Lease) -> str | None:
             return f"lease {name} has ended ({condition.reason}: {condition.message})"
     if lease.HasField("effective_end_time"):
         return f"lease {name} has ended"
+    return None
+
+
+def before_lease_hook_failure(lease: client_pb2.Lease) -> str | None:
+    """What failed, when the exporter released `lease` because its beforeLease hook failed (our controller
+    says so in a condition of its own); None otherwise."""
+    for condition in lease.conditions:
+        if condition.type == "HookFailed" and condition.status == "True" and condition.reason == "BeforeLeaseHook":
+            return condition.message or "the beforeLease hook failed"
     return None
 
 

@@ -166,7 +166,7 @@ class LeaseSession:
             await wait_until_ready(self.lab, self.name, self.exporter, self.socket)
             self.ready.set()
             return
-        raise ended_error(self.exporter, self.name, self.end_reason)
+        raise ended_error(self.exporter, self.name, self.end_reason, self.lease)
 
     async def _acquire(self, on_waiting: Callable[[client_pb2.Lease], None] | None) -> None:
         told = False

@@ -19,16 +19,20 @@ the exporter's status. The caller bounds the whole wait (by the lease's life).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import anyio
 import grpc
 
 from jumpstarter.client.endpoint import ExporterEndpoint
-from jumpstarter.client.lab import LabClient, LabError, lease_failure
+from jumpstarter.client.lab import LabClient, LabError, before_lease_hook_failure, lease_failure
 from jumpstarter.client.text import printable
 from jumpstarter.common.calls import cancellable
 from jumpstarter.common.protocol import STATUS_AFTER_METADATA_KEY, STATUS_WAIT_SECONDS
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc
+
+if TYPE_CHECKING:
+    from jumpstarter.client.v1 import client_pb2
 
 __all__ = ["HookFailed", "ended_error", "wait_until_ready"]
 
@@ -135,15 +139,14 @@ async def _ask_the_controller(lab: LabClient, lease_name: str, exporter: str) ->
         raise HookFailed(_hook_failure(exporter, lease_name, record.status_message))
     failure = lease_failure(lease)
     if failure is not None:
-        raise ended_error(exporter, lease_name, failure)
+        raise ended_error(exporter, lease_name, failure, lease)
 
 
-def ended_error(exporter: str, lease_name: str, failure: str) -> LabError:
-    """The error of a lease that ended (`failure`: why) before its exporter was ready."""
-    # Our controller names the failure of the exporter's hook in the end of a lease that the
-    # exporter released after it ("... released the lease: beforeLease hook exited ...").
-    if "beforeLease hook" in failure:
-        return HookFailed(_hook_failure(exporter, lease_name, failure[failure.index("beforeLease hook") :].rstrip(")")))
+def ended_error(exporter: str, lease_name: str, failure: str, lease: client_pb2.Lease | None) -> LabError:
+    """The error of a lease that ended (`failure`: why; `lease`: as last seen) before its exporter was ready."""
+    hook = before_lease_hook_failure(lease) if lease is not None else None
+    if hook is not None:
+        return HookFailed(_hook_failure(exporter, lease_name, hook))
     return LabError(f"{failure}, before exporter {exporter} was ready")
 
 
