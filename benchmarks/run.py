@@ -4,11 +4,15 @@
     uv run python benchmarks/run.py --json out.json   # also write the JSON to a file
     uv run python benchmarks/run.py --only ours       # one side only
     uv run python benchmarks/run.py --scale 0.1       # a quick check with fewer iterations
+    uv run python benchmarks/run.py --rounds 4        # more alternations between the two sides
 
 `bench_core.py` is run once under this project's python (the one running this script: the
 workspace venv) and once under the original's, which lives in its own virtual environment
 (`scripts/upstream_venv.py`) because both implementations use the import name `jumpstarter`.
-The two runs are sequential, never concurrent, so that they do not compete for the CPUs.
+The runs are sequential, never concurrent, so that they do not compete for the CPUs, and
+they alternate (ours, the original, ours, the original: `--rounds`, each round with its
+share of the iterations), so that a machine whose speed drifts (a shared or virtual one)
+weighs on both sides alike; each figure is the median of its rounds.
 
 In the table, **ratio = ours / original** for every figure: for times (µs, ms) lower is
 better, for rates (items/s, MB/s, calls/s) higher is better. Targets are written on that
@@ -22,6 +26,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -211,6 +216,40 @@ def original_python() -> tuple[str | None, str | None]:
         return None, f"installing the original jumpstarter 0.9.0 failed: {error}"
 
 
+# Keys of a figure that count what was measured: added up over the rounds (the others are medians).
+_COUNTS = frozenset({"calls", "runs", "items", "bytes", "figures"})
+
+
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's figures from its rounds: each value the median of the rounds' (counts added up)."""
+    merged: dict[str, Any] = {"figures": {}, "rounds": len(rounds)}
+    for side in rounds:
+        for key, value in side.items():
+            if key != "figures":
+                merged.setdefault(key, value)  # the first round's version, python, load at start...
+    merged["seconds"] = round(sum(float(side.get("seconds", 0)) for side in rounds), 1)
+    merged["loadavg_end"] = rounds[-1].get("loadavg_end")
+    errors = [side["error"] for side in rounds if "error" in side]
+    if errors:
+        merged["error"] = "; ".join(errors)
+    names = dict.fromkeys(name for side in rounds for name in side["figures"])
+    for name in names:
+        records = [side["figures"][name] for side in rounds if name in side["figures"]]
+        figure: dict[str, Any] = {}
+        for key in dict.fromkeys(key for record in records for key in record):
+            values = [record[key] for record in records if key in record]
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if len(numbers) != len(values):
+                figure[key] = values[0]  # text (an error, a module list): the first round's
+            elif key in _COUNTS:
+                figure[key] = sum(numbers)
+            else:
+                median = statistics.median(numbers)
+                figure[key] = round(median, 3) if isinstance(median, float) else median
+        merged["figures"][name] = figure
+    return merged
+
+
 # -- comparing --------------------------------------------------------------------------
 
 
@@ -290,19 +329,33 @@ def main() -> int:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply the iteration counts (e.g. 0.1 for a quick check)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="runs of each side, alternating, each with 1/ROUNDS of the iterations (default 2)",
+    )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     result: dict[str, Any] = {"ratio": "ours / original", "ours": None, "original": None}
-    if args.only != "original":
-        # This script is run with the workspace venv's python (uv run python), which has this project.
-        result["ours"] = run_side(sys.executable, "ours", args.scale)
+    # This script is run with the workspace venv's python (uv run python), which has this project.
+    pythons = {"ours": sys.executable} if args.only != "original" else {}
     if args.only != "ours":
         python, unavailable = original_python()
         if python is None:
             print(f"== original: {unavailable}; benchmarking ours alone", file=sys.stderr, flush=True)
             result["original_unavailable"] = unavailable
         else:
-            result["original"] = run_side(python, "original", args.scale)
+            pythons["original"] = python
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in pythons}
+    for number in range(args.rounds):
+        for name, python in pythons.items():
+            print(f"== round {number + 1} of {args.rounds}", file=sys.stderr, flush=True)
+            rounds[name].append(run_side(python, name, args.scale / args.rounds))
+    for name, sides in rounds.items():
+        result[name] = merge_rounds(sides)
     result["comparison"] = compare(result["ours"], result["original"])
 
     text = json.dumps(result, indent=2, ensure_ascii=False)
