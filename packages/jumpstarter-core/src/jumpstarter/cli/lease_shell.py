@@ -84,7 +84,7 @@ class LeasedExporter(_Exporter):
         except HookFailed as error:
             raise _ShellError(EXIT_HOOK_FAILED, str(error)) from None
         except LabError as error:
-            raise _ShellError(EXIT_NO_LEASE, str(error)) from None
+            raise _ShellError(EXIT_UNREACHABLE if error.unreachable else EXIT_NO_LEASE, str(error)) from None
         except TimeoutError:
             raise _ShellError(
                 EXIT_NO_LEASE, "no exporter was granted within the acquisition timeout (the lease was released)"
