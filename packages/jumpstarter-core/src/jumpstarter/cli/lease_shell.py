@@ -29,6 +29,7 @@ from jumpstarter.cli.shell import (
     _Exporter,
     _ShellError,
 )
+from jumpstarter.config.durations import format_duration
 from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JMP_HOST_KEEPALIVE, JUMPSTARTER_HOST
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class LeasedExporter(_Exporter):
         name = self.session.name
         output.say(
             PROGRAM,
-            f"warning: lease {name} ends in {_span(left)}; the command will then be hung up "
+            f"warning: lease {name} ends in {format_duration(max(0, round(left)))}; the command will then be hung up "
             f"(extend it: jmp update lease {name} --duration LONGER)",
         )
 
@@ -199,11 +200,6 @@ class LeasedExporter(_Exporter):
 
     def label(self) -> str:
         return self.session.exporter if self.session is not None else "lease"
-
-
-def _span(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
 def leased_exporter(
