@@ -241,7 +241,7 @@ async def test_exporter_killed_mid_lease_is_a_clear_error_and_serves_it_again_wh
     assert [level for level, _ in told] == ["WARNING", "INFO"], said
     assert told[0][1].startswith(f"cannot connect to the exporter of lease {bare(lease.name)}: "), told
     assert re.fullmatch(rf"the exporter of lease {bare(lease.name)} can be reached again \(after \w+\)", told[1][1])
-    assert len([message for level, message in said if level == "DEBUG" and "cannot connect" in message]) >= 2, said
+    assert [message for level, message in said if level == "DEBUG" and "cannot connect" in message], said
 
 
 async def test_a_token_the_controller_refuses_is_a_clear_error(lab: LabController, commands: Commands) -> None:
