@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -24,43 +23,19 @@ from typing import Any
 from jumpstarter.testing import Commands
 
 ROOT = Path(__file__).resolve().parent.parent
-DRIVERS = ROOT / "tests" / "cli" / "drivers"
-CLIENT = ROOT / "tests" / "cli" / "large_values_client.py"
-CONFIG = """\
-apiVersion: jumpstarter.dev/v1alpha1
-kind: ExporterConfig
-metadata:
-  name: large-values
-export:
-  large:
-    type: exporter_drivers.LargeValues
-"""
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from testsupport.large_values import DRIVERS, call, peak_memory, start_exporter  # noqa: E402
+
 OPERATIONS = ("upload", "download", "echo")
 MiB = 1 << 20
 
 
-def peak_memory(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+) kB$", status, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no VmHWM for process {pid}")
-    return int(match[1]) * 1024
-
-
 def measure(directory: Path, operation: str, size: int) -> dict[str, Any]:
     """One call of `operation` with a `size`-byte value, against a fresh exporter."""
-    config = directory / "large-values.yaml"
-    config.write_text(CONFIG)
     with Commands(directory, PYTHONPATH=str(DRIVERS)) as commands:
-        exporter = commands.start("jmp", "exporter", "run", "--config", config, XDG_STATE_HOME=str(directory / "state"))
-        exporter.wait_for(lambda out, err: "serving on" in err)
-        socket = re.search(r"serving on (/\S+)$", exporter.output()[1], re.MULTILINE)
-        if socket is None:
-            raise RuntimeError(f"the exporter did not say where it serves: {exporter.output()[1]}")
-        result = commands.run(sys.executable, CLIENT, socket[1], operation, str(size), "7", timeout=300)
-        if result.returncode != 0:
-            raise RuntimeError(f"the client failed: {result.stderr}")
-        figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+        exporter, socket = start_exporter(commands, directory)
+        figures = call(commands, socket, operation, size, timeout=300)
         exporter_peak = peak_memory(exporter.pid)
     if not figures["exact"]:
         raise RuntimeError(f"{operation} of {size} bytes: the value arrived different")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import stat
 import subprocess
 import textwrap
@@ -253,24 +254,42 @@ def test_jmp_shell_resolves_the_client_then_asks_which_exporter(
     assert result.stderr.startswith("jmp: error: --client: say which exporter to lease: --selector KEY=VALUE")
 
     missing = commands.run("jmp", "shell", "--client", "bob", "--", "true", **home)
-    assert missing.returncode == 1
+    assert missing.returncode == 2, missing  # a wrong client configuration, as with --selector
     assert missing.stderr.startswith("jmp: error: no client configuration named 'bob' in "), missing
 
     (tmp_path / "broken.yaml").write_text("kind: ClientConfig\nendpoint: grpc.lab\n")
     broken = commands.run("jmp", "shell", "--client-config", tmp_path / "broken.yaml", "--", "true", **home)
-    assert broken.returncode == 1
+    assert broken.returncode == 2
     assert f"jmp: error: {tmp_path / 'broken.yaml'}:2:11: at endpoint: endpoint is 'grpc.lab': not HOST:PORT" in (
         broken.stderr
     ), broken
 
     (tmp_path / "local.yaml").write_text("drivers: {unsafe: true}\n")
     local = commands.run("jmp", "shell", "--client-config", tmp_path / "local.yaml", "--", "true", **home)
-    assert local.returncode == 1
+    assert local.returncode == 2
+    leasing = commands.run("jmp", "shell", "--client-config", tmp_path / "local.yaml", "-l", "a=b", "--", "true")
+    assert (leasing.returncode, leasing.stderr) == (2, local.stderr), leasing
     assert "has no endpoint and no token and no metadata.name: it cannot reach a lab controller" in local.stderr
 
     mixed = commands.run("jmp", "shell", "--client", "alice", "--host", "h:1", "--", "true", **home)
     assert mixed.returncode == 2
     assert "--client is for leasing an exporter from a lab controller; it does not go with --host" in mixed.stderr
+
+
+def test_jmp_shell_with_a_controller_it_cannot_reach_exits_3_as_for_an_exporter(
+    commands: Any, home: dict[str, str], tmp_path: Path
+) -> None:
+    with socket.socket() as taken:  # bound, not listening: a connection is refused
+        taken.bind(("127.0.0.1", 0))
+        endpoint = f"127.0.0.1:{taken.getsockname()[1]}"
+        (tmp_path / "away.yaml").write_text(
+            f"kind: ClientConfig\nmetadata: {{namespace: lab-a, name: alice}}\nendpoint: {endpoint}\ntoken: t\n"
+        )
+        (tmp_path / "away.yaml").chmod(0o600)
+        result = commands.run("jmp", "shell", "--client-config", tmp_path / "away.yaml", "-l", "a=b", "--", "true")
+    assert result.returncode == 3, result
+    assert result.stderr.startswith(f"jmp: error: cannot reach the lab controller at {endpoint}: "), result
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_the_original_reads_our_files_and_we_read_its(

@@ -74,7 +74,7 @@ async def test_expiry_extension_and_no_silent_shortening(lab: LabController) -> 
         shorter = client_pb2.Lease(name=lease.name, duration=Duration(seconds=1))
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await alice.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=shorter))
-        assert "shorten" in str(refused.value.details())
+        assert str(refused.value.details()).startswith(f"this would shorten lease {name} (ending 2s earlier): ")
         assert (await alice.get_lease(name)).duration.seconds == 3  # unchanged
         ended = await until(alice, name, lambda x: x.HasField("effective_end_time"))
         assert conditions(ended)[-1] == ("Ready", "False", "Expired")
@@ -251,8 +251,12 @@ async def test_a_policy_by_client_label_caps_the_duration_and_serves_first(comma
         older = await waiting.create_lease("board=rpi4", seconds=7200)  # no policy applies to it: 2 h is fine
         with pytest.raises(grpc.aio.AioRpcError) as capped:
             await ci.create_lease("board=rpi4", seconds=7200)
-        assert "exceeds the 3600 s that policy ci allows" in str(capped.value.details())
+        assert capped.value.details() == "the duration 2h exceeds the 1h that policy ci allows"
         urgent = await ci.create_lease("board=rpi4", seconds=60)
+        longer = client_pb2.Lease(name=urgent.name, duration=Duration(seconds=5400))
+        with pytest.raises(grpc.aio.AioRpcError) as extended:  # an extension is capped as a new lease is
+            await ci.client.UpdateLease(client_pb2.UpdateLeaseRequest(lease=longer))
+        assert extended.value.details() == "the duration 1h30m exceeds the 1h that policy ci allows"
         assert urgent.conditions[-1].message.startswith("1st in line for board=rpi4")  # priority before age
         older = await waiting.get_lease(bare(older.name))
         assert older.conditions[-1].message.startswith("2nd in line for board=rpi4")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -144,7 +145,9 @@ def test_the_end_of_the_lease_warns_then_hangs_up_the_command(bench: LabBench) -
     assert result.returncode == 4, result
     assert time.monotonic() - start < 40
     warning, ended = result.stderr.splitlines()[-2:]
-    assert warning.startswith("jmp: warning: lease ") and "the command will then be hung up" in warning, result
+    assert re.fullmatch(
+        r"jmp: warning: lease \S+ ends in \ds; the command will then be hung up \(extend it: .*\)", warning
+    ), result
     assert ended.startswith("jmp: error: lease ") and ended.endswith("ended (its time is up): the command was hung up")
     assert active(bench) == []
 

@@ -7,7 +7,9 @@ the controller's outage and broken networks in test_faults.py.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -219,20 +221,29 @@ async def test_a_hook_that_hangs_is_stopped_at_its_timeout(lab: LabController, j
 
 
 async def test_exporter_killed_mid_lease_is_a_clear_error_and_serves_it_again_when_restarted(
-    commands: Commands, join: Join
+    commands: Commands, join: Join, caplog: pytest.LogCaptureFixture
 ) -> None:
     board = await join()
     lease = await board.alice.create_lease("board=x", seconds=120)
+    caplog.set_level(logging.DEBUG, "jumpstarter.client.tunnel")
     async with tunnel(board.client, bare(lease.name)) as path:
         await anyio.to_thread.run_sync(switch_on, path)
         board.exporter.kill()
-        with anyio.fail_after(LOST_BOUND), pytest.raises(Exception) as lost:
-            await anyio.to_thread.run_sync(power_state, path)
-        assert "exporter" in str(lost.value).lower() or "connect" in str(lost.value).lower(), lost.value
+        for _ in range(3):  # a client that keeps trying: each call dials again
+            with anyio.fail_after(LOST_BOUND), pytest.raises(Exception) as lost:
+                await anyio.to_thread.run_sync(power_state, path)
+            assert "exporter" in str(lost.value).lower() or "connect" in str(lost.value).lower(), lost.value
         await anyio.to_thread.run_sync(start_lab_exporter, commands, board.config)
         await exporter_status(board.alice, "board1", LEASE_READY)
         assert await anyio.to_thread.run_sync(power_state, path) is False  # served again, by a fresh session
     await board.alice.delete_lease(bare(lease.name))
+    # The outage is told once, and its end once; every failed dial is in the DEBUG log.
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "jumpstarter.client.tunnel"]
+    told = [(level, message) for level, message in said if level != "DEBUG"]
+    assert [level for level, _ in told] == ["WARNING", "INFO"], said
+    assert told[0][1].startswith(f"cannot connect to the exporter of lease {bare(lease.name)}: "), told
+    assert re.fullmatch(rf"the exporter of lease {bare(lease.name)} can be reached again \(after \w+\)", told[1][1])
+    assert [message for level, message in said if level == "DEBUG" and "cannot connect" in message], said
 
 
 async def test_a_token_the_controller_refuses_is_a_clear_error(lab: LabController, commands: Commands) -> None:

@@ -27,14 +27,14 @@ async def test_the_holder_extends_or_says_why_not(runtime_dir: Path) -> None:
 
     async def extend(duration: float) -> None:
         if duration > 7200:
-            raise LabError("the duration 10000 s exceeds the 7200 s allowed")
+            raise LabError("the duration 2h46m40s exceeds the 2h that policy ci allows")
         asked.append(duration)
 
     assert await ask_holder("lease-1", 3600) is None  # nobody holds it here: extend at the controller
     async with hold_control("lease-1", extend):
         assert os.stat(runtime_dir).st_mode & 0o777 == 0o700
         assert await ask_holder("namespaces/default/leases/lease-1", 3600) == ""
-        assert await ask_holder("lease-1", 10000) == "the duration 10000 s exceeds the 7200 s allowed"
+        assert await ask_holder("lease-1", 10000) == "the duration 2h46m40s exceeds the 2h that policy ci allows"
         path = runtime_dir / "lease-1.sock"
         answer = await anyio.to_thread.run_sync(_raw, path, b"nonsense\n")
         assert answer == {"error": "a request to the lease's holder is one JSON line with a duration"}

@@ -21,6 +21,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from jumpstarter.client import connect
 from jumpstarter.client._shared_connection import shared_connection
+from jumpstarter.common.exceptions import DriverConnectionError, DriverError, ExporterConnectionLost
 from jumpstarter.driver import Driver, export
 from jumpstarter.streams.copy import splice
 from jumpstarter.testing import serve_socket_async
@@ -41,6 +42,14 @@ class Counter(Driver):
     def next(self) -> int:
         self.value += 1
         return self.value
+
+    @export
+    def unplugged(self) -> None:
+        raise ConnectionError("the board's USB cable is out")  # travels as UNAVAILABLE
+
+    @export
+    def unreadable(self) -> None:
+        raise OSError(5, "Input/output error")  # travels as INTERNAL
 
 
 class Relay:
@@ -117,4 +126,18 @@ def test_clients_share_one_connection_and_a_broken_one_is_made_again() -> None:
         assert relay.accepted == 3
         # Nothing went wrong behind the clients' backs. (Not checked on the way out: anyio 4.16's Unix socket
         # streams may set a cancelled receive's future when data arrives as they are cancelled, in the relay.)
+        assert errors == []
+
+
+def test_a_drivers_connection_or_os_error_is_the_drivers_not_the_paths() -> None:
+    with lab_socket() as (path, relay, errors, _portal), connect(path) as client:
+        assert client.call("next") == 1
+        with pytest.raises(DriverConnectionError) as unplugged:
+            client.call("unplugged")
+        assert str(unplugged.value) == "the board's USB cable is out"
+        assert not isinstance(unplugged.value, ExporterConnectionLost)
+        with pytest.raises(DriverError) as unreadable:
+            client.call("unreadable")
+        assert str(unreadable.value) == "[Errno 5] Input/output error"
+        assert client.call("next") == 2 and relay.accepted == 2  # the path was never taken for broken
         assert errors == []

@@ -15,6 +15,7 @@ pyproject.toml; a process a test starts finds it through `with_support`, which p
   clients the `jmp shell` scripts of their tests run;
 - `testsupport.drivers`: small drivers for the core's tests;
 - `testsupport.venvs`: fresh virtual environments for the plugin tests.
+- `testsupport.large_values`: an exporter of large bytes values and its client process (a test and a benchmark).
 """
 
 from __future__ import annotations

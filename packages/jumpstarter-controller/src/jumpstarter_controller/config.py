@@ -20,13 +20,14 @@ dashboard:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from jumpstarter.config import durations
+from jumpstarter.config.durations import DURATION_HELP
 from jumpstarter_controller.selectors import InvalidSelector, Selector, parse
 
 __all__ = [
@@ -39,26 +40,16 @@ __all__ = [
     "parse_duration",
 ]
 
-_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
-
 
 class ConfigError(ValueError):
     """The configuration file is unreadable or wrong: the message names the file and the field."""
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a text such as ``90``, ``30m``, ``2h``, ``1d12h``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if match is None or not any(match.groups()):
-            raise ValueError(f"{value!r} is not a duration (give seconds, or e.g. 30m, 2h, 1d)")
-        days, hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
-        seconds = days * 86400 + hours * 3600 + minutes * 60 + secs
-    if seconds <= 0:
-        raise ValueError(f"{value!r}: a duration must be positive")
-    return seconds
+    """Seconds from a number (YAML's ``90``) or a text as every command takes it (``30m``, ``2h``, ``1d12h``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{value!r} is not a duration: write {DURATION_HELP}")
+    return durations.parse_duration(str(value))
 
 
 class RouterEntry(BaseModel):

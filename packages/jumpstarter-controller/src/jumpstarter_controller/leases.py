@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from jumpstarter.config.durations import format_duration
 from jumpstarter_controller.controller import Controller
 from jumpstarter_controller.credentials import Identity
 from jumpstarter_controller.model import HOOK_FAILED_CONDITION, HOOK_FAILED_REASONS, HOOK_FAILED_STATUSES, Lease
@@ -106,12 +107,9 @@ async def create_lease(controller: Controller, owner: Identity, request: LeaseRe
     name = _checked(request.lease_id, "lease") if request.lease_id else uuid7()
     _check_tags(request.tags, config.limits.max_tags)
     duration, begin, end = reconcile_times(request.duration, request.begin_time, request.end_time)
+    _check_cap(controller, owner, duration)
     client = controller.model.clients[(owner.namespace, owner.name)]
     policy = config.policy_for(owner.namespace, owner.name, client.labels)
-    cap = policy.max_duration if policy and policy.max_duration else config.limits.max_duration
-    if duration > cap:
-        whose = f"policy {policy.name}" if policy and policy.max_duration else "this controller"
-        raise RequestError("UNKNOWN", f"the duration {duration:g} s exceeds the {cap:g} s that {whose} allows")
     now = time.time()
     if end is not None and end <= now:
         raise RequestError("UNKNOWN", "the lease's end time has passed already")
@@ -138,7 +136,7 @@ async def create_lease(controller: Controller, owner: Identity, request: LeaseRe
         lease.set_condition("Pending", "True", "Pending", "waiting for an exporter", now)
         controller.model.leases[lease.key] = lease
         changes.lease(lease)
-        why = f"selector {selector}, duration {duration:g} s"
+        why = f"selector {selector}, duration {format_duration(duration)}"
         changes.event(Event(f"client:{owner.name}", "lease created", owner.namespace, name,
                             request.exporter_name, owner.name, why))  # fmt: skip
         verdict = unsatisfiable(controller.model, lease)
@@ -149,6 +147,20 @@ async def create_lease(controller: Controller, owner: Identity, request: LeaseRe
             lease.set_condition("Unsatisfiable", "True", reason, message, now)
             changes.event(Event("scheduler", "lease unsatisfiable", owner.namespace, name, "", owner.name, message))
     return lease
+
+
+def _check_cap(controller: Controller, owner: Identity, duration: float) -> None:
+    """Refuse a duration over the owner's policy's max_duration (else the controller's limits.max_duration)."""
+    config = controller.config
+    client = controller.model.clients[(owner.namespace, owner.name)]
+    policy = config.policy_for(owner.namespace, owner.name, client.labels)
+    if policy and policy.max_duration:
+        cap, whose = policy.max_duration, f"policy {policy.name}"
+    else:
+        cap, whose = config.limits.max_duration, "this controller"
+    if duration > cap:
+        asked, allowed = format_duration(duration), format_duration(cap)
+        raise RequestError("UNKNOWN", f"the duration {asked} exceeds the {allowed} that {whose} allows")
 
 
 def _owned(controller: Controller, owner: Identity, name: str, action: str) -> Lease:
@@ -188,19 +200,13 @@ async def update_lease(controller: Controller, owner: Identity, name: str, updat
             if before is not None and after is not None and after < before - 1e-3:
                 raise RequestError(
                     "UNKNOWN",
-                    f"this would shorten lease {name} (ending {after - before:+.0f} s earlier): a lease is only "
-                    "extended; release it (jmp delete lease) to end it early",
+                    f"this would shorten lease {name} (ending {format_duration(before - after)} earlier): "
+                    "a lease is only extended; release it (jmp delete lease) to end it early",
                 )
-            cap = controller.config.limits.max_duration
-            client = controller.model.clients[(owner.namespace, owner.name)]
-            policy = controller.config.policy_for(owner.namespace, owner.name, client.labels)
-            if policy and policy.max_duration:
-                cap = policy.max_duration
-            if duration > cap:
-                raise RequestError("UNKNOWN", f"the duration {duration:g} s exceeds the {cap:g} s allowed")
+            _check_cap(controller, owner, duration)
             lease.duration, lease.begin_time, lease.end_time = duration, begin, end
             changes.event(Event(f"client:{owner.name}", "lease extended", owner.namespace, name,
-                                lease.exporter or "", owner.name, f"duration {duration:g} s"))  # fmt: skip
+                                lease.exporter or "", owner.name, f"duration {format_duration(duration)}"))  # fmt: skip
         if target is not None and target != lease.client:
             changes.event(Event(f"client:{owner.name}", "lease transferred", owner.namespace, name,
                                 lease.exporter or "", target, f"from {lease.client}"))  # fmt: skip

@@ -29,6 +29,7 @@ from jumpstarter.cli.shell import (
     _Exporter,
     _ShellError,
 )
+from jumpstarter.config.durations import format_duration
 from jumpstarter.config.env import JMP_DRIVERS_ALLOW, JMP_HOST_KEEPALIVE, JUMPSTARTER_HOST
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class LeasedExporter(_Exporter):
         except HookFailed as error:
             raise _ShellError(EXIT_HOOK_FAILED, str(error)) from None
         except LabError as error:
-            raise _ShellError(EXIT_NO_LEASE, str(error)) from None
+            raise _ShellError(EXIT_UNREACHABLE if error.unreachable else EXIT_NO_LEASE, str(error)) from None
         except TimeoutError:
             raise _ShellError(
                 EXIT_NO_LEASE, "no exporter was granted within the acquisition timeout (the lease was released)"
@@ -156,7 +157,7 @@ class LeasedExporter(_Exporter):
         name = self.session.name
         output.say(
             PROGRAM,
-            f"warning: lease {name} ends in {_span(left)}; the command will then be hung up "
+            f"warning: lease {name} ends in {format_duration(max(0, round(left)))}; the command will then be hung up "
             f"(extend it: jmp update lease {name} --duration LONGER)",
         )
 
@@ -199,11 +200,6 @@ class LeasedExporter(_Exporter):
 
     def label(self) -> str:
         return self.session.exporter if self.session is not None else "lease"
-
-
-def _span(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
 def leased_exporter(

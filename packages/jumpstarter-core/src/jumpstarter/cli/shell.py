@@ -299,10 +299,10 @@ def _check_lab_client(name: object, path: object) -> None:
     try:
         resolved = resolve_client(name if isinstance(name, str) else None, path if isinstance(path, str) else None)
     except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+        raise _ConfigProblem(str(error)) from None
     problem = lab_problem(resolved)
     if problem is not None:
-        raise click.ClickException(f"{problem} (jmp config client create NAME writes one that can)")
+        raise _ConfigProblem(f"{problem} (jmp config client create NAME writes one that can)")
 
 
 # -- the exporter ------------------------------------------------------------------------

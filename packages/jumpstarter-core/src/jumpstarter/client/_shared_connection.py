@@ -26,7 +26,7 @@ import anyio
 import grpc
 from anyio.abc import TaskGroup
 
-from jumpstarter.common.protocol import CHANNEL_OPTIONS, KEEPALIVE_SECONDS, SERVER_OPTIONS
+from jumpstarter.common.protocol import CHANNEL_OPTIONS, ERROR_CLASS_METADATA_KEY, KEEPALIVE_SECONDS, SERVER_OPTIONS
 from jumpstarter.common.wire import keepalive_supported
 from jumpstarter.v1 import jumpstarter_pb2
 
@@ -60,8 +60,6 @@ _STOP_GRACE_SECONDS = 0.5
 _CLOSE_WAIT_SECONDS = 5.0
 # How long calls begun on a channel may go on once another replaces it (pinging, or not broken).
 _REPLACED_GRACE_SECONDS = 600.0
-# How gRPC's own INTERNAL errors begin (a driver's INTERNAL error from the exporter does not).
-_CORE = "Internal error from Core"
 # Metadata that belongs to one HTTP/2 hop, not to the call.
 _HOP_KEYS = ("user-agent", "te", "content-type", "grpc-accept-encoding", "grpc-encoding")
 
@@ -87,9 +85,20 @@ def _call_metadata(metadata: Any) -> list[tuple[str, Any]]:
     return [(key, value) for key, value in metadata or () if not key.startswith(":") and key not in _HOP_KEYS]
 
 
-def _path_broke(code: grpc.StatusCode, details: str) -> bool:
-    """Whether gRPC itself failed the call for the connection (an HTTP/2 stream cut mid-frame is INTERNAL)."""
-    return code == grpc.StatusCode.UNAVAILABLE or (code == grpc.StatusCode.INTERNAL and details.startswith(_CORE))
+def _path_broke(code: grpc.StatusCode, trailing: Any) -> bool:
+    """Whether gRPC itself failed the call for the connection (an HTTP/2 stream cut mid-frame is INTERNAL).
+
+    An error a driver raised is marked by our exporter (ERROR_CLASS_METADATA_KEY): a driver's
+    ConnectionError travels as UNAVAILABLE, its OSError as INTERNAL, and neither is the path.
+    Unmarked, INTERNAL is gRPC's own: our exporter marks every INTERNAL it sends, and the
+    original 0.9.0 exporter sends none (its drivers' errors are UNIMPLEMENTED, INVALID_ARGUMENT,
+    DEADLINE_EXCEEDED or UNKNOWN). Unmarked UNAVAILABLE is taken for the path too, although our
+    exporter refuses a call with it when its drivers cannot start: the status carries no sign of
+    where it was made, and the details (kept in the message) say that case.
+    """
+    if any(key == ERROR_CLASS_METADATA_KEY for key, _ in trailing or ()):
+        return False
+    return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL)
 
 
 def _short(details: str) -> str:
@@ -167,7 +176,7 @@ class _Forward(grpc.GenericRpcHandler):
                 context.set_trailing_metadata(tuple(_call_metadata(await call.trailing_metadata())))
             except grpc.aio.AioRpcError as error:
                 code, details = error.code(), error.details() or error.code().name
-                if _path_broke(code, details):  # say which path, and that it is the path
+                if _path_broke(code, error.trailing_metadata()):  # say which path, and that it is the path
                     code = grpc.StatusCode.UNAVAILABLE
                     details = f"the leased exporter cannot be reached through the router ({_short(details)})"
                 await context.abort(code, details, tuple(_call_metadata(error.trailing_metadata())))

@@ -42,6 +42,11 @@ class LabError(JumpstarterException):
         super().__init__(message)
         self.code = code
 
+    @property
+    def unreachable(self) -> bool:
+        """The controller was not reached, or did not answer: no refusal, nothing it decided."""
+        return self.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
 
 def is_ready(lease: client_pb2.Lease) -> bool:
     """The original's rule: the last condition is Ready=True."""

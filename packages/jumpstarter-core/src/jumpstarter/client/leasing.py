@@ -52,6 +52,7 @@ from jumpstarter.client.readiness import ended_error, wait_until_ready
 from jumpstarter.client.tunnel import tunnel
 from jumpstarter.client.v1 import client_pb2
 from jumpstarter.config.client import ClientConfig, resolve_client
+from jumpstarter.config.durations import format_duration
 
 __all__ = ["LeaseSession", "lease", "lease_async"]
 
@@ -239,7 +240,8 @@ class LeaseSession:
         if duration <= 0 or not math.isfinite(duration):
             raise LabError(f"the lease duration must be a positive number of seconds, not {duration}")
         if duration < self.duration - 1e-3:
-            raise LabError(f"this would shorten lease {self.name} (ending {duration - self.duration:+.0f} s earlier): "
+            earlier = format_duration(self.duration - duration)
+            raise LabError(f"this would shorten lease {self.name} (ending {earlier} earlier): "
                            "a lease is only extended; release it (jmp delete lease) to end it early")  # fmt: skip
         before = self.duration
         self.duration = duration

@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -25,6 +27,7 @@ from anyio.abc import SocketStream
 
 from jumpstarter.client._shared_connection import shared_connection
 from jumpstarter.client.lab import LabClient, LabError
+from jumpstarter.config.durations import format_duration
 from jumpstarter.streams.copy import splice
 from jumpstarter.streams.frames import FrameStream
 from jumpstarter.v1 import router_pb2_grpc
@@ -45,8 +48,9 @@ CLOSE_WAIT_SECONDS = 1.0
 async def tunnel(lab: LabClient, lease_name: str, quiet_until: anyio.Event | None = None) -> AsyncIterator[str]:
     """Serve the tunnel to `lease_name`'s exporter on a new Unix socket; yield its path.
 
-    A connection that cannot be dialled is logged as a warning, or, before `quiet_until` is set
-    (while the client waits for the exporter, and says itself why it is not ready), for debugging.
+    A path to the exporter that breaks is one warning, and one line when it is back (see `_Outage`);
+    before `quiet_until` is set (while the client waits for the exporter, and says itself why it
+    is not ready), a connection that cannot be dialled is for debugging only.
     """
     directory = _private_directory()
     try:
@@ -64,6 +68,7 @@ async def _dialling(lab: LabClient, lease_name: str, path: Path, quiet_until: an
     """A Unix socket whose every connection is a new Dial and router stream (see the module's documentation)."""
     channels: dict[str, grpc.aio.Channel] = {}
     carrying: set[SocketStream] = set()
+    outage = _Outage(lease_name, quiet_until)
     idle = anyio.Event()
 
     async def carry(connection: SocketStream) -> None:
@@ -72,7 +77,7 @@ async def _dialling(lab: LabClient, lease_name: str, path: Path, quiet_until: an
             idle = anyio.Event()
         carrying.add(connection)
         try:
-            await _carry(lab, lease_name, connection, channels, quiet_until)
+            await _carry(lab, lease_name, connection, channels, outage)
         finally:
             carrying.discard(connection)
             if not carrying:
@@ -108,16 +113,16 @@ async def _carry(
     lease_name: str,
     connection: SocketStream,
     channels: dict[str, grpc.aio.Channel],
-    quiet_until: anyio.Event | None,
+    outage: _Outage,
 ) -> None:
     """One accepted connection: Dial, the router's Stream, and the bytes both ways; errors end it alone."""
     async with connection:
         try:
             endpoint, token = await _dial(lab, lease_name)
         except (LabError, TimeoutError) as error:
-            level = logging.DEBUG if quiet_until is not None and not quiet_until.is_set() else logging.WARNING
-            logger.log(level, "cannot connect to the exporter of lease %s: %s", lease_name, error)
+            outage.failed(error)
             return
+        outage.dialled()
         channel = channels.get(endpoint)
         if channel is None:
             channel = grpc.aio.secure_channel(endpoint, grpc.ssl_channel_credentials(root_certificates=lab.ca))
@@ -131,6 +136,34 @@ async def _carry(
             logger.debug("a tunnel connection of lease %s ended: %s", lease_name, errors.exceptions[0])
         finally:
             await frames.aclose()
+
+
+@dataclass
+class _Outage:
+    """Whether the path to the exporter is broken: said once when it breaks, once when it is back.
+
+    The shared connection dials again every couple of seconds while the exporter is away (and at
+    each call its clients make): each failure is for debugging; the user hears of the outage once.
+    """
+
+    lease_name: str
+    quiet_until: anyio.Event | None
+    since: float | None = None
+
+    def failed(self, error: Exception) -> None:
+        message = f"cannot connect to the exporter of lease {self.lease_name}: {error}"
+        if self.since is not None or (self.quiet_until is not None and not self.quiet_until.is_set()):
+            logger.debug(message)
+            return
+        self.since = time.monotonic()
+        logger.warning("%s (trying again)", message)
+
+    def dialled(self) -> None:
+        if self.since is None:
+            return
+        down = format_duration(max(1, round(time.monotonic() - self.since)))
+        self.since = None
+        logger.info("the exporter of lease %s can be reached again (after %s)", self.lease_name, down)
 
 
 async def _dial(lab: LabClient, lease_name: str) -> tuple[str, str]:

@@ -1,11 +1,15 @@
-"""Durations as the original's commands take them: ``30m``, ``1h30m``, ``1d``, ``90``, ``PT1H30M``, ``01:30:00``."""
+"""Durations as the original's commands take them: ``30m``, ``1h30m``, ``1d``, ``90``, ``PT1H30M``, ``01:30:00``.
+
+`format_duration` says a duration back the way users write it (``3h``, ``1h30m``), which
+`parse_duration` reads again: messages about durations users give speak their language.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-__all__ = ["DURATION_HELP", "parse_duration"]
+__all__ = ["DURATION_HELP", "format_duration", "parse_duration"]
 
 _HUMAN = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 _ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
@@ -32,3 +36,19 @@ def parse_duration(text: str) -> float:
     if not seconds > 0:
         raise ValueError(f"{text!r}: a duration must be more than 0 seconds")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """`seconds` as users write a duration: ``3h``, ``1h30m``, ``1d2h``, ``45s``, ``1.5s``.
+
+    Whole seconds from a minute up (a lease of 2h0m0.4s is said 2h); below a minute, to the millisecond.
+    """
+    if seconds < 60:
+        return f"{round(seconds, 3):g}s"
+    whole = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
