@@ -4,7 +4,12 @@ Every `DriverClient` of a tree shares one Connection. It holds two gRPC channels
 session: a blocking one, used directly by the calling thread for `call` and
 `streamingcall` (the fastest path from synchronous code: no hop through the event loop),
 and an asyncio one, used by the async twins, byte streams, resources and logs on the
-connection's event loop.
+connection's event loop: its async side.
+
+A connection made on an event loop (`connect_async`, `serve`...) has its async side on that
+loop from the start. One made from blocking code (`connect`) starts it on first need, on an
+event loop in a thread of its own: a short-lived client that only calls (`j power on`)
+starts neither the thread nor the loop.
 
 How calls and their values travel, and how failures come back, is `jumpstarter.common.wire`:
 typed values when the exporter advertises them, JSON values otherwise. Large bytes values
@@ -21,12 +26,12 @@ import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import grpc
-from anyio.from_thread import BlockingPortal
 from google.protobuf import empty_pb2
 
 from jumpstarter.client.text import printable
@@ -67,6 +72,9 @@ from jumpstarter.common.wire import (
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 
 if TYPE_CHECKING:  # imported where used: a short-lived client (`j power on`) starts without them
+    from anyio.from_thread import BlockingPortal
+
+    from jumpstarter.client.endpoint import ExporterEndpoint
     from jumpstarter.client.progress import Progress
     from jumpstarter.streams.frames import FrameStream
 
@@ -88,38 +96,97 @@ _LOG_SOURCES = {
 }
 
 
+@dataclass(frozen=True)
+class _AsyncSide:
+    """The event loop a connection's async API runs on, and the asyncio channel made on it."""
+
+    portal: BlockingPortal
+    channel: grpc.aio.Channel
+    loop: asyncio.AbstractEventLoop
+    thread: int
+    stub: jumpstarter_pb2_grpc.ExporterServiceStub
+    router: router_pb2_grpc.RouterServiceStub
+
+    @classmethod
+    def here(cls, portal: BlockingPortal, channel: grpc.aio.Channel) -> _AsyncSide:
+        """The async side on the running event loop, whose portal is `portal`."""
+        return cls(
+            portal=portal,
+            channel=channel,
+            loop=asyncio.get_running_loop(),
+            thread=threading.get_ident(),
+            stub=jumpstarter_pb2_grpc.ExporterServiceStub(channel),
+            router=router_pb2_grpc.RouterServiceStub(channel),
+        )
+
+
 class Connection:
-    """One client connection to an exporter session."""
+    """One client connection to an exporter session.
+
+    Made on an event loop, it takes that loop's `portal` and an asyncio `channel` made there;
+    made from blocking code (neither given), it starts its own loop when first needed, and
+    `close()` stops it.
+    """
 
     def __init__(
         self,
         *,
-        address: str,
-        channel: grpc.aio.Channel,
+        endpoint: ExporterEndpoint,
         sync_channel: grpc.Channel,
-        portal: BlockingPortal,
         report: jumpstarter_pb2.GetReportResponse,
         answer_timeout: float,
+        portal: BlockingPortal | None = None,
+        channel: grpc.aio.Channel | None = None,
     ) -> None:
-        self.address = address
+        self.endpoint = endpoint
+        self.address = endpoint.address
         self.answer_timeout = answer_timeout
         """How long opening a byte stream or the log stream may take."""
-        self.channel = channel
         self.sync_channel = sync_channel
-        self.portal = portal
         self.report = report
         self.typed = typed_values_supported(report.capabilities)
         self.bulk = self.typed and bulk_values_supported(report.capabilities)
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
-        self._router = router_pb2_grpc.RouterServiceStub(channel)
+        if (portal is None) != (channel is None):
+            raise ValueError("give both the portal of the running event loop and a channel made on it, or neither")
+        self._async = _AsyncSide.here(portal, channel) if portal is not None and channel is not None else None
+        self._starting = threading.Lock()
+        self._own_loop = ExitStack()  # the event loop started for a connection made from blocking code
+        self._closed = False
         self._sync_stub = jumpstarter_pb2_grpc.ExporterServiceStub(sync_channel)
         # Resources opened but not yet passed to a call (by uuid): leaving a resource block
         # waits for the driver's last bytes only if some call received the handle.
         self._unused_resources: set[str] = set()
         # Streaming calls in progress, cancelled when the connection closes.
         self._active_calls: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    # -- the async side --------------------------------------------------------------
+
+    @property
+    def portal(self) -> BlockingPortal:
+        """The portal of the event loop of the async side (started now if it was not)."""
+        return self._async_side().portal
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The asyncio channel of the async side (started now if it was not)."""
+        return self._async_side().channel
+
+    def _async_side(self) -> _AsyncSide:
+        side = self._async
+        if side is not None:
+            return side
+        with self._starting:  # one thread starts it; the others wait for it
+            if self._async is None:
+                if self._closed:
+                    raise RuntimeError("the client's connection is closed")
+                from anyio.from_thread import start_blocking_portal
+
+                portal = self._own_loop.enter_context(start_blocking_portal())
+                self._async = portal.call(self._open_async_side, portal)
+            return self._async
+
+    async def _open_async_side(self, portal: BlockingPortal) -> _AsyncSide:
+        return _AsyncSide.here(portal, self.endpoint.aio_channel())
 
     # -- encoding ----------------------------------------------------------------------
 
@@ -162,7 +229,8 @@ class Connection:
                 self._unused_resources.discard(value.get("uuid"))
 
     def _check_blocking_allowed(self, what: str) -> None:
-        if threading.get_ident() == self._loop_thread:
+        side = self._async
+        if side is not None and threading.get_ident() == side.thread:
             raise RuntimeError(
                 f"{what} blocks, and this thread runs the client's event loop: "
                 "in async code use the *_async twin (await client.call_async(...))"
@@ -173,7 +241,8 @@ class Connection:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is not self._loop:
+        side = self._async
+        if side is None or running is not side.loop:
             raise RuntimeError(
                 f"{what} must run on the event loop the client was connected on; "
                 "from other threads use the blocking API or client.portal.call()"
@@ -204,9 +273,9 @@ class Connection:
         try:
             if bulk:
                 async with self._uploaded(bulk):
-                    response = await cancellable(self._stub.DriverCall(request))
+                    response = await cancellable(self._async_side().stub.DriverCall(request))
             else:
-                response = await cancellable(self._stub.DriverCall(request))
+                response = await cancellable(self._async_side().stub.DriverCall(request))
         except grpc.RpcError as error:
             raise _failed(error, method) from None
         if response.bulk_values:
@@ -232,7 +301,7 @@ class Connection:
     ) -> AsyncIterator[Any]:
         self._check_loop("streamingcall_async()")
         request = self._request(jumpstarter_pb2.StreamingDriverCallRequest, uuid, method, args, kwargs)
-        call = self._stub.StreamingDriverCall(request)
+        call = self._async_side().stub.StreamingDriverCall(request)
         self._active_calls.add(call)
         try:
             async for response in call:
@@ -250,7 +319,7 @@ class Connection:
     ) -> tuple[Any, dict[str, str]]:
         """Start a RouterService.Stream call; return it with the session's initial metadata."""
         self._check_loop(what)
-        call = self._router.Stream(metadata=((REQUEST_METADATA_KEY, request_json), *extra_metadata))
+        call = self._async_side().router.Stream(metadata=((REQUEST_METADATA_KEY, request_json), *extra_metadata))
         try:
             metadata = dict(await self._initial_metadata(call, f"open {what}") or ())
         except grpc.RpcError as error:
@@ -340,7 +409,7 @@ class Connection:
         """
         self._check_loop("log_stream_async()")
         name = uuid.uuid4().hex
-        call = self._stub.LogStream(empty_pb2.Empty(), metadata=((LOG_CONSUMER_METADATA_KEY, name),))
+        call = self._async_side().stub.LogStream(empty_pb2.Empty(), metadata=((LOG_CONSUMER_METADATA_KEY, name),))
         if self.typed:
             try:
                 # Our exporters send initial metadata once this stream receives every record
@@ -356,18 +425,36 @@ class Connection:
                 if self.typed:
                     with anyio.move_on_after(STREAM_LINGER_SECONDS), suppress(grpc.RpcError):
                         # An exporter that is gone has no more records to send.
-                        await self._stub.GetStatus(
+                        await self._async_side().stub.GetStatus(
                             jumpstarter_pb2.GetStatusRequest(), metadata=((LOG_BARRIER_METADATA_KEY, name),)
                         )
                         await relayed_all.wait()
         finally:
             call.cancel()
 
+    # -- closing ---------------------------------------------------------------------
+
     async def aclose(self) -> None:
-        for call in list(self._active_calls):
-            call.cancel()
+        """Close a connection made on an event loop, on that loop."""
+        self._cancel_calls()
         self.sync_channel.close()
         await self.channel.close()
+
+    def close(self) -> None:
+        """Close a connection made from blocking code; stop its event loop if it started one."""
+        with self._starting:
+            self._closed = True  # no loop may start after this
+            side = self._async
+        if side is None:
+            self._cancel_calls()
+            self.sync_channel.close()
+        else:
+            side.portal.call(self.aclose)
+        self._own_loop.close()
+
+    def _cancel_calls(self) -> None:
+        for call in list(self._active_calls):
+            call.cancel()
 
 
 def _failed(error: grpc.RpcError, what: str) -> DriverError:
