@@ -20,14 +20,12 @@ travel beside a call, over streams of their own, when the exporter takes them
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -43,14 +41,6 @@ from jumpstarter.common.exceptions import (
     DriverInvalidArgument,
     ExporterConnectionLost,
 )
-from jumpstarter.common.handles import (
-    EOF_ACK_METADATA_KEY,
-    REQUEST_METADATA_KEY,
-    RESOURCE_METADATA_KEY,
-    DriverStreamRequest,
-    ResourceStreamRequest,
-    is_client_stream_handle,
-)
 from jumpstarter.common.protocol import (
     CLIENT_RELAY_LOGGER_PREFIX,
     ERROR_CLASS_METADATA_KEY,
@@ -58,7 +48,6 @@ from jumpstarter.common.protocol import (
     LOG_BARRIER_METADATA_KEY,
     LOG_CONSUMER_METADATA_KEY,
 )
-from jumpstarter.common.tasks import background_tasks
 from jumpstarter.common.wire import (
     BulkValues,
     bulk_references,
@@ -71,7 +60,9 @@ from jumpstarter.common.wire import (
 )
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 
-if TYPE_CHECKING:  # imported where used: a short-lived client (`j power on`) starts without them
+# Streams, resources and logs import their machinery where used: a short-lived client that
+# only calls (`j power on`) starts without it.
+if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
     from jumpstarter.client.endpoint import ExporterEndpoint
@@ -96,28 +87,18 @@ _LOG_SOURCES = {
 }
 
 
-@dataclass(frozen=True)
 class _AsyncSide:
-    """The event loop a connection's async API runs on, and the asyncio channel made on it."""
+    """The event loop a connection's async API runs on (made on it), and the asyncio channel made there."""
 
-    portal: BlockingPortal
-    channel: grpc.aio.Channel
-    loop: asyncio.AbstractEventLoop
-    thread: int
-    stub: jumpstarter_pb2_grpc.ExporterServiceStub
-    router: router_pb2_grpc.RouterServiceStub
+    __slots__ = ("channel", "loop", "portal", "router", "stub", "thread")
 
-    @classmethod
-    def here(cls, portal: BlockingPortal, channel: grpc.aio.Channel) -> _AsyncSide:
-        """The async side on the running event loop, whose portal is `portal`."""
-        return cls(
-            portal=portal,
-            channel=channel,
-            loop=asyncio.get_running_loop(),
-            thread=threading.get_ident(),
-            stub=jumpstarter_pb2_grpc.ExporterServiceStub(channel),
-            router=router_pb2_grpc.RouterServiceStub(channel),
-        )
+    def __init__(self, portal: BlockingPortal, channel: grpc.aio.Channel) -> None:
+        self.portal = portal
+        self.channel = channel
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()
+        self.stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
+        self.router = router_pb2_grpc.RouterServiceStub(channel)
 
 
 class Connection:
@@ -148,7 +129,7 @@ class Connection:
         self.bulk = self.typed and bulk_values_supported(report.capabilities)
         if (portal is None) != (channel is None):
             raise ValueError("give both the portal of the running event loop and a channel made on it, or neither")
-        self._async = _AsyncSide.here(portal, channel) if portal is not None and channel is not None else None
+        self._async = _AsyncSide(portal, channel) if portal is not None and channel is not None else None
         self._starting = threading.Lock()
         self._own_loop = ExitStack()  # the event loop started for a connection made from blocking code
         self._closed = False
@@ -186,7 +167,7 @@ class Connection:
             return self._async
 
     async def _open_async_side(self, portal: BlockingPortal) -> _AsyncSide:
-        return _AsyncSide.here(portal, self.endpoint.aio_channel())
+        return _AsyncSide(portal, self.endpoint.aio_channel())
 
     # -- encoding ----------------------------------------------------------------------
 
@@ -224,6 +205,8 @@ class Connection:
         return decode_result(response, await downloaded(self._open_router_stream, bulk_references(response)))
 
     def _mark_used_resources(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        from jumpstarter.common.handles import is_client_stream_handle
+
         for value in (*args, *kwargs.values()):
             if is_client_stream_handle(value):
                 self._unused_resources.discard(value.get("uuid"))
@@ -318,6 +301,8 @@ class Connection:
         self, request_json: str, what: str, *extra_metadata: tuple[str, str]
     ) -> tuple[Any, dict[str, str]]:
         """Start a RouterService.Stream call; return it with the session's initial metadata."""
+        from jumpstarter.common.handles import REQUEST_METADATA_KEY
+
         self._check_loop(what)
         call = self._async_side().router.Stream(metadata=((REQUEST_METADATA_KEY, request_json), *extra_metadata))
         try:
@@ -344,6 +329,7 @@ class Connection:
     @asynccontextmanager
     async def stream_async(self, uuid: str, method: str) -> AsyncIterator[FrameStream]:
         """Open a driver byte stream. Leaving normally delivers what was sent before closing."""
+        from jumpstarter.common.handles import EOF_ACK_METADATA_KEY, DriverStreamRequest
         from jumpstarter.streams.frames import FrameStream
 
         request = DriverStreamRequest(uuid=uuid, method=method).to_json()
@@ -366,8 +352,12 @@ class Connection:
     async def resource_async(
         self, uuid: str, source: Any, content_encoding: str | None
     ) -> AsyncIterator[dict[str, Any]]:
+        import json
+
         from jumpstarter.client.progress import Progress
         from jumpstarter.client.resources import local_endpoint
+        from jumpstarter.common.handles import RESOURCE_METADATA_KEY, ResourceStreamRequest
+        from jumpstarter.common.tasks import background_tasks
         from jumpstarter.streams.frames import FrameStream
 
         async with local_endpoint(source) as local:
@@ -407,6 +397,8 @@ class Connection:
         With our exporters, leaving waits until every record emitted before has arrived
         (a log barrier, see `jumpstarter.common.protocol`).
         """
+        from jumpstarter.common.tasks import background_tasks
+
         self._check_loop("log_stream_async()")
         name = uuid.uuid4().hex
         call = self._async_side().stub.LogStream(empty_pb2.Empty(), metadata=((LOG_CONSUMER_METADATA_KEY, name),))
