@@ -42,6 +42,9 @@ JMP_GRPC_INSECURE = "JMP_GRPC_INSECURE"
 JMP_HOST_KEEPALIVE = "JMP_HOST_KEEPALIVE"
 
 
+_USER_CONFIG = "config.yaml"  # in config_home()
+
+
 def config_home() -> Path:
     """The directory of the client configurations and of the user's config.yaml (it need not exist)."""
     from pathlib import Path
@@ -51,7 +54,7 @@ def config_home() -> Path:
 
 def user_config_path() -> Path:
     """The user's config.yaml, which names the default client (`jmp config client use NAME`)."""
-    return config_home() / "config.yaml"
+    return config_home() / _USER_CONFIG
 
 
 def client_config_given() -> bool:
@@ -61,7 +64,7 @@ def client_config_given() -> bool:
         return os.path.exists(explicit)
     if any(os.environ.get(name) for name in (JMP_CLIENT, JMP_ENDPOINT, JMP_NAME)):
         return True
-    return os.path.exists(os.path.join(_config_home(), "config.yaml"))
+    return os.path.exists(os.path.join(_config_home(), _USER_CONFIG))
 
 
 def _config_home() -> str:
