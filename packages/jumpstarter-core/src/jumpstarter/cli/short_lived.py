@@ -55,8 +55,9 @@ def leave(code: int) -> NoReturn:
     resume_garbage_collection()  # when the command did not run: it sets the start-up's objects aside
     gc.collect()  # only the command's objects: files it dropped get closed
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
     except (OSError, ValueError):
         sys.exit(code)  # Python's exit reports it as usual
     os._exit(code)
