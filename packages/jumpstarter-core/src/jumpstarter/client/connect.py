@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import grpc
 from google.protobuf import empty_pb2
 
+from jumpstarter.client._stubs import EXPORTER_SERVICE, stub
 from jumpstarter.client.base import DriverClient
 from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.connection import Connection
@@ -19,7 +20,7 @@ from jumpstarter.client.tree import build_client_tree
 from jumpstarter.common.calls import cancellable
 from jumpstarter.common.exceptions import DriverConnectionError, DriverError, ExporterConnectionLost, ExporterNotReady
 from jumpstarter.common.wire import keepalive_supported
-from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc
+from jumpstarter.v1 import jumpstarter_pb2
 
 if TYPE_CHECKING:  # imported where used: a client connected from blocking code may need no event loop
     from anyio.from_thread import BlockingPortal
@@ -51,9 +52,9 @@ async def connect_endpoint_async(
     """
     channel = endpoint.aio_channel()
     try:
-        stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
+        exporter = stub(channel, EXPORTER_SERVICE)
         try:
-            report = await cancellable(stub.GetReport(empty_pb2.Empty(), timeout=answer_timeout))
+            report = await cancellable(exporter.GetReport(empty_pb2.Empty(), timeout=answer_timeout))
         except grpc.RpcError as error:
             raise _connection_error(endpoint, error, answer_timeout) from None
         pinging = _with_keepalive(endpoint, report)
@@ -101,9 +102,9 @@ def connect_endpoint(
     """
     sync_channel = endpoint.sync_channel()
     try:
-        stub = jumpstarter_pb2_grpc.ExporterServiceStub(sync_channel)
+        exporter = stub(sync_channel, EXPORTER_SERVICE)
         try:
-            report = stub.GetReport(empty_pb2.Empty(), timeout=answer_timeout)
+            report = exporter.GetReport(empty_pb2.Empty(), timeout=answer_timeout)
         except grpc.RpcError as error:
             raise _connection_error(endpoint, error, answer_timeout) from None
         pinging = _with_keepalive(endpoint, report)

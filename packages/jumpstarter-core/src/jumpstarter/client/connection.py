@@ -32,6 +32,7 @@ import anyio
 import grpc
 from google.protobuf import empty_pb2
 
+from jumpstarter.client._stubs import EXPORTER_SERVICE, ROUTER_SERVICE, stub
 from jumpstarter.client.text import printable
 from jumpstarter.common.allocator import tune_allocator
 from jumpstarter.common.calls import cancellable
@@ -58,7 +59,7 @@ from jumpstarter.common.wire import (
     error_from_status,
     typed_values_supported,
 )
-from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
+from jumpstarter.v1 import common_pb2, jumpstarter_pb2
 
 # Streams, resources and logs import their machinery where used: a short-lived client that
 # only calls (`j power on`) starts without it.
@@ -97,8 +98,8 @@ class _AsyncSide:
         self.channel = channel
         self.loop = asyncio.get_running_loop()
         self.thread = threading.get_ident()
-        self.stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
-        self.router = router_pb2_grpc.RouterServiceStub(channel)
+        self.stub = stub(channel, EXPORTER_SERVICE)
+        self.router = stub(channel, ROUTER_SERVICE)
 
 
 class Connection:
@@ -133,7 +134,7 @@ class Connection:
         self._starting = threading.Lock()
         self._own_loop = ExitStack()  # the event loop started for a connection made from blocking code
         self._closed = False
-        self._sync_stub = jumpstarter_pb2_grpc.ExporterServiceStub(sync_channel)
+        self._sync_stub = stub(sync_channel, EXPORTER_SERVICE)
         # Resources opened but not yet passed to a call (by uuid): leaving a resource block
         # waits for the driver's last bytes only if some call received the handle.
         self._unused_resources: set[str] = set()
