@@ -48,8 +48,6 @@ def plain(client: DriverClient) -> DriverClient:
     return DriverClient(
         uuid=client.uuid,
         labels=client.labels,
-        channel=client.channel,
-        portal=client.portal,
         stack=client.stack,
         connection=client.connection,
     )
@@ -315,9 +313,7 @@ def test_streaming_failure_after_items(lab: DriverClient, kind: str, error_class
 
 
 def test_unknown_driver_uuid_is_a_driver_error(lab: DriverClient) -> None:
-    ghost = DriverClient(
-        uuid=uuid4(), channel=lab.channel, portal=lab.portal, stack=lab.stack, connection=lab.connection
-    )
+    ghost = DriverClient(uuid=uuid4(), stack=lab.stack, connection=lab.connection)
     # The original fails its lookup with an unhandled KeyError: UNKNOWN.
     with pytest.raises(DriverError) as error:
         ghost.call("on")

@@ -132,7 +132,7 @@ def _flat_report(children: int) -> jumpstarter_pb2.GetReportResponse:
 
 
 def _build_seconds(children: int) -> float:
-    connection = SimpleNamespace(report=_flat_report(children), channel=None, portal=None)
+    connection = SimpleNamespace(report=_flat_report(children))
     policy = ClientClassPolicy.exactly(["jumpstarter.client.DriverClient"])
     began = time.perf_counter()
     with ExitStack() as stack:

@@ -19,9 +19,10 @@ import pytest
 from anyio import create_memory_object_stream
 from anyio.streams.stapled import StapledObjectStream
 
-from jumpstarter.client import DriverConnectionError, DriverError
+from jumpstarter.client import DriverConnectionError, DriverError, connect
 from jumpstarter.common.utils import serve
 from jumpstarter.driver import Composite, Driver, export, exportstream
+from jumpstarter.testing import serve_socket
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc
 
 
@@ -133,6 +134,28 @@ def test_a_client_left_with_an_open_stream_cannot_hold_the_exporter() -> None:
         stream.send(b"x")
     with pytest.raises(Exception):  # noqa: B017 - the exact error depends on timing; it must not hang
         stream.receive()
+
+
+def test_a_client_connected_from_blocking_code_starts_its_event_loop_only_when_needed() -> None:
+    with serve_socket(Board()) as path:
+        threads = set(threading.enumerate())
+        with connect(path, attach=False) as client:
+            assert client.call("ping") == "pong"
+            assert set(threading.enumerate()) == threads  # calls need no event loop
+            with client.stream() as stream:  # a byte stream does: it starts one, in a thread
+                stream.send(b"ping")
+                assert stream.receive() == b"ping"
+            assert len(set(threading.enumerate()) - threads) == 1
+            assert client.portal.call(client.call_async, "ping") == "pong"  # the same loop
+            assert len(set(threading.enumerate()) - threads) == 1
+        assert set(threading.enumerate()) == threads  # stopped with the connection
+        with pytest.raises(RuntimeError, match="not running"):
+            client.portal.call(client.call_async, "ping")
+        with connect(path, attach=False) as caller:
+            assert caller.call("ping") == "pong"
+        with pytest.raises(RuntimeError, match="the client's connection is closed"):
+            caller.portal  # noqa: B018 - a closed client starts no loop
+        assert set(threading.enumerate()) == threads
 
 
 def test_calls_after_the_exporter_went_away_fail_clearly() -> None:

@@ -7,7 +7,6 @@ and ``Error:`` line, so that every mistake reads alike, whichever command made i
 
 from __future__ import annotations
 
-import difflib
 from contextlib import suppress
 
 import click
@@ -41,6 +40,8 @@ def _close_options(name: str, ctx: click.Context | None) -> list[str]:
     """The documented options of the command spelled most like `name` (hidden ones are never offered)."""
     if ctx is None:
         return []
+    import difflib  # only for a mistake: `j` starts without it
+
     options = [
         option
         for parameter in ctx.command.get_params(ctx)

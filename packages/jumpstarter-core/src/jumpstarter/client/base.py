@@ -40,13 +40,8 @@ class DriverClient:
 
     uuid: UUID = field(default_factory=uuid4)
     labels: dict[str, str] = field(default_factory=dict)
-    channel: grpc.aio.Channel
-    """The gRPC channel to the exporter. Nothing here uses it (calls go through `connection`): it is
-    kept because client classes written for the original jumpstarter read it, to make stubs of
-    their own services on the exporter's connection."""
     log_level: str = "INFO"
     children: dict[str, DriverClient] = field(default_factory=dict)
-    portal: BlockingPortal
     stack: ExitStack
     description: str | None = None
     """The driver's help text, from the exporter's report."""
@@ -61,6 +56,21 @@ class DriverClient:
         if logging.getLevelName(self.logger.level) != self.log_level:
             self.logger.setLevel(self.log_level)
         self._uuid = str(self.uuid)
+
+    @property
+    def portal(self) -> BlockingPortal:
+        """The event loop of the client's async API, run from other threads: ``client.portal.call(...)``.
+
+        A client connected from blocking code starts it (in a thread of its own) on first use.
+        """
+        return self.connection.portal
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The asyncio gRPC channel to the exporter, on the loop of `portal`. Nothing here uses it
+        (calls go through `connection`): client classes written for the original jumpstarter read
+        it, to make stubs of their own services on the exporter's connection."""
+        return self.connection.channel
 
     @property
     def name(self) -> str:

@@ -55,7 +55,7 @@ class ClientClassPolicy:
     @classmethod
     def default(cls, allow: Iterable[str] = (), unsafe: bool = False) -> ClientClassPolicy:
         """The installed driver packages, the client configuration and the environment, plus `allow`."""
-        from jumpstarter.registry import installed_driver_values
+        from jumpstarter.entry_points import installed_driver_values
 
         patterns = {f"{_driver_package(value.split(':')[0])}.*" for value in installed_driver_values()}
         patterns.update(allow)

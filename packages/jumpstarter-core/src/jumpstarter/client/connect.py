@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
-import anyio
 import grpc
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 from google.protobuf import empty_pb2
 
+from jumpstarter.client._stubs import EXPORTER_SERVICE, stub
 from jumpstarter.client.base import DriverClient
 from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.connection import Connection
@@ -21,7 +20,10 @@ from jumpstarter.client.tree import build_client_tree
 from jumpstarter.common.calls import cancellable
 from jumpstarter.common.exceptions import DriverConnectionError, DriverError, ExporterConnectionLost, ExporterNotReady
 from jumpstarter.common.wire import keepalive_supported
-from jumpstarter.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc
+from jumpstarter.v1 import jumpstarter_pb2
+
+if TYPE_CHECKING:  # imported where used: a client connected from blocking code may need no event loop
+    from anyio.from_thread import BlockingPortal
 
 ANSWER_TIMEOUT_SECONDS = 30.0
 """How long a client waits for the exporter to answer: to send its report when connecting
@@ -50,10 +52,14 @@ async def connect_endpoint_async(
     """
     channel = endpoint.aio_channel()
     try:
-        report = await _report(channel, endpoint, answer_timeout)
-        if endpoint.keepalive is None and keepalive_supported(report.capabilities):
-            # An exporter of ours welcomes frequent pings: a new connection that sends them.
-            endpoint = dataclasses.replace(endpoint, keepalive=True)
+        exporter = stub(channel, EXPORTER_SERVICE)
+        try:
+            report = await cancellable(exporter.GetReport(empty_pb2.Empty(), timeout=answer_timeout))
+        except grpc.RpcError as error:
+            raise _connection_error(endpoint, error, answer_timeout) from None
+        pinging = _with_keepalive(endpoint, report)
+        if pinging is not None:
+            endpoint = pinging
             await channel.close()
             channel = endpoint.aio_channel()
         sync_channel = endpoint.sync_channel()
@@ -61,12 +67,12 @@ async def connect_endpoint_async(
         await channel.close()
         raise
     connection = Connection(
-        address=endpoint.address,
-        channel=channel,
+        endpoint=endpoint,
         sync_channel=sync_channel,
-        portal=portal,
         report=report,
         answer_timeout=answer_timeout,
+        portal=portal,
+        channel=channel,
     )
     try:
         root = build_client_tree(connection, stack, policy)
@@ -79,7 +85,56 @@ async def connect_endpoint_async(
         await connection.aclose()
 
 
-OpenClient = Callable[[BlockingPortal, ExitStack], AbstractAsyncContextManager[DriverClient]]
+@contextmanager
+def connect_endpoint(
+    endpoint: ExporterEndpoint,
+    *,
+    policy: ClientClassPolicy,
+    attach: bool = False,
+    answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
+) -> Iterator[DriverClient]:
+    """`connect_endpoint_async` from blocking code: the same client, with no event loop until it needs one.
+
+    The report comes over the blocking channel; the client's event loop (for byte streams,
+    resources, the log stream, its async API) starts on first use, in a thread of its own.
+    Streams opened with `open_stream()` are closed on exit, then the log stream, then the
+    connection.
+    """
+    sync_channel = endpoint.sync_channel()
+    try:
+        exporter = stub(sync_channel, EXPORTER_SERVICE)
+        try:
+            report = exporter.GetReport(empty_pb2.Empty(), timeout=answer_timeout)
+        except grpc.RpcError as error:
+            raise _connection_error(endpoint, error, answer_timeout) from None
+        pinging = _with_keepalive(endpoint, report)
+        if pinging is not None:
+            endpoint = pinging
+            sync_channel.close()
+            sync_channel = endpoint.sync_channel()
+    except BaseException:
+        sync_channel.close()
+        raise
+    connection = Connection(endpoint=endpoint, sync_channel=sync_channel, report=report, answer_timeout=answer_timeout)
+    with ExitStack() as closing:
+        closing.callback(connection.close)
+        streams = ExitStack()
+        root = build_client_tree(connection, streams, policy)
+        if attach:
+            closing.enter_context(root.log_stream())
+        closing.callback(streams.close)
+        yield root
+
+
+def _with_keepalive(endpoint: ExporterEndpoint, report: jumpstarter_pb2.GetReportResponse) -> ExporterEndpoint | None:
+    """`endpoint` with frequent keepalive pings, if its report says the exporter welcomes them (ours
+    do) and that was not known before; None otherwise: the connection made for the report stays."""
+    if endpoint.keepalive is None and keepalive_supported(report.capabilities):
+        return dataclasses.replace(endpoint, keepalive=True)
+    return None
+
+
+OpenClient: TypeAlias = "Callable[[BlockingPortal, ExitStack], AbstractAsyncContextManager[DriverClient]]"
 
 
 @contextmanager
@@ -89,6 +144,8 @@ def blocking_client(open_client: OpenClient) -> Iterator[DriverClient]:
     Streams opened with `open_stream()` are closed from this thread on exit, before the
     loop stops.
     """
+    from anyio.from_thread import start_blocking_portal
+
     with (
         start_blocking_portal() as portal,
         ExitStack() as stack,
@@ -103,6 +160,9 @@ def blocking_client(open_client: OpenClient) -> Iterator[DriverClient]:
 @asynccontextmanager
 async def async_client(open_client: OpenClient) -> AsyncIterator[DriverClient]:
     """Run `open_client` on the current event loop; yield its client."""
+    import anyio.to_thread
+    from anyio.from_thread import BlockingPortal
+
     async with BlockingPortal() as portal:
         stack = ExitStack()
         try:
@@ -110,17 +170,6 @@ async def async_client(open_client: OpenClient) -> AsyncIterator[DriverClient]:
                 yield client
         finally:
             await anyio.to_thread.run_sync(stack.close)
-
-
-async def _report(channel: grpc.aio.Channel, endpoint: ExporterEndpoint, answer_timeout: float) -> Any:
-    stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
-    try:
-        report: jumpstarter_pb2.GetReportResponse = await cancellable(
-            stub.GetReport(empty_pb2.Empty(), timeout=answer_timeout)
-        )
-    except grpc.RpcError as error:
-        raise _connection_error(endpoint, error, answer_timeout) from None
-    return report
 
 
 def _connection_error(endpoint: ExporterEndpoint, error: grpc.RpcError, answer_timeout: float) -> DriverError:
@@ -246,7 +295,8 @@ def connect(
     start, say), or stops answering while connected, raises ExporterConnectionLost.
     """
     endpoint = _endpoint(address, tls_ca, token, insecure)
-    with blocking_client(_opener(endpoint, allow, unsafe, attach, answer_timeout)) as client:
+    policy = ClientClassPolicy.default(allow, unsafe)
+    with connect_endpoint(endpoint, policy=policy, attach=attach, answer_timeout=answer_timeout) as client:
         yield client
 
 

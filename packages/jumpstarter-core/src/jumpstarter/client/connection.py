@@ -4,7 +4,12 @@ Every `DriverClient` of a tree shares one Connection. It holds two gRPC channels
 session: a blocking one, used directly by the calling thread for `call` and
 `streamingcall` (the fastest path from synchronous code: no hop through the event loop),
 and an asyncio one, used by the async twins, byte streams, resources and logs on the
-connection's event loop.
+connection's event loop: its async side.
+
+A connection made on an event loop (`connect_async`, `serve`...) has its async side on that
+loop from the start. One made from blocking code (`connect`) starts it on first need, on an
+event loop in a thread of its own: a short-lived client that only calls (`j power on`)
+starts neither the thread nor the loop.
 
 How calls and their values travel, and how failures come back, is `jumpstarter.common.wire`:
 typed values when the exporter advertises them, JSON values otherwise. Large bytes values
@@ -15,20 +20,19 @@ travel beside a call, over streams of their own, when the exporter takes them
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import grpc
-from anyio.from_thread import BlockingPortal
 from google.protobuf import empty_pb2
 
+from jumpstarter.client._stubs import EXPORTER_SERVICE, ROUTER_SERVICE, stub
 from jumpstarter.client.text import printable
 from jumpstarter.common.allocator import tune_allocator
 from jumpstarter.common.calls import cancellable
@@ -38,14 +42,6 @@ from jumpstarter.common.exceptions import (
     DriverInvalidArgument,
     ExporterConnectionLost,
 )
-from jumpstarter.common.handles import (
-    EOF_ACK_METADATA_KEY,
-    REQUEST_METADATA_KEY,
-    RESOURCE_METADATA_KEY,
-    DriverStreamRequest,
-    ResourceStreamRequest,
-    is_client_stream_handle,
-)
 from jumpstarter.common.protocol import (
     CLIENT_RELAY_LOGGER_PREFIX,
     ERROR_CLASS_METADATA_KEY,
@@ -53,7 +49,6 @@ from jumpstarter.common.protocol import (
     LOG_BARRIER_METADATA_KEY,
     LOG_CONSUMER_METADATA_KEY,
 )
-from jumpstarter.common.tasks import background_tasks
 from jumpstarter.common.wire import (
     BulkValues,
     bulk_references,
@@ -64,9 +59,14 @@ from jumpstarter.common.wire import (
     error_from_status,
     typed_values_supported,
 )
-from jumpstarter.v1 import common_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
+from jumpstarter.v1 import common_pb2, jumpstarter_pb2
 
-if TYPE_CHECKING:  # imported where used: a short-lived client (`j power on`) starts without them
+# Streams, resources and logs import their machinery where used: a short-lived client that
+# only calls (`j power on`) starts without it.
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
+    from jumpstarter.client.endpoint import ExporterEndpoint
     from jumpstarter.client.progress import Progress
     from jumpstarter.streams.frames import FrameStream
 
@@ -88,38 +88,87 @@ _LOG_SOURCES = {
 }
 
 
+class _AsyncSide:
+    """The event loop a connection's async API runs on (made on it), and the asyncio channel made there."""
+
+    __slots__ = ("channel", "loop", "portal", "router", "stub", "thread")
+
+    def __init__(self, portal: BlockingPortal, channel: grpc.aio.Channel) -> None:
+        self.portal = portal
+        self.channel = channel
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()
+        self.stub = stub(channel, EXPORTER_SERVICE)
+        self.router = stub(channel, ROUTER_SERVICE)
+
+
 class Connection:
-    """One client connection to an exporter session."""
+    """One client connection to an exporter session.
+
+    Made on an event loop, it takes that loop's `portal` and an asyncio `channel` made there;
+    made from blocking code (neither given), it starts its own loop when first needed, and
+    `close()` stops it.
+    """
 
     def __init__(
         self,
         *,
-        address: str,
-        channel: grpc.aio.Channel,
+        endpoint: ExporterEndpoint,
         sync_channel: grpc.Channel,
-        portal: BlockingPortal,
         report: jumpstarter_pb2.GetReportResponse,
         answer_timeout: float,
+        portal: BlockingPortal | None = None,
+        channel: grpc.aio.Channel | None = None,
     ) -> None:
-        self.address = address
+        self.endpoint = endpoint
+        self.address = endpoint.address
         self.answer_timeout = answer_timeout
         """How long opening a byte stream or the log stream may take."""
-        self.channel = channel
         self.sync_channel = sync_channel
-        self.portal = portal
         self.report = report
         self.typed = typed_values_supported(report.capabilities)
         self.bulk = self.typed and bulk_values_supported(report.capabilities)
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
-        self._router = router_pb2_grpc.RouterServiceStub(channel)
-        self._sync_stub = jumpstarter_pb2_grpc.ExporterServiceStub(sync_channel)
+        if (portal is None) != (channel is None):
+            raise ValueError("give both the portal of the running event loop and a channel made on it, or neither")
+        self._async = _AsyncSide(portal, channel) if portal is not None and channel is not None else None
+        self._starting = threading.Lock()
+        self._own_loop = ExitStack()  # the event loop started for a connection made from blocking code
+        self._closed = False
+        self._sync_stub = stub(sync_channel, EXPORTER_SERVICE)
         # Resources opened but not yet passed to a call (by uuid): leaving a resource block
         # waits for the driver's last bytes only if some call received the handle.
         self._unused_resources: set[str] = set()
         # Streaming calls in progress, cancelled when the connection closes.
         self._active_calls: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    # -- the async side --------------------------------------------------------------
+
+    @property
+    def portal(self) -> BlockingPortal:
+        """The portal of the event loop of the async side (started now if it was not)."""
+        return self._async_side().portal
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The asyncio channel of the async side (started now if it was not)."""
+        return self._async_side().channel
+
+    def _async_side(self) -> _AsyncSide:
+        side = self._async
+        if side is not None:
+            return side
+        with self._starting:  # one thread starts it; the others wait for it
+            if self._async is None:
+                if self._closed:
+                    raise RuntimeError("the client's connection is closed")
+                from anyio.from_thread import start_blocking_portal
+
+                portal = self._own_loop.enter_context(start_blocking_portal())
+                self._async = portal.call(self._open_async_side, portal)
+            return self._async
+
+    async def _open_async_side(self, portal: BlockingPortal) -> _AsyncSide:
+        return _AsyncSide(portal, self.endpoint.aio_channel())
 
     # -- encoding ----------------------------------------------------------------------
 
@@ -157,12 +206,15 @@ class Connection:
         return decode_result(response, await downloaded(self._open_router_stream, bulk_references(response)))
 
     def _mark_used_resources(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        from jumpstarter.common.handles import is_client_stream_handle
+
         for value in (*args, *kwargs.values()):
             if is_client_stream_handle(value):
                 self._unused_resources.discard(value.get("uuid"))
 
     def _check_blocking_allowed(self, what: str) -> None:
-        if threading.get_ident() == self._loop_thread:
+        side = self._async
+        if side is not None and threading.get_ident() == side.thread:
             raise RuntimeError(
                 f"{what} blocks, and this thread runs the client's event loop: "
                 "in async code use the *_async twin (await client.call_async(...))"
@@ -173,7 +225,8 @@ class Connection:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is not self._loop:
+        side = self._async
+        if side is None or running is not side.loop:
             raise RuntimeError(
                 f"{what} must run on the event loop the client was connected on; "
                 "from other threads use the blocking API or client.portal.call()"
@@ -204,9 +257,9 @@ class Connection:
         try:
             if bulk:
                 async with self._uploaded(bulk):
-                    response = await cancellable(self._stub.DriverCall(request))
+                    response = await cancellable(self._async_side().stub.DriverCall(request))
             else:
-                response = await cancellable(self._stub.DriverCall(request))
+                response = await cancellable(self._async_side().stub.DriverCall(request))
         except grpc.RpcError as error:
             raise _failed(error, method) from None
         if response.bulk_values:
@@ -232,7 +285,7 @@ class Connection:
     ) -> AsyncIterator[Any]:
         self._check_loop("streamingcall_async()")
         request = self._request(jumpstarter_pb2.StreamingDriverCallRequest, uuid, method, args, kwargs)
-        call = self._stub.StreamingDriverCall(request)
+        call = self._async_side().stub.StreamingDriverCall(request)
         self._active_calls.add(call)
         try:
             async for response in call:
@@ -249,8 +302,10 @@ class Connection:
         self, request_json: str, what: str, *extra_metadata: tuple[str, str]
     ) -> tuple[Any, dict[str, str]]:
         """Start a RouterService.Stream call; return it with the session's initial metadata."""
+        from jumpstarter.common.handles import REQUEST_METADATA_KEY
+
         self._check_loop(what)
-        call = self._router.Stream(metadata=((REQUEST_METADATA_KEY, request_json), *extra_metadata))
+        call = self._async_side().router.Stream(metadata=((REQUEST_METADATA_KEY, request_json), *extra_metadata))
         try:
             metadata = dict(await self._initial_metadata(call, f"open {what}") or ())
         except grpc.RpcError as error:
@@ -275,6 +330,7 @@ class Connection:
     @asynccontextmanager
     async def stream_async(self, uuid: str, method: str) -> AsyncIterator[FrameStream]:
         """Open a driver byte stream. Leaving normally delivers what was sent before closing."""
+        from jumpstarter.common.handles import EOF_ACK_METADATA_KEY, DriverStreamRequest
         from jumpstarter.streams.frames import FrameStream
 
         request = DriverStreamRequest(uuid=uuid, method=method).to_json()
@@ -297,8 +353,12 @@ class Connection:
     async def resource_async(
         self, uuid: str, source: Any, content_encoding: str | None
     ) -> AsyncIterator[dict[str, Any]]:
+        import json
+
         from jumpstarter.client.progress import Progress
         from jumpstarter.client.resources import local_endpoint
+        from jumpstarter.common.handles import RESOURCE_METADATA_KEY, ResourceStreamRequest
+        from jumpstarter.common.tasks import background_tasks
         from jumpstarter.streams.frames import FrameStream
 
         async with local_endpoint(source) as local:
@@ -338,9 +398,11 @@ class Connection:
         With our exporters, leaving waits until every record emitted before has arrived
         (a log barrier, see `jumpstarter.common.protocol`).
         """
+        from jumpstarter.common.tasks import background_tasks
+
         self._check_loop("log_stream_async()")
         name = uuid.uuid4().hex
-        call = self._stub.LogStream(empty_pb2.Empty(), metadata=((LOG_CONSUMER_METADATA_KEY, name),))
+        call = self._async_side().stub.LogStream(empty_pb2.Empty(), metadata=((LOG_CONSUMER_METADATA_KEY, name),))
         if self.typed:
             try:
                 # Our exporters send initial metadata once this stream receives every record
@@ -356,18 +418,36 @@ class Connection:
                 if self.typed:
                     with anyio.move_on_after(STREAM_LINGER_SECONDS), suppress(grpc.RpcError):
                         # An exporter that is gone has no more records to send.
-                        await self._stub.GetStatus(
+                        await self._async_side().stub.GetStatus(
                             jumpstarter_pb2.GetStatusRequest(), metadata=((LOG_BARRIER_METADATA_KEY, name),)
                         )
                         await relayed_all.wait()
         finally:
             call.cancel()
 
+    # -- closing ---------------------------------------------------------------------
+
     async def aclose(self) -> None:
-        for call in list(self._active_calls):
-            call.cancel()
+        """Close a connection made on an event loop, on that loop."""
+        self._cancel_calls()
         self.sync_channel.close()
         await self.channel.close()
+
+    def close(self) -> None:
+        """Close a connection made from blocking code; stop its event loop if it started one."""
+        with self._starting:
+            self._closed = True  # no loop may start after this
+            side = self._async
+        if side is None:
+            self._cancel_calls()
+            self.sync_channel.close()
+        else:
+            side.portal.call(self.aclose)
+        self._own_loop.close()
+
+    def _cancel_calls(self) -> None:
+        for call in list(self._active_calls):
+            call.cancel()
 
 
 def _failed(error: grpc.RpcError, what: str) -> DriverError:

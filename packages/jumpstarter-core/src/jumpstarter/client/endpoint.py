@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -43,6 +42,11 @@ def _keepalive(every: float, answer_within: float) -> list[tuple[str, int]]:
 _FAST_KEEPALIVE = [*CHANNEL_OPTIONS, *_keepalive(KEEPALIVE_SECONDS, KEEPALIVE_SECONDS)]
 # Any other exporter: the original takes pings every 20 s on TCP, and none on its Unix sockets.
 _TCP_KEEPALIVE = [*CHANNEL_OPTIONS, *_keepalive(20, 10)]
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def is_tcp_address(address: str) -> bool:
@@ -90,7 +94,7 @@ class ExporterEndpoint:
                 "socket path or host:port"
             )
         ca_path = os.environ.get(JMP_TLS_CA)
-        tls_ca = Path(ca_path).read_bytes() if ca_path else None
+        tls_ca = _read(ca_path) if ca_path else None
         token = os.environ.get(JMP_TOKEN) or os.environ.get(JMP_GRPC_PASSPHRASE) or None
         insecure = any(os.environ.get(name) == "1" for name in (JMP_GRPC_INSECURE, "JUMPSTARTER_GRPC_INSECURE"))
         server_name = os.environ.get(JMP_TLS_SERVER_NAME) or None

@@ -72,8 +72,6 @@ def _make_client(
     fields: dict[str, Any] = {
         "uuid": UUID(entry.uuid),
         "labels": labels,
-        "channel": connection.channel,
-        "portal": connection.portal,
         "stack": stack,
         "children": children,
         "description": entry.description or None,

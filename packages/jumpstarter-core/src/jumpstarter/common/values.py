@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from enum import Enum
-from pathlib import PurePath
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -67,8 +67,8 @@ def simplify(value: Any) -> Any:
         return bytes(value)
     if isinstance(value, (tuple, set, frozenset)):
         return list(value)
-    if isinstance(value, PurePath):
-        return str(value)
+    if isinstance(value, os.PathLike):  # pathlib's paths and the like (no pathlib to import for it)
+        return os.fspath(value)
     if hasattr(value, "__pydantic_serializer__") and hasattr(value, "model_dump"):
         return value.model_dump(mode="python", by_alias=True)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

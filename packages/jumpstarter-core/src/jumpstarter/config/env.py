@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: `j` asks `client_config_given` only, which needs no pathlib
+    from pathlib import Path
 
 # Comma-separated glob patterns of client classes a client may import, or UNSAFE for any.
 JMP_DRIVERS_ALLOW = "JMP_DRIVERS_ALLOW"
@@ -39,22 +42,35 @@ JMP_GRPC_INSECURE = "JMP_GRPC_INSECURE"
 JMP_HOST_KEEPALIVE = "JMP_HOST_KEEPALIVE"
 
 
+_USER_CONFIG = "config.yaml"  # in config_home()
+
+
 def config_home() -> Path:
     """The directory of the client configurations and of the user's config.yaml (it need not exist)."""
-    explicit = os.environ.get(JMP_CLIENT_CONFIG_HOME)
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "jumpstarter"
+    from pathlib import Path
+
+    return Path(_config_home())
 
 
 def user_config_path() -> Path:
     """The user's config.yaml, which names the default client (`jmp config client use NAME`)."""
-    return config_home() / "config.yaml"
+    return config_home() / _USER_CONFIG
 
 
 def client_config_given() -> bool:
     """Whether a client configuration may apply: without one, `j` need not load pydantic and YAML."""
     explicit = os.environ.get(JMP_CLIENT_CONFIG)
     if explicit:
-        return Path(explicit).exists()
-    return any(os.environ.get(name) for name in (JMP_CLIENT, JMP_ENDPOINT, JMP_NAME)) or user_config_path().exists()
+        return os.path.exists(explicit)
+    if any(os.environ.get(name) for name in (JMP_CLIENT, JMP_ENDPOINT, JMP_NAME)):
+        return True
+    return os.path.exists(os.path.join(_config_home(), _USER_CONFIG))
+
+
+def _config_home() -> str:
+    explicit = os.environ.get(JMP_CLIENT_CONFIG_HOME)
+    if explicit:
+        return explicit
+    return os.path.join(
+        os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config"), "jumpstarter"
+    )

@@ -1,0 +1,43 @@
+"""The client's stubs of the exporter's services, made from the services' descriptors.
+
+They make the same calls as the generated stubs (`jumpstarter.v1.*_pb2_grpc`): each method's
+path, request serializer and response parser come from the service's descriptor, compiled
+from the same ``.proto``. The generated modules also hold the exporter's servicers and more
+(900 lines for `jumpstarter_pb2_grpc`), which a client would compile for a few methods on
+each start where Python cannot write bytecode (`j power on` in a container).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message_factory import GetMessageClass
+
+from jumpstarter.v1 import jumpstarter_pb2, router_pb2
+
+EXPORTER_SERVICE = jumpstarter_pb2.DESCRIPTOR.services_by_name["ExporterService"]
+ROUTER_SERVICE = router_pb2.DESCRIPTOR.services_by_name["RouterService"]
+
+# The channel's factory for each (client streaming, server streaming).
+_FACTORIES = {
+    (False, False): "unary_unary",
+    (False, True): "unary_stream",
+    (True, False): "stream_unary",
+    (True, True): "stream_stream",
+}
+
+
+def stub(channel: Any, service: ServiceDescriptor) -> Any:
+    """A stub of `service` on `channel` (blocking or asyncio): one attribute per method, as generated."""
+    methods = {}
+    for method in service.methods:
+        factory = getattr(channel, _FACTORIES[method.client_streaming, method.server_streaming])
+        methods[method.name] = factory(
+            f"/{service.full_name}/{method.name}",
+            request_serializer=GetMessageClass(method.input_type).SerializeToString,
+            response_deserializer=GetMessageClass(method.output_type).FromString,
+            _registered_method=True,
+        )
+    return SimpleNamespace(**methods)
