@@ -31,6 +31,19 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return min(_MAX_WORKERS, len(os.sched_getaffinity(0)) + _EXTRA_WORKERS)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGINT as a terminal gives it, in the tests' processes and every process they start.
+
+    A command started in the background of a shell without job control (`pytest ... &` in a script,
+    an agent's or CI's shell) starts with SIGINT ignored (POSIX), Python keeps it so, and every
+    child inherits it: the tests that stop a process with SIGINT, as a user's Ctrl-C, would find it
+    deaf. A handler here (Python's own) is reset to the default in a child by exec, unlike an ignored
+    signal, so a child starts as from a terminal.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     # asyncio only (gRPC's asyncio runs there): selenium, a dev dependency, brings trio in, and anyio
