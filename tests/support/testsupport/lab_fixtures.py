@@ -1,13 +1,8 @@
-"""Fixtures shared by the lab's test folders (tests/controller, tests/lab): a conftest imports them.
-
-The root conftest runs anyio's tests on asyncio with one runner per module: gRPC's asyncio poller
-keeps the loop it started on while any gRPC object of it lives, and a new loop per test would find
-it closed.
-"""
+"""Fixtures shared by the lab's test folders (tests/controller, tests/lab): a conftest imports them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +10,7 @@ import pytest
 from jumpstarter.testing import Commands
 from testsupport.labcontroller import LabController
 
-__all__ = ["commands", "lab", "one_event_loop"]
-
-
-@pytest.fixture(scope="module")
-async def one_event_loop(anyio_backend: str) -> AsyncIterator[None]:
-    """Holds anyio's test runner (and its loop) for the whole module; async tests ask for it."""
-    yield
+__all__ = ["commands", "lab"]
 
 
 @pytest.fixture
