@@ -1,5 +1,5 @@
 """Fixtures of the lab controller's tests: a real `jmp controller run` process per test."""
 
-from testsupport.lab_fixtures import commands, lab
+from testsupport.lab_fixtures import commands, lab, lab_pycache
 
-__all__ = ["commands", "lab"]
+__all__ = ["commands", "lab", "lab_pycache"]

@@ -10,12 +10,24 @@ import pytest
 from jumpstarter.testing import Commands
 from testsupport.labcontroller import LabController
 
-__all__ = ["commands", "lab"]
+__all__ = ["commands", "lab", "lab_pycache"]
+
+
+@pytest.fixture(scope="session")
+def lab_pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Beside the temporary directories of this run's workers: shared by them (Python writes its
+    compiled files atomically), so that only the first lab process of the run compiles."""
+    path = tmp_path_factory.getbasetemp().parent / "pycache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture
-def commands(tmp_path: Path) -> Iterator[Commands]:
-    with Commands(tmp_path) as started:
+def commands(tmp_path: Path, lab_pycache: Path) -> Iterator[Commands]:
+    # The processes' compiled modules are kept for the test run (outside the repository), as in
+    # tests/cli: where Python may not write bytecode (PYTHONDONTWRITEBYTECODE, as on this machine)
+    # and uv installed none, each `jmp controller run` compiled sqlalchemy, grpc, hypercorn... again.
+    with Commands(tmp_path, PYTHONDONTWRITEBYTECODE=None, PYTHONPYCACHEPREFIX=str(lab_pycache)) as started:
         yield started
 
 
