@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sniffio
 
 # gRPC's asyncio support starts one poller thread per process, on first use, for good.
 _PROCESS_WIDE_THREADS = ("(_poll_wrapper)",)
@@ -31,11 +36,68 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return min(_MAX_WORKERS, len(os.sched_getaffinity(0)) + _EXTRA_WORKERS)
 
 
-@pytest.fixture(scope="module")
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGINT as a terminal gives it, in the tests' processes and every process they start.
+
+    A command started in the background of a shell without job control (`pytest ... &` in a script,
+    an agent's or CI's shell) starts with SIGINT ignored (POSIX), Python keeps it so, and every
+    child inherits it: the tests that stop a process with SIGINT, as a user's Ctrl-C, would find it
+    deaf. A handler here (Python's own) is reset to the default in a child by exec, unlike an ignored
+    signal, so a child starts as from a terminal.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
     # asyncio only (gRPC's asyncio runs there): selenium, a dev dependency, brings trio in, and anyio
     # would otherwise run every async test on trio too.
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def tests_event_loop(anyio_backend: str) -> AsyncIterator[asyncio.AbstractEventLoop]:
+    """One event loop for all the async tests of a process: held here, anyio's runner lives as long.
+
+    (Without it anyio makes a loop per test.) gRPC's asyncio hands every completion of gRPC core to
+    the loop of the call it belongs to, through whichever loop it serves at the time. An operation
+    of a call that ended or was cancelled can still be in core when its test ends (a refused call's
+    request for initial metadata, a cancelled call's status): grpc.aio gives no way to wait for it.
+    A loop per test would be closed by the time core answers, and the next test's loop would fail
+    with "Event loop is closed"; this one is still there and drops the answer nobody waits for.
+    """
+    yield asyncio.get_running_loop()
+
+
+@pytest.fixture(autouse=True)
+def loop_per_test_semantics(
+    request: pytest.FixtureRequest, tests_event_loop: asyncio.AbstractEventLoop, no_leftover_threads: None
+) -> Iterator[None]:
+    """What a loop per test gave, on the tests' one loop: the tasks a test leaves running are cancelled
+    (and waited for), and the loop's default executor's threads end, once the test and its fixtures
+    are done (before `no_leftover_threads` looks); and a test that is not async may run an event
+    loop of its own (`anyio.run`), which anyio refuses where its test runner says asyncio runs."""
+    executor = ThreadPoolExecutor(thread_name_prefix="test-executor")
+    tests_event_loop.set_default_executor(executor)
+    before = asyncio.all_tasks(tests_event_loop)
+    is_async = inspect.iscoroutinefunction(request.function)
+    no_loop_here = None if is_async else sniffio.current_async_library_cvar.set(None)
+    try:
+        yield
+    finally:
+        if no_loop_here is not None:
+            sniffio.current_async_library_cvar.reset(no_loop_here)
+        left = asyncio.all_tasks(tests_event_loop) - before
+        if left:
+            tests_event_loop.run_until_complete(_cancelled(left))
+        executor.shutdown(wait=True)
+
+
+async def _cancelled(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +133,10 @@ def signals_as_found() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def no_leftover_threads() -> Iterator[None]:
-    """Fail a test that leaves threads running (worker pools, event loops, stream pumps)."""
+def no_leftover_threads(tests_event_loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Fail a test that leaves threads running (worker pools, event loops, stream pumps).
+
+    anyio's worker threads of the tests' own event loop are its pool, kept for the next test."""
     before = set(threading.enumerate())
     yield
     deadline = time.monotonic() + 5
@@ -80,7 +144,10 @@ def no_leftover_threads() -> Iterator[None]:
         leftover = [
             thread
             for thread in threading.enumerate()
-            if thread not in before and thread.is_alive() and not thread.name.endswith(_PROCESS_WIDE_THREADS)
+            if thread not in before
+            and thread.is_alive()
+            and not thread.name.endswith(_PROCESS_WIDE_THREADS)
+            and getattr(thread, "loop", None) is not tests_event_loop
         ]
         if not leftover:
             return

@@ -1,5 +1,5 @@
 """Fixtures of the lab controller's tests: a real `jmp controller run` process per test."""
 
-from testsupport.lab_fixtures import commands, lab, one_event_loop
+from testsupport.lab_fixtures import commands, lab, lab_pycache
 
-__all__ = ["commands", "lab", "one_event_loop"]
+__all__ = ["commands", "lab", "lab_pycache"]

@@ -22,7 +22,7 @@ from jumpstarter.v1 import jumpstarter_pb2, router_pb2, router_pb2_grpc
 from jumpstarter_controller.peers import Peer, bare
 from testsupport.labcontroller import JMP, STEP, LabController, conditions, exporter_running, online, ready, until
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 
 async def test_three_clients_one_board_in_order_with_positions(lab: LabController) -> None:

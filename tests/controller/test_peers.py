@@ -13,7 +13,7 @@ import pytest
 from jumpstarter_controller.peers import Peer, bare
 from testsupport.labcontroller import STEP, ExporterStopped, LabController, exporter_running, online
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 
 async def test_a_cancel_scope_around_a_call_ends_its_block_only(lab: LabController) -> None:

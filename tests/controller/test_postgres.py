@@ -13,7 +13,7 @@ from jumpstarter_controller.peers import Peer, bare
 from testsupport.labcontroller import STEP, LabController, exporter_running, online, ready, until
 from testsupport.postgres import PostgresServer
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 
 @pytest.fixture

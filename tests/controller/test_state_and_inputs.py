@@ -20,7 +20,7 @@ from jumpstarter_controller.peers import Peer, bare
 from jumpstarter_controller.state import StateDir
 from testsupport.labcontroller import STEP, LabController, exporter_running, online, ready, until
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 
 async def refused(call: object) -> grpc.aio.AioRpcError:

@@ -8,9 +8,9 @@ import pytest
 
 from jumpstarter.testing import Commands
 from testsupport.lab_exporter import LabBench, start_lab_bench
-from testsupport.lab_fixtures import commands, lab, one_event_loop
+from testsupport.lab_fixtures import commands, lab, lab_pycache
 
-__all__ = ["bench", "commands", "lab", "one_event_loop"]
+__all__ = ["bench", "commands", "lab", "lab_pycache"]
 
 
 @pytest.fixture

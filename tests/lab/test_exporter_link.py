@@ -40,7 +40,7 @@ LEASE_READY = common_pb2.EXPORTER_STATUS_LEASE_READY
 # A client whose exporter was killed gets an error within this (issue 14: "within a few seconds").
 LOST_BOUND = 5.0
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 
 @dataclass

@@ -154,7 +154,6 @@ def power_state_once_back(path: str) -> bool:
 @pytest.mark.skipif(NO_NAMESPACES is not None, reason=f"no network namespaces: {NO_NAMESPACES}")
 @pytest.mark.timeout(300)
 @pytest.mark.anyio
-@pytest.mark.usefixtures("one_event_loop")
 async def test_an_exporter_behind_a_link_that_breaks(commands: Commands, tmp_path: Path) -> None:
     with veth_namespace() as net:
         # The controller and the router on this side of the pair; the exporter in the namespace reaches

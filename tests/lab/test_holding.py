@@ -13,7 +13,7 @@ import pytest
 from jumpstarter.client.holding import ask_holder, hold_control
 from jumpstarter.client.lab import LabError
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from jumpstarter_controller.state import StateDir
 from testsupport.grpc_proxy import metadata_dropping_proxy
 from testsupport.lab_exporter import LabBench
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 HELD_SECONDS = 3.0  # how long the waiting client waits: a few poll periods
 SLACK = 1.0  # scheduling on a loaded 2-core machine, not a measure

@@ -65,11 +65,20 @@ def wait_for_tcp(address: tuple[str, int]) -> socket.socket:
             time.sleep(0.02)
 
 
-def wait_for_path(path: Path) -> None:
+def wait_for_unix(path: Path) -> socket.socket:
+    """A connection to the Unix socket at `path` once it listens (its file appears at bind(), before listen())."""
     deadline = time.monotonic() + 10
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.02)
+    while True:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(10)
+        try:
+            sock.connect(str(path))
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 # -- address -------------------------------------------------------------------------------
@@ -158,10 +167,7 @@ def test_forward_unix_runs_until_stopped_and_removes_its_socket(unix_echo: str, 
         serve(UnixNetwork(path=unix_echo)) as client,
         running_command(client.cli(), "forward-unix", str(path)) as finish,
     ):
-        wait_for_path(path)
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(10)
-            sock.connect(str(path))
+        with wait_for_unix(path) as sock:
             sock.sendall(b"via the cli")
             sock.shutdown(socket.SHUT_WR)
             assert recv_all(sock) == b"via the cli<bye>"

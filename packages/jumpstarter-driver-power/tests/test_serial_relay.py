@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -170,15 +171,22 @@ def test_bad_settings_are_refused_when_the_driver_is_created(config: dict, messa
 
 
 def test_no_descriptor_is_left_open(pty: PseudoTerminal) -> None:
-    with serve(SerialRelayPower(port=pty.path)) as power:  # warms up what gRPC keeps for the process
-        power.on()
-    pty.read_exactly(4)
-    before = sorted(os.listdir("/proc/self/fd"))
+    before = descriptors_on(pty.path)  # the fixture's own
     with serve(SerialRelayPower(port=pty.path)) as power:
         power.on()
         power.off()
     pty.read_exactly(8)
-    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert descriptors_on(pty.path) == before
+
+
+def descriptors_on(path: str) -> set[int]:
+    """This process's descriptors open on `path` (not a count: other threads open and close theirs)."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # closed since the listing
+            if os.readlink(f"/proc/self/fd/{name}") == path:
+                found.add(int(name))
+    return found
 
 
 def test_cli(pty: PseudoTerminal) -> None:

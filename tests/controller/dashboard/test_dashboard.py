@@ -38,7 +38,7 @@ from .conftest import (
     wait,
 )
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 SCRIPT = "<script>window.pwned=1</script>"
 

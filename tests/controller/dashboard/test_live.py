@@ -40,7 +40,7 @@ from .conftest import (
     wait,
 )
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 LIVE_TARGET_MS = 500  # issue 15: a change shows on an open page within 500 ms
 

@@ -33,7 +33,7 @@ from .conftest import (
     value,
 )
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("one_event_loop"), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 WAITED = 0.3  # how long the second lease is kept in line (what queue wait must count), not a synchronisation
 

@@ -26,7 +26,7 @@ from jumpstarter.client.v1 import client_pb2
 from jumpstarter.config.client import load_client_config
 from jumpstarter.testing import CommandResult, Commands, Process
 from jumpstarter_controller.peers import Peer
-from testsupport.labcontroller import JMP, STEP, LabController
+from testsupport.labcontroller import JMP, START, STEP, LabController
 
 __all__ = [
     "LabBench",
@@ -66,7 +66,7 @@ def lab_exporter_config(lab: LabController, name: str, labels: dict[str, str], *
 def start_lab_exporter(commands: Commands, config: Path, *args: str, log_level: str = "INFO") -> Process:
     """``jmp exporter run --config CONFIG``, once it has registered (it logs so)."""
     process = commands.start("jmp", "exporter", "run", "--config", str(config), "--log-level", log_level, *args)
-    process.wait_for(lambda out, err: "registered with the controller" in err)
+    process.wait_for(lambda out, err: "registered with the controller" in err, START)
     return process
 
 

@@ -1,13 +1,8 @@
-"""Fixtures shared by the lab's test folders (tests/controller, tests/lab): a conftest imports them.
-
-The root conftest runs anyio's tests on asyncio with one runner per module: gRPC's asyncio poller
-keeps the loop it started on while any gRPC object of it lives, and a new loop per test would find
-it closed.
-"""
+"""Fixtures shared by the lab's test folders (tests/controller, tests/lab): a conftest imports them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,18 +10,24 @@ import pytest
 from jumpstarter.testing import Commands
 from testsupport.labcontroller import LabController
 
-__all__ = ["commands", "lab", "one_event_loop"]
+__all__ = ["commands", "lab", "lab_pycache"]
 
 
-@pytest.fixture(scope="module")
-async def one_event_loop(anyio_backend: str) -> AsyncIterator[None]:
-    """Holds anyio's test runner (and its loop) for the whole module; async tests ask for it."""
-    yield
+@pytest.fixture(scope="session")
+def lab_pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Beside the temporary directories of this run's workers: shared by them (Python writes its
+    compiled files atomically), so that only the first lab process of the run compiles."""
+    path = tmp_path_factory.getbasetemp().parent / "pycache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture
-def commands(tmp_path: Path) -> Iterator[Commands]:
-    with Commands(tmp_path) as started:
+def commands(tmp_path: Path, lab_pycache: Path) -> Iterator[Commands]:
+    # The processes' compiled modules are kept for the test run (outside the repository), as in
+    # tests/cli: where Python may not write bytecode (PYTHONDONTWRITEBYTECODE, as on this machine)
+    # and uv installed none, each `jmp controller run` compiled sqlalchemy, grpc, hypercorn... again.
+    with Commands(tmp_path, PYTHONDONTWRITEBYTECODE=None, PYTHONPYCACHEPREFIX=str(lab_pycache)) as started:
         yield started
 
 

@@ -26,6 +26,9 @@ from jumpstarter.testing import BIN, CommandResult, Commands, Process
 from jumpstarter_controller.peers import Peer, SimulatedExporter
 
 JMP = [str(BIN / "jmp")]
+# A bound for a lab process's start (imports, keys, database): seconds when the machine is quiet, but
+# the whole suite on 2 cores stretches it several times over. Past it, the wait fails with the output.
+START = 90.0
 
 
 @dataclass
@@ -40,7 +43,7 @@ class LabController:
     def start(cls, commands: Commands, state_dir: Path, *args: str, listen: str = "127.0.0.1:0") -> LabController:
         argv = (*JMP, "controller", "run", "--state-dir", str(state_dir), "--listen", listen, *args)
         process = commands.start(*argv)
-        process.wait_for(lambda out, err: "CA certificate:" in out)
+        process.wait_for(lambda out, err: "CA certificate:" in out, START)
         match = re.search(r"controller serving on (\S+)", process.output()[0])
         assert match is not None, process.output()
         return cls(commands, state_dir, process, match.group(1), tuple(args))

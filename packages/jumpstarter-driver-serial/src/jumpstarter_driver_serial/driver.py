@@ -12,12 +12,14 @@ closing a connection does not touch the board. A device that goes away mid-sessi
 `SerialPortGone`; the next connection opens it again.
 
 One client at a time holds the `connect` stream: a second one fails with
-`SerialPortBusy`, which says since when the port is held. Control calls are not
-exclusive: they can be made while another client holds the console.
+`SerialPortBusy`, which says since when the port is held (a connection being closed is
+waited for instead). Control calls are not exclusive: they can be made while another
+client holds the console.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import grp
 import importlib.util
@@ -58,6 +60,8 @@ NETWORK_SCHEMES = ("rfc2217", "socket")
 MAX_BREAK_SECONDS = 10.0
 # errno values that mean the device behind an open port is gone.
 _GONE_ERRNOS = (errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF)
+# How long a new connection waits for one being closed to let the port go (it takes milliseconds).
+_RELEASE_SECONDS = 10.0
 
 
 @dataclass(kw_only=True)
@@ -94,7 +98,11 @@ class PySerial(Driver):
         self._lock = threading.Lock()  # guards _port and _streaming
         self._port: OpenPort | None = None
         self._streaming: OpenPort | None = None  # the port a connection uses (only it may close it)
-        self._held_since: tuple[datetime, float] | None = None  # only used on the event loop
+        # Only used on the event loop: since when the port is held, by which task (the exporter's
+        # handler of the connection: an asyncio task, as gRPC's asyncio runs it), and its release.
+        self._held_since: tuple[datetime, float] | None = None
+        self._holder: asyncio.Task[Any] | None = None
+        self._released: anyio.Event | None = None
         if self.check_present and self._local_path is not None and not os.path.exists(self._local_path):
             raise SerialPortMissing(_missing_message(self._local_path) + _CHECK_PRESENT_HINT)
 
@@ -109,9 +117,13 @@ class PySerial(Driver):
         client sends (paced to `cps` if set). Its end of stream from the client changes
         nothing (a serial line cannot be half-closed): reading goes on until the client leaves.
         """
+        if self._holder is not None and self._holder.cancelling():
+            await self._holder_gone()
         if self._held_since is not None:
             raise SerialPortBusy(self._busy_message())
         self._held_since = (datetime.now().astimezone(), time.monotonic())
+        self._holder, released = asyncio.current_task(), anyio.Event()
+        self._released = released
         port: OpenPort | None = None
         try:
             port = await anyio.to_thread.run_sync(self._open_port)
@@ -121,12 +133,24 @@ class PySerial(Driver):
             async with stream:
                 yield stream
         finally:
-            self._held_since = None
+            self._held_since = self._holder = None
+            released.set()
             with self._lock:
                 self._streaming = None
             if port is not None and port.gone is not None:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self._discard, port)
+
+    async def _holder_gone(self) -> None:
+        """Wait for the connection that is being closed to let the port go.
+
+        A client that leaves cancels its call, and the next connection (its own, often, opened at
+        once) may come before the exporter's end of the first has unwound: its task is being
+        cancelled. That one is waited for rather than refused; a connection still in use is not.
+        """
+        assert self._released is not None
+        with anyio.move_on_after(_RELEASE_SECONDS):
+            await self._released.wait()
 
     def _busy_message(self) -> str:
         assert self._held_since is not None

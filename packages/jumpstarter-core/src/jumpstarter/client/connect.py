@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, contextmanager
@@ -148,6 +149,7 @@ def blocking_client(open_client: OpenClient) -> Iterator[DriverClient]:
 
     with (
         start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(_core_answered_on_exit()),
         ExitStack() as stack,
         portal.wrap_async_context_manager(open_client(portal, stack)) as client,
     ):
@@ -155,6 +157,33 @@ def blocking_client(open_client: OpenClient) -> Iterator[DriverClient]:
             yield client
         finally:
             stack.close()
+
+
+# The task of a grpc.aio call that waits for its status from gRPC core; a cancelled call keeps it
+# until core answered (its other cancelled operations are answered with it).
+_STATUS_WATCHER = "_AioCall._handle_status_once_received"
+_CORE_ANSWER_SECONDS = 5.0
+
+
+@asynccontextmanager
+async def _core_answered_on_exit() -> AsyncIterator[None]:
+    """On exit, wait (briefly) until gRPC core has answered the operations of the calls cancelled on
+    this event loop, which is the client's own and ends next.
+
+    grpc.aio hands core's answers to a call's event loop through whichever loop it serves at the
+    time: an answer that comes after this loop closed would make another loop of the process (an
+    application's, another client's) report "Event loop is closed".
+    """
+    yield
+    current = asyncio.current_task()
+    watchers = [
+        task
+        for task in asyncio.all_tasks()
+        if task is not current and getattr(task.get_coro(), "__qualname__", None) == _STATUS_WATCHER
+    ]
+    if watchers:
+        with anyio.move_on_after(_CORE_ANSWER_SECONDS):
+            await asyncio.wait(watchers)
 
 
 @asynccontextmanager
