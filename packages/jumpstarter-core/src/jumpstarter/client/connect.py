@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, contextmanager
@@ -18,7 +17,7 @@ from jumpstarter.client.connection import Connection
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.text import printable
 from jumpstarter.client.tree import build_client_tree
-from jumpstarter.common.calls import cancellable
+from jumpstarter.common.calls import cancellable, core_answered
 from jumpstarter.common.exceptions import DriverConnectionError, DriverError, ExporterConnectionLost, ExporterNotReady
 from jumpstarter.common.wire import keepalive_supported
 from jumpstarter.v1 import jumpstarter_pb2
@@ -159,31 +158,11 @@ def blocking_client(open_client: OpenClient) -> Iterator[DriverClient]:
             stack.close()
 
 
-# The task of a grpc.aio call that waits for its status from gRPC core; a cancelled call keeps it
-# until core answered (its other cancelled operations are answered with it).
-_STATUS_WATCHER = "_AioCall._handle_status_once_received"
-_CORE_ANSWER_SECONDS = 5.0
-
-
 @asynccontextmanager
 async def _core_answered_on_exit() -> AsyncIterator[None]:
-    """On exit, wait (briefly) until gRPC core has answered the operations of the calls cancelled on
-    this event loop, which is the client's own and ends next.
-
-    grpc.aio hands core's answers to a call's event loop through whichever loop it serves at the
-    time: an answer that comes after this loop closed would make another loop of the process (an
-    application's, another client's) report "Event loop is closed".
-    """
+    """On exit, let gRPC core answer the calls cancelled on this loop, which ends next (see `core_answered`)."""
     yield
-    current = asyncio.current_task()
-    watchers = [
-        task
-        for task in asyncio.all_tasks()
-        if task is not current and getattr(task.get_coro(), "__qualname__", None) == _STATUS_WATCHER
-    ]
-    if watchers:
-        with anyio.move_on_after(_CORE_ANSWER_SECONDS):
-            await asyncio.wait(watchers)
+    await core_answered()
 
 
 @asynccontextmanager
