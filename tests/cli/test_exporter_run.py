@@ -642,7 +642,8 @@ def test_the_state_dir_default_is_the_same_in_help_and_docs(tmp_path: Path) -> N
     default = "$XDG_STATE_HOME/jumpstarter/exporters/NAME"
     help_text = " ".join(CliRunner().invoke(main, ["exporter", "run", "--help"]).output.split())
     docs = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "command-line.md").read_text()
-    (row,) = [line for line in docs.splitlines() if line.startswith("| `--state-dir DIR` |")]
+    section = docs[docs.index("## `jmp exporter run`") :]  # the first --state-dir row after it is its own
+    row = next(line for line in section.splitlines() if line.startswith("| `--state-dir DIR` |"))
     for text in (help_text, row):
         assert f"default: {default}".replace("$", "") in text.replace("`", "").replace("$", ""), text
         assert "~/.local/state" in text

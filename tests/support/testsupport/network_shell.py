@@ -154,7 +154,7 @@ def request(address: str, message: str) -> None:
         try:
             sock.sendall(message.encode())
             print(f"ended: {_receive_all(sock)!r}")
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):  # a reset seen when sending (EPIPE) or receiving
             print("reset")
         except TimeoutError:
             print("no answer")
