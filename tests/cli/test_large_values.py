@@ -42,9 +42,11 @@ def test_a_256_mib_argument_and_result_within_twice_their_size_on_each_side(
 
     echo = call(commands, socket, "echo", SIZE)
     assert echo["exact"], "the echo came back different"
-    # The client holds the value it sends and the one it receives: the call adds the second.
+    # The client holds the value it sends and the one it receives: the call adds the second, plus
+    # buffers in flight (1.25-1.31x of the value in loaded runs: the download's frames can overlap
+    # the upload's last ones). In the message, as the plain path carries it, it would add 2x.
     added = echo["peak"] - echo["before"]
-    assert added <= 1.25 * SIZE, f"the call added {added / MiB:.0f} MiB"
+    assert added <= 1.5 * SIZE, f"the call added {added / MiB:.0f} MiB"
 
     exporter_peak = peak_memory(running.pid)
     assert exporter_peak <= 2 * SIZE, f"the exporter peaked at {exporter_peak / MiB:.0f} MiB"

@@ -1,4 +1,4 @@
-"""anyio's bug behind the one asyncio error tests/lab/test_original_exporter_lab.py lets pass.
+"""anyio's bug behind the one asyncio error our client's loops drop (jumpstarter.common.loops).
 
 On asyncio, anyio's Unix socket streams wait for data with ``loop.add_reader(sock,
 future.set_result, None)``. When the data arrives in the loop iteration in which the waiting
@@ -10,7 +10,7 @@ cancels a tunnel's connections while bytes still flow meets it now and then.
 Present in anyio 4.16.0 (the newest release) and in its main branch; the sibling in
 ``aclose()`` was agronholm/anyio#1267, fixed by #1269 in 4.16.0. This test reproduces it at
 will: it passes (strict xfail) while the bug is there, and fails once anyio fixes it, the
-moment to remove the filter (SHUTDOWN_NOISE) from test_original_exporter_lab.py.
+moment to remove jumpstarter.common.loops' guard.
 """
 
 from __future__ import annotations

@@ -70,16 +70,15 @@ class LeasedExporter(_Exporter):
     stopping = "releasing the lease"
 
     def start(self, stack: ExitStack) -> None:
-        from anyio.from_thread import start_blocking_portal
-
         from jumpstarter.client.connect import connect
         from jumpstarter.client.endpoint import ExporterEndpoint
         from jumpstarter.client.lab import LabError
         from jumpstarter.client.readiness import HookFailed
         from jumpstarter.common.exceptions import DriverConnectionError, DriverError
+        from jumpstarter.common.loops import blocking_loop
         from jumpstarter.common.wire import keepalive_supported
 
-        self._portal = portal = stack.enter_context(start_blocking_portal())
+        self._portal = portal = stack.enter_context(blocking_loop())
         try:
             self._future, self.session = portal.start_task(self._hold)
         except HookFailed as error:

@@ -342,8 +342,7 @@ class _LocalExporter(_Exporter):
     client_classes: list[str] = field(default_factory=list)
 
     def start(self, stack: ExitStack) -> None:
-        from anyio.from_thread import start_blocking_portal
-
+        from jumpstarter.common.loops import blocking_loop
         from jumpstarter.config.exporter import load_exporter_config, local_mode_note
         from jumpstarter.config.yaml import ConfigError
         from jumpstarter.driver.tree import walk_tree
@@ -359,7 +358,7 @@ class _LocalExporter(_Exporter):
         if note is not None:
             output.say(PROGRAM, f"note: {note}")
         self.client_classes = sorted({place.node.client() for place in walk_tree(root)})
-        portal = stack.enter_context(start_blocking_portal())
+        portal = stack.enter_context(blocking_loop())
         try:
             self.socket = stack.enter_context(portal.wrap_async_context_manager(serve_socket_async(root)))
         except Exception as error:  # a driver's reset() failed: the session closed the drivers

@@ -144,10 +144,10 @@ def blocking_client(open_client: OpenClient) -> Iterator[DriverClient]:
     Streams opened with `open_stream()` are closed from this thread on exit, before the
     loop stops.
     """
-    from anyio.from_thread import start_blocking_portal
+    from jumpstarter.common.loops import blocking_loop
 
     with (
-        start_blocking_portal() as portal,
+        blocking_loop() as portal,
         portal.wrap_async_context_manager(_core_answered_on_exit()),
         ExitStack() as stack,
         portal.wrap_async_context_manager(open_client(portal, stack)) as client,

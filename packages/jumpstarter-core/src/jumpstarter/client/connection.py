@@ -161,9 +161,9 @@ class Connection:
             if self._async is None:
                 if self._closed:
                     raise RuntimeError("the client's connection is closed")
-                from anyio.from_thread import start_blocking_portal
+                from jumpstarter.common.loops import blocking_loop
 
-                portal = self._own_loop.enter_context(start_blocking_portal())
+                portal = self._own_loop.enter_context(blocking_loop())
                 self._async = portal.call(self._open_async_side, portal)
             return self._async
 

@@ -1,0 +1,66 @@
+"""The event loops of our processes: `blocking_loop` starts one in a thread of its own, with
+`quiet_cancelled_wakeups`, which keeps one harmless asyncio error that anyio's Unix sockets cause
+out of the user's logs.
+
+On asyncio, anyio 4.16's Unix socket streams wait for data with ``loop.add_reader(sock,
+future.set_result, None)``. When data arrives in the loop iteration in which the waiting receive
+is cancelled, the reader's callback is already queued and sets the result of a cancelled future:
+asyncio logs "Exception in callback Future.set_result(None)" with an InvalidStateError, although
+nothing went wrong (the receive is cancelled, as asked). A client's tunnel meets it when a lease
+ends while bytes still flow. Reproduced in packages/jumpstarter-core/tests/test_anyio_unix_receive_race.py,
+which fails once anyio fixes it: then this module can go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
+__all__ = ["blocking_loop", "quiet_cancelled_wakeups"]
+
+
+@contextmanager
+def blocking_loop() -> Iterator[BlockingPortal]:
+    """An event loop running in a thread of its own, for blocking code (anyio's blocking portal)."""
+    from anyio.from_thread import start_blocking_portal
+
+    with start_blocking_portal() as portal:
+        portal.call(_quiet_this_loop)
+        yield portal
+
+
+def _quiet_this_loop() -> None:
+    quiet_cancelled_wakeups(asyncio.get_running_loop())
+
+
+def quiet_cancelled_wakeups(loop: asyncio.AbstractEventLoop) -> None:
+    """Drop, on `loop`, the error of a queued ``set_result`` on a future cancelled meanwhile; report the
+    rest as before."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if _sets_a_cancelled_future(context):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
+def _sets_a_cancelled_future(context: dict[str, Any]) -> bool:
+    if not isinstance(context.get("exception"), asyncio.InvalidStateError):
+        return False
+    callback = getattr(context.get("handle"), "_callback", None)  # asyncio.Handle's callback
+    future = getattr(callback, "__self__", None)
+    return (
+        getattr(callback, "__name__", None) == "set_result"
+        and isinstance(future, asyncio.Future)
+        and future.cancelled()
+    )
