@@ -275,7 +275,7 @@ def test_forward_tcp_to_a_refused_target_resets_each_connection_and_logs_why(tmp
     address = printed_address(lines)
     # A reset at once, not an end of stream (which could pass for an empty answer) nor a hang;
     # the forward goes on serving: the second connection gets the same, and SIGTERM stops it.
-    assert lines == [f"address={address}", "reset", "reset", "exit=0", "refused"]
+    assert lines == [f"address={address}", "reset", "reset", "exit=0", "refused"], shell
     # Why, on the forward's stderr (the shell's), once per connection; the exporter logs nothing.
     reason = (
         f"WARNING jumpstarter.clients.NetworkClient: forward TCP {address}: connection reset: "

@@ -150,11 +150,13 @@ def request(address: str, message: str) -> None:
     family, target = _stream_address(address)
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(CLIENT_TIMEOUT)
-        sock.connect(target)
         try:
+            sock.connect(target)
             sock.sendall(message.encode())
             print(f"ended: {_receive_all(sock)!r}")
-        except (ConnectionResetError, BrokenPipeError):  # a reset seen when sending (EPIPE) or receiving
+        # A reset shows when connecting (a connect with a timeout checks the socket's error after the
+        # handshake: a reset at once is already there), when sending (EPIPE) or when receiving.
+        except (ConnectionResetError, BrokenPipeError):
             print("reset")
         except TimeoutError:
             print("no answer")
