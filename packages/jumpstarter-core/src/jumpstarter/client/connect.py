@@ -17,7 +17,7 @@ from jumpstarter.client.connection import Connection
 from jumpstarter.client.endpoint import ExporterEndpoint
 from jumpstarter.client.text import printable
 from jumpstarter.client.tree import build_client_tree
-from jumpstarter.common.calls import cancellable, core_answered
+from jumpstarter.common.calls import cancellable
 from jumpstarter.common.exceptions import DriverConnectionError, DriverError, ExporterConnectionLost, ExporterNotReady
 from jumpstarter.common.wire import keepalive_supported
 from jumpstarter.v1 import jumpstarter_pb2
@@ -148,7 +148,6 @@ def blocking_client(open_client: OpenClient) -> Iterator[DriverClient]:
 
     with (
         blocking_loop() as portal,
-        portal.wrap_async_context_manager(_core_answered_on_exit()),
         ExitStack() as stack,
         portal.wrap_async_context_manager(open_client(portal, stack)) as client,
     ):
@@ -156,13 +155,6 @@ def blocking_client(open_client: OpenClient) -> Iterator[DriverClient]:
             yield client
         finally:
             stack.close()
-
-
-@asynccontextmanager
-async def _core_answered_on_exit() -> AsyncIterator[None]:
-    """On exit, let gRPC core answer the calls cancelled on this loop, which ends next (see `core_answered`)."""
-    yield
-    await core_answered()
 
 
 @asynccontextmanager

@@ -35,7 +35,7 @@ from google.protobuf import empty_pb2
 from jumpstarter.client._stubs import EXPORTER_SERVICE, ROUTER_SERVICE, stub
 from jumpstarter.client.text import printable
 from jumpstarter.common.allocator import tune_allocator
-from jumpstarter.common.calls import cancellable, core_answered
+from jumpstarter.common.calls import cancellable
 from jumpstarter.common.exceptions import (
     DriverConnectionError,
     DriverError,
@@ -442,12 +442,8 @@ class Connection:
             self._cancel_calls()
             self.sync_channel.close()
         else:
-            side.portal.call(self._aclose_own_loop)
+            side.portal.call(self.aclose)
         self._own_loop.close()
-
-    async def _aclose_own_loop(self) -> None:
-        await self.aclose()
-        await core_answered()  # the loop ends next
 
     def _cancel_calls(self) -> None:
         for call in list(self._active_calls):

@@ -1,6 +1,6 @@
 """The event loops of our processes: `blocking_loop` starts one in a thread of its own, with
 `quiet_cancelled_wakeups`, which keeps one harmless asyncio error that anyio's Unix sockets cause
-out of the user's logs.
+out of the user's logs, and lets gRPC core answer the calls cancelled on it before it ends.
 
 On asyncio, anyio 4.16's Unix socket streams wait for data with ``loop.add_reader(sock,
 future.set_result, None)``. When data arrives in the loop iteration in which the waiting receive
@@ -26,12 +26,21 @@ __all__ = ["blocking_loop", "quiet_cancelled_wakeups"]
 
 @contextmanager
 def blocking_loop() -> Iterator[BlockingPortal]:
-    """An event loop running in a thread of its own, for blocking code (anyio's blocking portal)."""
+    """An event loop running in a thread of its own, for blocking code (anyio's blocking portal).
+
+    Before the loop ends, gRPC core answers the calls cancelled on it (see `core_answered`):
+    otherwise an answer could reach another loop of the process after this one closed.
+    """
     from anyio.from_thread import start_blocking_portal
+
+    from jumpstarter.common.calls import core_answered
 
     with start_blocking_portal() as portal:
         portal.call(_quiet_this_loop)
-        yield portal
+        try:
+            yield portal
+        finally:
+            portal.call(core_answered)
 
 
 def _quiet_this_loop() -> None:

@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from functools import partial
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from jumpstarter.client.base import DriverClient
 from jumpstarter.client.classes import ClientClassPolicy
 from jumpstarter.client.connect import async_client, blocking_client, connect_endpoint_async
 from jumpstarter.client.endpoint import ExporterEndpoint
+from jumpstarter.common.loops import blocking_loop
 from jumpstarter.driver.base import Driver
 from jumpstarter.driver.tree import walk_tree
 from jumpstarter.exporter import SessionProvider, SingleSession, listen
@@ -57,7 +58,7 @@ async def serve_socket_async(root: Driver | SessionProvider) -> AsyncIterator[st
 @contextmanager
 def serve_socket(root: Driver | SessionProvider) -> Iterator[str]:
     """`serve_socket_async` from an event loop in a background thread, for synchronous tests."""
-    with start_blocking_portal() as portal, portal.wrap_async_context_manager(serve_socket_async(root)) as path:
+    with blocking_loop() as portal, portal.wrap_async_context_manager(serve_socket_async(root)) as path:
         yield path
 
 
