@@ -504,53 +504,63 @@ def import_time(modules: str, runs: int) -> dict[str, Any]:
 def j_power_on(runs: int) -> dict[str, Any]:
     """Median wall time of ``j power on`` as a whole process, as a command inside `jmp shell` runs it.
 
-    Two ways: with bytecode (the .pyc files of every module exist or are written), and where
-    Python cannot write bytecode (``PYTHONDONTWRITEBYTECODE=1``, as in many containers) and
-    this workspace's own modules have none: they are imported from a fresh copy of their
-    sources, ahead of the editable installs, so that each run compiles them (the libraries
-    keep their .pyc files: pip compiles at install, `uv sync --compile-bytecode` does too).
-    Runs of the two kinds alternate, so that the machine's load falls on both alike.
+    Three kinds of run, alternating so that the machine's load falls on all alike:
+
+    - ``bytecode``: Python may write bytecode (the .pyc files of every module exist or are written);
+    - ``installed``: Python may not (``PYTHONDONTWRITEBYTECODE=1``, as in many containers), on an
+      install that compiled bytecode (pip does at install, uv with ``--compile-bytecode``): this
+      workspace's modules are imported from a copy of their sources compiled beforehand;
+    - ``no_bytecode``: Python may not, and this workspace's modules have no bytecode at all (an
+      editable checkout in such an environment): imported from a fresh copy of their sources,
+      so that each run compiles them. The libraries keep their .pyc files in both.
     """
+    import compileall
     import tempfile
     from pathlib import Path
 
     j = str(Path(sys.executable).with_name("j"))
     root = Path(__file__).resolve().parent.parent
-    with tempfile.TemporaryDirectory(prefix="j-sources-") as sources, exporter_process("--serve-power") as path:
+    with (
+        tempfile.TemporaryDirectory(prefix="j-sources-") as sources,
+        tempfile.TemporaryDirectory(prefix="j-installed-") as installed,
+        exporter_process("--serve-power") as path,
+    ):
         for src in sorted(root.glob("packages/*/src")):
-            shutil.copytree(src, sources, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+            for copy in (sources, installed):
+                shutil.copytree(src, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        compileall.compile_dir(installed, quiet=1)
         base = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
         base["JUMPSTARTER_HOST"] = path
         environments = {
             "bytecode": base,
+            "installed": {**base, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": installed},
             "no_bytecode": {**base, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": sources},
         }
 
-        cpu: dict[str, list[float]] = {name: [] for name in environments}
-
-        def once(environment: dict[str, str]) -> float:
+        def once(environment: dict[str, str]) -> tuple[float, float]:
             # The CPU time too: on a loaded machine it shows what wall time would be on an idle one.
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run([j, "power", "on"], env=environment, capture_output=True, timeout=60, check=True)
             elapsed = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-            cpu["bytecode" if environment is base else "no_bytecode"].append(used)
-            return elapsed
+            return elapsed, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
         once(environments["bytecode"])  # writes the .pyc files that the first kind of run reads
         samples: dict[str, list[float]] = {name: [] for name in environments}
+        cpu: dict[str, list[float]] = {name: [] for name in environments}
         for _ in range(runs):
             for name, environment in environments.items():
-                samples[name].append(once(environment))
+                elapsed, used = once(environment)
+                samples[name].append(elapsed)
+                cpu[name].append(used)
         if any(Path(sources).rglob("*.pyc")):
             raise RuntimeError("the runs without bytecode wrote .pyc files: the figure would be wrong")
     figure: dict[str, Any] = {"runs": runs}
     for name, values in samples.items():
         figure[f"{name}_median_ms"] = round(statistics.median(values) * 1000, 1)
         figure[f"{name}_min_ms"] = round(min(values) * 1000, 1)
-        figure[f"{name}_cpu_median_ms"] = round(statistics.median(cpu[name][-runs:]) * 1000, 1)
+        figure[f"{name}_cpu_median_ms"] = round(statistics.median(cpu[name]) * 1000, 1)
     return figure
 
 

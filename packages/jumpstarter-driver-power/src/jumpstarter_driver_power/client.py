@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import anyio
 import click
 
 from jumpstarter.client import DriverClient, DriverError, DriverMethodNotImplemented, JumpstarterException
@@ -79,6 +78,8 @@ class PowerClient(DriverClient):
         _check_wait(wait)
         self.logger.info("power cycle: off, %g s, on", wait)
         await self.off_async()
+        import anyio  # here: `j power on` starts without it
+
         await anyio.sleep(wait)
         await self.on_async()
 

@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, cast
 
-import anyio
 import grpc
 from google.protobuf import empty_pb2
 
@@ -61,9 +60,10 @@ from jumpstarter.common.wire import (
 )
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2
 
-# Streams, resources and logs import their machinery where used: a short-lived client that
-# only calls (`j power on`) starts without it.
+# Streams, resources and logs import their machinery (anyio among it) where used: a
+# short-lived client that only calls (`j power on`) starts without it.
 if TYPE_CHECKING:
+    import anyio
     from anyio.from_thread import BlockingPortal
 
     from jumpstarter.client.endpoint import ExporterEndpoint
@@ -330,6 +330,8 @@ class Connection:
     @asynccontextmanager
     async def stream_async(self, uuid: str, method: str) -> AsyncIterator[FrameStream]:
         """Open a driver byte stream. Leaving normally delivers what was sent before closing."""
+        import anyio
+
         from jumpstarter.common.handles import EOF_ACK_METADATA_KEY, DriverStreamRequest
         from jumpstarter.streams.frames import FrameStream
 
@@ -398,6 +400,8 @@ class Connection:
         With our exporters, leaving waits until every record emitted before has arrived
         (a log barrier, see `jumpstarter.common.protocol`).
         """
+        import anyio
+
         from jumpstarter.common.tasks import background_tasks
 
         self._check_loop("log_stream_async()")
@@ -466,6 +470,8 @@ def _failed(error: grpc.RpcError, what: str) -> DriverError:
 
 
 async def _upload(local: Any, remote: FrameStream) -> None:
+    import anyio
+
     try:
         if local.readable:
             while True:
@@ -481,6 +487,8 @@ async def _upload(local: Any, remote: FrameStream) -> None:
 
 async def _download(remote: FrameStream, local: Any, progress: Progress) -> None:
     """Copy what the driver sends over a resource into the local end."""
+    import anyio
+
     try:
         while True:
             try:

@@ -10,6 +10,8 @@ jumpstarter's paths kept for its users (``jumpstarter.common.utils``,
 public API reference in the documentation.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from jumpstarter.common.exceptions import (
     DriverClientUnavailable,
     DriverConnectionError,
@@ -21,7 +23,9 @@ from jumpstarter.common.exceptions import (
     ExporterNotReady,
     JumpstarterException,
 )
-from jumpstarter.common.tasks import background_tasks
+
+if TYPE_CHECKING:
+    from jumpstarter.common.tasks import background_tasks
 
 __all__ = [
     "DriverClientUnavailable",
@@ -35,3 +39,12 @@ __all__ = [
     "JumpstarterException",
     "background_tasks",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # background_tasks loads anyio: a client that only calls from blocking code (`j`) does without.
+    if name == "background_tasks":
+        from jumpstarter.common.tasks import background_tasks
+
+        return background_tasks
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

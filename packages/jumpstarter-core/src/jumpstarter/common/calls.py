@@ -7,8 +7,6 @@ import asyncio
 import math
 from typing import Any
 
-import anyio
-
 __all__ = ["cancellable", "core_answered"]
 
 
@@ -25,6 +23,8 @@ async def cancellable(call: Any) -> Any:
     try:
         return await call
     except asyncio.CancelledError:
+        import anyio  # here: a client that only calls from blocking code (`j`) never loads anyio
+
         if anyio.current_effective_deadline() == -math.inf:  # an anyio scope is cancelled
             await anyio.sleep_forever()
         raise
@@ -52,5 +52,7 @@ async def core_answered() -> None:
         if task is not current and getattr(task.get_coro(), "__qualname__", None) == _STATUS_WATCHER
     ]
     if watchers:
+        import anyio
+
         with anyio.move_on_after(CORE_ANSWER_SECONDS):
             await asyncio.wait(watchers)
