@@ -51,3 +51,15 @@ def test_blocking_loop_runs_with_the_guard() -> None:
     with blocking_loop() as portal:
         handler = portal.call(lambda: asyncio.get_running_loop().get_exception_handler())
     assert handler is not None and handler.__qualname__.startswith("quiet_cancelled_wakeups")
+
+
+def test_the_guard_is_set_once_per_loop() -> None:
+    # Every Unix socket our code opens sets it on the running loop (jumpstarter.common.unix_sockets).
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        quiet_cancelled_wakeups(loop)
+        first = loop.get_exception_handler()
+        quiet_cancelled_wakeups(loop)
+        return loop.get_exception_handler() is first
+
+    assert asyncio.run(main())

@@ -25,6 +25,7 @@ from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 from anyio.abc import ByteStream, Listener, SocketAttribute, SocketListener, SocketStream, TaskGroup
 
 from jumpstarter.common import background_tasks
+from jumpstarter.common.unix_sockets import create_unix_listener
 from jumpstarter_driver_network.addresses import join_host_port
 
 # Opens a new stream to the driver (the client's `stream_async("connect")`).
@@ -60,7 +61,7 @@ async def serve_unix(open_stream: OpenStream, *, path: str | None, logger: loggi
         path = os.path.join(directory, "socket")
     identity = None
     try:
-        listener = await anyio.create_unix_listener(path)
+        listener = await create_unix_listener(path)
         identity = _socket_identity(path)
         async with listener, _Forward(open_stream, f"Unix socket {path}", logger).serving(listener):
             logger.debug("forwarding Unix socket %s", path)

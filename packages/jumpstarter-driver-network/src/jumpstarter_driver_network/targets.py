@@ -20,6 +20,7 @@ import anyio.lowlevel
 from anyio import BrokenResourceError
 from anyio.abc import ByteStream, ObjectStream
 
+from jumpstarter.common.unix_sockets import connect_unix
 from jumpstarter_driver_network.addresses import join_host_port
 from jumpstarter_driver_network.framing import MAX_DATAGRAM, DatagramDecoder, encode_datagram
 
@@ -47,7 +48,7 @@ async def open_unix(path: str) -> ByteStream:
     """A connection to the Unix stream socket `path`."""
     where = f"Unix socket {path}"
     try:
-        stream = await anyio.connect_unix(path)
+        stream = await connect_unix(path)
     except OSError as error:
         raise ConnectionError(f"cannot connect to {where}: {describe_os_error(error)}") from None
     return TargetStream(stream, where)

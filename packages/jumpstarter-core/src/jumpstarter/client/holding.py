@@ -28,6 +28,8 @@ import anyio
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from jumpstarter.common.unix_sockets import connect_unix, create_unix_listener
+
 __all__ = ["ask_holder", "hold_control"]
 
 logger = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ async def hold_control(lease: str, extend: Extend) -> AsyncIterator[None]:
         return
     with suppress(FileNotFoundError):
         path.unlink()  # a holder killed with SIGKILL left it behind
-    listener = await anyio.create_unix_listener(path)
+    listener = await create_unix_listener(path)
     try:
         async with listener, anyio.create_task_group() as tasks:
             tasks.start_soon(listener.serve, lambda stream: _answer(stream, extend))
@@ -122,7 +124,7 @@ async def ask_holder(lease: str, duration: float) -> str | None:
     if path is None or not path.is_socket():
         return None
     try:
-        stream = await anyio.connect_unix(path)
+        stream = await connect_unix(path)
     except OSError:  # the holder has gone (killed with SIGKILL): its socket is stale
         return None
     async with stream:

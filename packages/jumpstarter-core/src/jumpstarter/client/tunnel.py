@@ -27,6 +27,7 @@ from anyio.abc import SocketStream
 
 from jumpstarter.client._shared_connection import shared_connection
 from jumpstarter.client.lab import LabClient, LabError
+from jumpstarter.common.unix_sockets import create_unix_listener
 from jumpstarter.config.durations import format_duration
 from jumpstarter.streams.copy import splice
 from jumpstarter.streams.frames import FrameStream
@@ -84,7 +85,7 @@ async def _dialling(lab: LabClient, lease_name: str, path: Path, quiet_until: an
                 idle.set()
 
     try:
-        listener = await anyio.create_unix_listener(path)
+        listener = await create_unix_listener(path)
         async with listener, anyio.create_task_group() as tasks:
 
             async def serve() -> None:

@@ -1,6 +1,8 @@
 """The event loops of our processes: `blocking_loop` starts one in a thread of its own, with
 `quiet_cancelled_wakeups`, which keeps one harmless asyncio error that anyio's Unix sockets cause
-out of the user's logs, and lets gRPC core answer the calls cancelled on it before it ends.
+out of the user's logs, and lets gRPC core answer the calls cancelled on it before it ends. Code
+that opens Unix sockets on a loop of the caller's (the tunnel, the exporter, the network drivers)
+does so through jumpstarter.common.unix_sockets, which sets the same guard on that loop.
 
 On asyncio, anyio 4.16's Unix socket streams wait for data with ``loop.add_reader(sock,
 future.set_result, None)``. When data arrives in the loop iteration in which the waiting receive
@@ -8,7 +10,7 @@ is cancelled, the reader's callback is already queued and sets the result of a c
 asyncio logs "Exception in callback Future.set_result(None)" with an InvalidStateError, although
 nothing went wrong (the receive is cancelled, as asked). A client's tunnel meets it when a lease
 ends while bytes still flow. Reproduced in packages/jumpstarter-core/tests/test_anyio_unix_receive_race.py,
-which fails once anyio fixes it: then this module can go.
+which fails once anyio fixes it: then the guard can go.
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ def _quiet_this_loop() -> None:
 
 def quiet_cancelled_wakeups(loop: asyncio.AbstractEventLoop) -> None:
     """Drop, on `loop`, the error of a queued ``set_result`` on a future cancelled meanwhile; report the
-    rest as before."""
+    rest as before (to the handler set before, or asyncio's default). Setting it twice adds nothing."""
     previous = loop.get_exception_handler()
+    if getattr(previous, _GUARD, False):
+        return
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if _sets_a_cancelled_future(context):
@@ -60,7 +64,11 @@ def quiet_cancelled_wakeups(loop: asyncio.AbstractEventLoop) -> None:
         else:
             loop.default_exception_handler(context)
 
+    setattr(handler, _GUARD, True)
     loop.set_exception_handler(handler)
+
+
+_GUARD = "_drops_cancelled_wakeups"
 
 
 def _sets_a_cancelled_future(context: dict[str, Any]) -> bool:

@@ -35,6 +35,7 @@ from typing import Final
 import anyio
 import grpc
 
+from jumpstarter.common.unix_sockets import connect_unix
 from jumpstarter.config.exporter import HooksConfig
 from jumpstarter.driver.base import Driver
 from jumpstarter.exporter._controller_channel import ControllerAddress, controller_channel, router_channel
@@ -308,7 +309,7 @@ class ControllerLink:
                     )
                     frames = FrameStream(call, client_side=True)
                     try:
-                        async with await anyio.connect_unix(self._socket) as local:
+                        async with await connect_unix(self._socket) as local:
                             await splice(frames, local)
                     finally:
                         await frames.aclose()
