@@ -12,8 +12,9 @@ A real `jmp controller run` (SQLite, TLS) and Debian's headless Chromium driven 
   from the controller's change (the time it stamps on the change feed) to its row shown (the
   page stamps it; the feed carries the changed rows): p50 and p99 of 20 changes. Both clocks are
   this host's.
-- **Leases page** (with ``--leases N``): N leases of one client, the same two figures for /leases,
-  whose every change fetches the page's main part again (each table shows 200 rows at most).
+- **Leases page** (with ``--leases N``): N waiting leases of some clients, the same two figures for
+  /leases; the change is a new lease, which the feed's row diff puts on top of the waiting table
+  (each table shows 200 rows at most: the diff also drops the row pushed past its end).
 
     uv run python benchmarks/dashboard.py --exporters 100 --leases 1000
 """
@@ -73,8 +74,9 @@ def _percentiles(values: list[float]) -> str:
 
 
 SHOWN_AFTER = "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)"
-# The leases the page counts: its three tables' headings (active, waiting, ended).
-COUNTED = "return Array.from(document.querySelectorAll('h2 small')).reduce((n, e) => n + Number(e.textContent), 0)"
+# The leases the page counts: its three tables' counts (active, waiting, ended).
+COUNTED = ("return ['active', 'pending', 'ended'].reduce("
+           "(n, state) => n + Number(document.getElementById('count-leases-' + state).textContent), 0)")  # fmt: skip
 
 
 PER_CLIENT = 50  # leases per client (the controller lets one client hold 100)
@@ -166,7 +168,7 @@ def main() -> None:
                 admin.call("create_exporter", namespace="default", name=name, labels={})
                 WebDriverWait(browser, 30, poll_frequency=0.01).until(
                     lambda b, name=name: b.execute_script(  # type: ignore[misc]
-                        "return document.querySelector(arguments[0]) !== null", f"tr[data-exporter='default/{name}']"
+                        "return document.querySelector(arguments[0]) !== null", f"tr[data-key='default/{name}']"
                     )
                 )
                 shown_after = "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)"

@@ -58,7 +58,7 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
         await online(alice, "board2")
         link = await in_browser(lambda: login_admin(browser, lab))
         await in_browser(lambda: live(browser))
-        row = "tr[data-exporter='default/board1']"
+        row = "tr[data-key='default/board1']"
         text = await in_browser(lambda: text_of(browser, row))
         assert "available" in text and "board=rpi4" in text
         assert "default/board2" in await in_browser(lambda: text_of(browser, "#exporters"))
@@ -92,16 +92,16 @@ async def test_admin_watches_a_lease_appear_and_ends_it_and_the_cli_gets_the_boa
         waiting = await anyio.to_thread.run_sync(create_lease, bob_config)
         await in_browser(lambda: wait(browser, lambda b: text_of(b, row + " .waiting") == "1"))
         await in_browser(lambda: browser.get(url + "leases"))
-        pending = f"#leases-pending tr[data-lease='{waiting}']"
+        pending = f"#leases-pending tr[data-key='default/{waiting}']"
         assert "1st in line" in await in_browser(lambda: text_of(browser, pending))
         await in_browser(lambda: shot(browser, "leases"))
 
         # Ending alice's lease from the page hands the board to bob's waiting lease.
-        await in_browser(lambda: click(browser, f"#leases-active tr[data-lease='{lease}'] button.end"))
+        await in_browser(lambda: click(browser, f"#leases-active tr[data-key='default/{lease}'] button.end"))
         await until(bob, waiting, ready)
         ended = await alice.get_lease(lease)
         assert ended.conditions[-1].reason == "Released"
-        active = f"#leases-active tr[data-lease='{waiting}']"
+        active = f"#leases-active tr[data-key='default/{waiting}']"
         await in_browser(lambda: wait(browser, lambda b: "bob" in text_of(b, active)))
 
         # The filter takes the CLI's selector syntax; a bad one says what is wrong.
@@ -177,7 +177,7 @@ async def test_a_client_sees_its_namespace_only_and_ends_only_its_leases(lab: La
         assert "admin only" in await in_browser(lambda: text_of(browser, "main"))
         lease = await alice.create_lease("board=rpi4", seconds=600)
         await in_browser(lambda: browser.get(url + "leases"))
-        await in_browser(lambda: click(browser, f"tr[data-lease='{bare(lease.name)}'] button.end"))
+        await in_browser(lambda: click(browser, f"tr[data-key='default/{bare(lease.name)}'] button.end"))
         await until(alice, bare(lease.name), lambda got: got.conditions[-1].reason == "Released")
         await reported(alice, "board1", AVAILABLE)  # the exporter is done with it
 

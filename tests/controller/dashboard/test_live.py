@@ -1,5 +1,6 @@
-"""The dashboard's live view in Debian's headless Chromium: rows that change in place, an exporter going
-offline, hook output on the timeline, a session that expires.
+"""The dashboard's live view in Debian's headless Chromium: exporter and lease rows that change in place, a
+cut leases table that fetches itself again, an exporter going offline, hook output on the timeline, a
+session that expires.
 
 Against a real `jmp controller run` with our real exporters (`jmp exporter run` processes, their
 hooks real scripts); Selenium's blocking calls run in a worker thread (`in_browser`).
@@ -18,6 +19,7 @@ import anyio
 import pytest
 
 from jumpstarter.testing import Commands
+from jumpstarter_controller.dashboard._app import LEASE_ROWS
 from jumpstarter_controller.peers import Peer, bare
 from testsupport.labcontroller import JMP, STEP, LabController, online, ready
 
@@ -44,15 +46,19 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 LIVE_TARGET_MS = 500  # issue 15: a change shows on an open page within 500 ms
 
-# A marker on the page's window and its table: a reload or a swap of the whole table would lose them.
-MARK = "window.kept = 1; document.getElementById('exporters').dataset.kept = '1'"
-KEPT = "return window.kept === 1 && document.getElementById('exporters').dataset.kept === '1'"
+# A marker on the page's window and its tables: a reload loses both, a fetch of the page's main part (the
+# fallback when a row diff cannot be applied) the tables' only.
+MARK = "window.kept = 1; for (const t of document.querySelectorAll('table[data-count]')) t.dataset.kept = '1'"
+WINDOW_KEPT = "return window.kept === 1"
+TABLES_KEPT = "return Array.from(document.querySelectorAll('table[data-count]')).every(t => t.dataset.kept === '1')"
+KEPT = "return window.kept === 1 && " + TABLES_KEPT.removeprefix("return ")
 DELAY = "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)"
 
 
-def row_keys(browser: Any) -> list[str]:
+def row_keys(browser: Any, table: str = "#exporters") -> list[str]:
+    """The keys of the rows `table` shows, in the page's order."""
     keys = browser.execute_script(
-        "return Array.from(document.querySelectorAll('tr[data-exporter]')).map(r => r.dataset.exporter)"
+        "return Array.from(document.querySelectorAll(arguments[0] + ' tr[data-key]')).map(r => r.dataset.key)", table
     )
     return [str(key) for key in keys]
 
@@ -67,7 +73,7 @@ async def test_rows_change_in_place_and_an_exporter_going_offline_shows_live(lab
         await in_browser(lambda: login_admin(browser, lab))
         await in_browser(lambda: browser.get(url + "exporters"))
         await in_browser(lambda: live(browser))
-        row = "tr[data-exporter='default/board1']"
+        row = "tr[data-key='default/board1']"
         await in_browser(lambda: wait(browser, lambda b: "available" in text_of(b, row)))
         await in_browser(lambda: browser.execute_script(MARK))
         # Everything the page loaded came from the dashboard itself (a lab may have no internet).
@@ -80,7 +86,7 @@ async def test_rows_change_in_place_and_an_exporter_going_offline_shows_live(lab
         await in_browser(lambda: wait(browser, lambda b: "default/board2" in row_keys(b)))
         assert await in_browser(lambda: row_keys(browser)) == ["default/board1", "default/board2",
                                                                "default/board3"]  # fmt: skip
-        assert await in_browser(lambda: text_of(browser, "#count")) == "3"
+        assert await in_browser(lambda: text_of(browser, "#count-exporters")) == "3"
         assert await in_browser(lambda: browser.execute_script(KEPT))
 
         # A lease: the row it touches changes in place.
@@ -101,6 +107,102 @@ async def test_rows_change_in_place_and_an_exporter_going_offline_shows_live(lab
         print(f"offline to screen: {delay} ms")
         assert 0 <= delay <= LIVE_TARGET_MS, delay
         assert await in_browser(lambda: browser.execute_script(KEPT))
+
+
+def counts(browser: Any) -> list[str]:
+    """The leases page's counts: active, waiting, ended."""
+    return [text_of(browser, f"#count-leases-{state}") for state in ("active", "pending", "ended")]
+
+
+async def test_lease_rows_come_change_and_go_in_place_in_their_order(lab: LabController, browser: Any) -> None:
+    url = dashboard_url(lab)
+    exporter(lab, "board1", {"board": "rpi4"})
+    lab.create("exporter", "board3", {"board": "imx8"})  # never runs: a lease for it waits (and is filtered out)
+    alice_config = lab.create("client", "alice")
+    async with Peer.from_config(alice_config) as alice:
+        await online(alice, "board1")
+        await in_browser(lambda: login_admin(browser, lab))
+        # A filtered page: its change feed diffs the rows the filter shows.
+        await in_browser(lambda: browser.get(url + "leases?selector=board%3Drpi4"))
+        await in_browser(lambda: live(browser))
+        await in_browser(lambda: browser.execute_script(MARK))
+        assert await in_browser(lambda: counts(browser)) == ["0", "0", "0"]
+        assert (await in_browser(lambda: text_of(browser, "#leases-active"))).endswith("None.")
+
+        def keys(table: str) -> list[str]:
+            return row_keys(browser, f"#leases-{table}")
+
+        async def shows(table: str, *names: str) -> None:
+            await in_browser(lambda: wait(browser, lambda b: keys(table) == [f"default/{n}" for n in names]))
+
+        # Granted: the row goes into the active table, with its exporter.
+        first = bare((await alice.create_lease("board=rpi4", seconds=600)).name)
+        await shows("active", first)
+        assert "board1" in await in_browser(lambda: text_of(browser, f"tr[data-key='default/{first}']"))
+        delay = await in_browser(lambda: browser.execute_script(DELAY))
+        print(f"lease to screen: {delay} ms")
+        assert 0 <= delay <= LIVE_TARGET_MS, delay
+        # Waiting: newest first, each with its place in line; the lease for the other board stays off the page.
+        second = bare((await alice.create_lease("board=rpi4", seconds=600)).name)
+        other = bare((await alice.create_lease("board=imx8", seconds=600)).name)
+        third = bare((await alice.create_lease("board=rpi4", seconds=600)).name)
+        await shows("pending", third, second)
+        assert "2nd in line" in await in_browser(lambda: text_of(browser, f"tr[data-key='default/{third}']"))
+        assert await in_browser(lambda: counts(browser)) == ["1", "2", "0"]
+        assert await in_browser(lambda: browser.execute_script(KEPT))
+
+        # Ended: the row moves to the ended table; the board goes to the next in line, whose row moves up.
+        await alice.delete_lease(first)
+        await shows("active", second)
+        await shows("pending", third)
+        await shows("ended", first)
+        assert "1st in line" in await in_browser(lambda: text_of(browser, f"tr[data-key='default/{third}']"))
+        assert "Released" in await in_browser(lambda: text_of(browser, f"tr[data-key='default/{first}']"))
+        assert await in_browser(lambda: counts(browser)) == ["1", "1", "1"]
+        for name in (second, third, other):
+            await alice.delete_lease(name)
+        await shows("ended", third, second, first)
+        assert await in_browser(lambda: keys("active") + keys("pending")) == []
+        assert await in_browser(lambda: counts(browser)) == ["0", "0", "3"]
+        assert (await in_browser(lambda: text_of(browser, "#leases-pending"))).endswith("None.")
+        assert await in_browser(lambda: browser.execute_script(KEPT))  # no reload, no table fetched again
+
+
+async def test_a_cut_leases_table_fetches_itself_again_when_a_row_must_move_in(
+    commands: Commands, tmp_path: Path, browser_factory: Callable[[LabController], Any]
+) -> None:
+    config = tmp_path / "controller.yaml"
+    config.write_text("limits:\n  leases_per_client: 300\n")
+    lab = LabController.start(commands, tmp_path / "many", "--config", str(config))
+    browser = browser_factory(lab)
+    url = dashboard_url(lab)
+    lab.create("exporter", "board1", {"board": "rpi4"})  # never runs: every lease waits
+    alice_config = lab.create("client", "alice")
+    async with Peer.from_config(alice_config) as alice:
+        created = [bare((await alice.create_lease("board=rpi4", seconds=600)).name) for _ in range(LEASE_ROWS + 2)]
+        newest = [f"default/{name}" for name in reversed(created)]
+        await in_browser(lambda: login_admin(browser, lab))
+        await in_browser(lambda: browser.get(url + "leases"))
+        await in_browser(lambda: live(browser))
+        await in_browser(lambda: browser.execute_script(MARK))
+        assert await in_browser(lambda: row_keys(browser, "#leases-pending")) == newest[:LEASE_ROWS]
+        assert await in_browser(lambda: counts(browser)) == ["0", str(LEASE_ROWS + 2), "0"]
+
+        # A new lease goes on top of the cut table and pushes its last row out: a row diff, no fetch.
+        latest = f"default/{bare((await alice.create_lease('board=rpi4', seconds=600)).name)}"
+        await in_browser(lambda: wait(browser, lambda b: row_keys(b, "#leases-pending")[:1] == [latest]))
+        assert await in_browser(lambda: row_keys(browser, "#leases-pending")) == [latest, *newest[: LEASE_ROWS - 1]]
+        assert await in_browser(lambda: counts(browser)) == ["0", str(LEASE_ROWS + 3), "0"]
+        assert await in_browser(lambda: browser.execute_script(KEPT))
+
+        # It ends: the row the table cut off must come back, which the page does not have: it fetches its
+        # main part again (the tables are new, the window is the same: no reload).
+        await alice.delete_lease(latest.removeprefix("default/"))
+        await in_browser(lambda: wait(browser, lambda b: not b.execute_script(TABLES_KEPT)))
+        assert await in_browser(lambda: browser.execute_script(WINDOW_KEPT))
+        assert await in_browser(lambda: row_keys(browser, "#leases-pending")) == newest[:LEASE_ROWS]
+        assert await in_browser(lambda: row_keys(browser, "#leases-ended")) == [latest]
+        assert await in_browser(lambda: counts(browser)) == ["0", str(LEASE_ROWS + 2), "1"]
 
 
 async def test_the_timeline_shows_hook_output_as_text(lab: LabController, browser: Any, tmp_path: Path) -> None:

@@ -24,14 +24,15 @@ from starlette.staticfiles import StaticFiles
 
 from jumpstarter_controller.credentials import TokenError
 from jumpstarter_controller.dashboard._auth import COOKIE, Session, Sessions, csrf_ok
-from jumpstarter_controller.dashboard._lab import Lab
+from jumpstarter_controller.dashboard._lab import Lab, Touched
 from jumpstarter_controller.dashboard._metrics import Metrics
-from jumpstarter_controller.selectors import InvalidSelector
+from jumpstarter_controller.selectors import InvalidSelector, parse
 
 __all__ = ["build_app"]
 
 KEEPALIVE_SECONDS = 15.0
 MAX_ROW_DIFF = 200  # more touched rows than this: the page fetches its main part again
+LEASE_ROWS = 200  # each table of the leases page shows this many rows at most (the newest)
 # Only this origin's own script and style: an injected <script> would not run even if it got through.
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -128,7 +129,7 @@ def build_app(lab: Lab, sessions: Sessions, metrics: Metrics) -> Starlette:
         except InvalidSelector as invalid:
             rows, error = [], f"the selector {selector!r} does not parse: {invalid} (e.g. board=rpi4,site!=lab2)"
         return page(request, "leases.html", session, status=400 if error else 200, leases=rows, selector=selector,
-                    error=error)  # fmt: skip
+                    error=error, limit=LEASE_ROWS)  # fmt: skip
 
     async def exporter(request: Request) -> Response:
         session = current(request)
@@ -233,27 +234,56 @@ def build_app(lab: Lab, sessions: Sessions, metrics: Metrics) -> Starlette:
 
     # -- feed and metrics ------------------------------------------------------------------------
 
-    macros = environment.get_template("_macros.html").module
+    macros: Any = environment.get_template("_macros.html").module
 
-    def row_diff(session: Session, after: int) -> dict[str, Any]:
-        """The exporters page's rows changed after version `after` (None: gone), or full if too many or
-        no longer known: the page then fetches its main part again."""
-        touched = lab.touched_since(after)
-        if touched is None or len(touched) > MAX_ROW_DIFF:
+    # A row diff, for the page's script: {"rows": {key: [table id, row html] or None (gone)}, "counts":
+    # {count id: value}}, or {"full": True} if too many rows changed or what changed is no longer known:
+    # the page then fetches its main part again. The rows come from the same macros as the pages'.
+
+    def exporter_diff(session: Session, touched: Touched) -> dict[str, Any]:
+        if len(touched.exporters) > MAX_ROW_DIFF:
             return {"full": True}
         namespace = namespace_of(session)
-        rows = lab.exporter_rows(namespace, touched)
-        return {
-            "rows": {f"{ns}/{name}": (None if row is None else str(macros.exporter_row(row)))  # type: ignore[attr-defined]
-                     for (ns, name), row in sorted(rows.items())},
-            "count": lab.exporter_count(namespace),
-        }  # fmt: skip
+        rows: dict[str, Any] = {}
+        for (ns, name), row in lab.exporter_rows(namespace, touched.exporters).items():
+            rows[f"{ns}/{name}"] = None if row is None else ["exporters", str(macros.exporter_row(row))]
+        return {"rows": rows, "counts": {"count-exporters": lab.exporter_count(namespace)}}
+
+    def lease_diff(session: Session, touched: Touched, selector: str) -> dict[str, Any]:
+        namespace = namespace_of(session)
+        keys = touched.leases
+        if selector and touched.exporters:  # an exporter's labels count in the filter
+            keys = keys | lab.leases_on(touched.exporters)
+        if len(keys) > MAX_ROW_DIFF:
+            return {"full": True}
+        rows: dict[str, Any] = {}
+        for (ns, name), row in lab.lease_rows(namespace, selector, keys).items():
+            rows[f"{ns}/{name}"] = None if row is None else [f"leases-{row.state}", str(macros.lease_row(row, session))]
+        counts = lab.lease_counts(namespace, selector)
+        return {"rows": rows, "counts": {f"count-leases-{state}": count for state, count in counts.items()}}
+
+    def row_diff(session: Session, after: int, rows: str, selector: str) -> dict[str, Any]:
+        """The changes after version `after` as a row diff of the `rows` page (exporters, leases)."""
+        touched = lab.touched_since(after)
+        if touched is None:
+            return {"full": True}
+        if rows == "exporters":
+            return exporter_diff(session, touched)
+        return lease_diff(session, touched, selector)
 
     async def events(request: Request) -> Response:
         if current(request) is None:
             return PlainTextResponse("log in first", status_code=401)
-        # The exporters page asks for its changed rows with each change (one row, not 1,000, moves).
-        with_rows = request.query_params.get("rows") == "exporters"
+        # The exporters and leases pages ask for their changed rows with each change (one row, not 1,000,
+        # moves); the leases page gives its filter too.
+        rows = request.query_params.get("rows", "")
+        selector = request.query_params.get("selector", "")
+        try:
+            parse(selector)
+        except InvalidSelector:
+            rows = ""  # the page says so; it has no rows to change
+        if rows not in ("exporters", "leases"):
+            rows = ""
 
         async def feed() -> AsyncIterator[str]:
             version = lab.version
@@ -277,8 +307,8 @@ def build_app(lab: Lab, sessions: Sessions, metrics: Metrics) -> Starlette:
                     yield "event: ended\ndata: {}\n\n"
                     return
                 message: dict[str, Any] = {"version": version, "at": lab.changed_at}
-                if with_rows:
-                    message.update(row_diff(session, sent))
+                if rows:
+                    message.update(row_diff(session, sent, rows, selector))
                 yield f"data: {json.dumps(message)}\n\n"
 
         return StreamingResponse(feed(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

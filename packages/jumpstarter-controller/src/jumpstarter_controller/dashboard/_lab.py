@@ -21,7 +21,7 @@ from jumpstarter_controller.model import Exporter, Lease
 from jumpstarter_controller.scheduler import Changes, end_lease
 from jumpstarter_controller.selectors import parse
 
-__all__ = ["ClientRow", "ExporterRow", "Lab", "LeaseRow", "StatusChange", "status_name"]
+__all__ = ["ClientRow", "ExporterRow", "Lab", "LeaseRow", "StatusChange", "Touched", "status_name"]
 
 STATUS_NAMES = {
     0: "unspecified", 1: "offline", 2: "available", 3: "before-lease-hook", 4: "lease-ready",
@@ -30,7 +30,8 @@ STATUS_NAMES = {
 HOOK_STATUSES = {3: "before_lease", 5: "after_lease"}
 HOOK_FAILED = {6: "before_lease", 7: "after_lease"}
 HISTORY = 200  # status changes kept per exporter (in memory: the timeline's recent past)
-TOUCHED = 256  # versions whose touched exporters are remembered (for the exporters page's row diffs)
+TOUCHED = 256  # versions whose touched exporters and leases are remembered (for the pages' row diffs)
+NEWEST_FIRST = 10**19  # minus a lease's creation in microseconds: an order string that sorts newest first
 
 
 def status_name(exporter: Exporter) -> str:
@@ -63,6 +64,13 @@ class ExporterRow:
     until: float | None
     waiting: int
 
+    @property
+    def order(self) -> str:
+        """Its place on the exporters page, as a string that sorts ascending (the page's script compares
+        these): namespace, then name. The space sorts before every character a name may hold, so this
+        is the order of (namespace, name)."""
+        return f"{self.namespace} {self.name}"
+
 
 @dataclass(frozen=True)
 class LeaseRow:
@@ -80,6 +88,24 @@ class LeaseRow:
     until: float | None
     reason: str
 
+    @property
+    def order(self) -> str:
+        """Its place on the leases page, as a string that sorts ascending: newest first (`lease_order`)."""
+        return lease_order(self.created, self.namespace, self.name)
+
+
+def lease_order(created: float, namespace: str, name: str) -> str:
+    """Newest first, then by namespace and name: the leases' order on the pages and in their row diffs."""
+    return f"{NEWEST_FIRST - round(created * 1e6):020d} {namespace} {name}"
+
+
+@dataclass(frozen=True)
+class Touched:
+    """The exporters and leases whose rows a run of changes may have altered."""
+
+    exporters: set[tuple[str, str]]
+    leases: set[tuple[str, str]]
+
 
 @dataclass(frozen=True)
 class ClientRow:
@@ -96,7 +122,9 @@ class _Tracker:
     history: dict[tuple[str, str], deque[StatusChange]] = field(default_factory=dict)
     last: dict[tuple[str, str], tuple[int, float, str]] = field(default_factory=dict)
     ready_seen: set[tuple[str, str]] = field(default_factory=set)
-    touched: deque[tuple[int, frozenset[tuple[str, str]]]] = field(default_factory=lambda: deque(maxlen=TOUCHED))
+    touched: deque[tuple[int, frozenset[tuple[str, str]], frozenset[tuple[str, str]]]] = field(
+        default_factory=lambda: deque(maxlen=TOUCHED)
+    )
 
 
 class Lab:
@@ -148,7 +176,7 @@ class Lab:
             if lease.ended:
                 self._tracker.ready_seen.discard(lease.key)
         self.version += 1
-        self._tracker.touched.append((self.version, frozenset(self._touched(changes))))
+        self._tracker.touched.append((self.version, frozenset(self._touched(changes)), frozenset(changes.leases)))
         self.changed_at = now
         self._changed.set()
         self._changed = anyio.Event()
@@ -163,18 +191,19 @@ class Lab:
             keys.update(self._candidates(lease))
         return keys
 
-    def touched_since(self, version: int) -> set[tuple[str, str]] | None:
-        """The exporters touched by the changes after `version`, or None if they are no longer remembered."""
+    def touched_since(self, version: int) -> Touched | None:
+        """What the changes after `version` touched, or None if that is no longer remembered."""
+        touched = Touched(set(), set())
         if version >= self.version:
-            return set()
+            return touched
         remembered = self._tracker.touched
         if not remembered or remembered[0][0] > version + 1:
             return None
-        keys: set[tuple[str, str]] = set()
-        for number, touched in remembered:
+        for number, exporters, leases in remembered:
             if number > version:
-                keys.update(touched)
-        return keys
+                touched.exporters.update(exporters)
+                touched.leases.update(leases)
+        return touched
 
     def _track_status(self, key: tuple[str, str], exporter: Exporter, now: float) -> None:
         status = _status(exporter)
@@ -261,23 +290,58 @@ class Lab:
         )
 
     def leases(self, namespace: str | None = None, selector: str = "") -> list[LeaseRow]:
-        """Leases, newest first; `selector` (the CLI's syntax) matches the lease's selector equalities
-        and its exporter's labels. InvalidSelector if it does not parse."""
+        """Leases, newest first (`lease_order`); `selector` (the CLI's syntax) matches the lease's selector
+        equalities and its exporter's labels. InvalidSelector if it does not parse."""
+        shown = self._lease_filter(namespace, selector)
+        return [_lease_row(lease) for lease in sorted(filter(shown, self._controller.model.leases.values()),
+                                                      key=_lease_order)]  # fmt: skip
+
+    def lease_rows(
+        self, namespace: str | None, selector: str, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], LeaseRow | None]:
+        """The rows of these leases as the leases page of `namespace` filtered by `selector` shows them
+        (None: not shown, gone or filtered out); other namespaces' are left out."""
+        shown = self._lease_filter(namespace, selector)
+        leases = self._controller.model.leases
+        rows: dict[tuple[str, str], LeaseRow | None] = {}
+        for key in keys:
+            if namespace is not None and key[0] != namespace:
+                continue
+            lease = leases.get(key)
+            rows[key] = _lease_row(lease) if lease is not None and shown(lease) else None
+        return rows
+
+    def lease_counts(self, namespace: str | None, selector: str) -> dict[str, int]:
+        """How many leases the leases page of `namespace` filtered by `selector` counts in each state."""
+        shown = self._lease_filter(namespace, selector)
+        counts = {"active": 0, "pending": 0, "ended": 0}
+        for lease in filter(shown, self._controller.model.leases.values()):
+            counts[_state(lease)] += 1
+        return counts
+
+    def leases_on(self, exporters: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The leases that hold or name one of these exporters (their labels count in a filter)."""
+        return {lease.key for lease in self._controller.model.leases.values()
+                if (lease.namespace, lease.exporter or lease.exporter_name) in exporters}  # fmt: skip
+
+    def _lease_filter(self, namespace: str | None, selector: str) -> Callable[[Lease], bool]:
+        """Whether the leases page of `namespace` filtered by `selector` shows a lease (InvalidSelector if
+        `selector` does not parse)."""
         wanted = parse(selector)
         model = self._controller.model
-        rows = []
-        for lease in sorted(model.leases.values(), key=lambda item: -item.created):
+
+        def shown(lease: Lease) -> bool:
             if namespace is not None and lease.namespace != namespace:
-                continue
-            if wanted:
-                labels = dict(parse(lease.selector).equalities())
-                exporter = model.exporters.get((lease.namespace, lease.exporter or lease.exporter_name))
-                if exporter is not None:
-                    labels.update(exporter.labels)
-                if not wanted.matches(labels):
-                    continue
-            rows.append(_lease_row(lease))
-        return rows
+                return False
+            if not wanted:
+                return True
+            labels = dict(parse(lease.selector).equalities())
+            exporter = model.exporters.get((lease.namespace, lease.exporter or lease.exporter_name))
+            if exporter is not None:
+                labels.update(exporter.labels)
+            return wanted.matches(labels)
+
+        return shown
 
     def lease_owner(self, namespace: str, name: str) -> str | None:
         lease = self._controller.model.leases.get((namespace, name))
@@ -299,7 +363,7 @@ class Lab:
     def exporter_leases(self, namespace: str, name: str) -> list[LeaseRow]:
         return [
             _lease_row(lease)
-            for lease in sorted(self._controller.model.leases.values(), key=lambda item: -item.created)
+            for lease in sorted(self._controller.model.leases.values(), key=_lease_order)
             if lease.namespace == namespace and (lease.exporter or lease.exporter_name) == name
         ]
 
@@ -361,6 +425,10 @@ def _state(lease: Lease) -> str:
     if lease.ended:
         return "ended"
     return "active" if lease.exporter is not None else "pending"
+
+
+def _lease_order(lease: Lease) -> str:
+    return lease_order(lease.created, lease.namespace, lease.name)
 
 
 def _lease_row(lease: Lease) -> LeaseRow:

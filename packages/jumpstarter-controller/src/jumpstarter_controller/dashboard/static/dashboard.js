@@ -1,12 +1,12 @@
-// Live updates: the server says "something changed" over Server-Sent Events. The exporters page
-// gets the changed rows with it (rendered on the server) and swaps just those; other pages fetch
+// Live updates: the server says "something changed" over Server-Sent Events. The exporters and leases
+// pages get the changed rows with it (rendered on the server) and apply just those; other pages fetch
 // their own main part again and swap it in. No framework, no CDN.
 "use strict";
 (function () {
   if (document.body.dataset.live !== "on") return;
   const main = document.getElementById("main");
   const dot = document.getElementById("live");
-  const rowsOf = document.querySelector("table[data-rows]");
+  const rowsOf = document.querySelector("[data-rows]");
   let busy = false;
   let again = false;
   let changedAt = 0;
@@ -34,33 +34,53 @@
     } finally { busy = false; }
   }
 
-  // Exporters are ordered by namespace, then name (as the server orders them).
-  function before(a, b) {
-    const [an, ax] = a.split("/"), [bn, bx] = b.split("/");
-    return an < bn || (an === bn && ax < bx);
-  }
+  function keyed(table) { return Array.from(table.tBodies[0].querySelectorAll("tr[data-key]")); }
+  function countOf(table) { return Number(document.getElementById(table.dataset.count).textContent); }
 
-  // Swap the changed rows in place; false if the page must be fetched whole instead.
-  function patch(rows, count) {
-    const body = document.querySelector("table[data-rows] tbody");
-    if (!body || busy) return false;
-    if (!body.querySelector("tr[data-exporter]")) return false; // the "no exporters yet" line
+  // Apply a row diff: `rows` maps a row's key to [its table's id, its html] or null (gone), `counts` each
+  // table's count (by the id of the element showing it). A table keeps its rows in the server's order
+  // (data-order, ascending as strings) and shows data-limit rows at most (the first ones). False if the
+  // diff cannot be applied in place (a row past a cut table's end would have to move in, a count does not
+  // match): the page then fetches its main part instead.
+  function patch(rows, counts) {
+    if (busy) return false;
+    const tables = Array.from(main.querySelectorAll("table[data-count]"));
+    // A cut table does not show its last rows: a row whose place is past its end stays out.
+    const cut = new Set(tables.filter((table) => countOf(table) > keyed(table).length));
     const template = document.createElement("template");
-    for (const [key, html] of Object.entries(rows)) {
-      const old = body.querySelector(`tr[data-exporter="${CSS.escape(key)}"]`);
-      if (html === null) { if (old) old.remove(); continue; }
+    for (const [key, entry] of Object.entries(rows)) {
+      const old = main.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
+      const home = old ? old.closest("table") : null;
+      if (old) old.remove();
+      if (entry === null) continue;
+      const [id, html] = entry;
+      const table = document.getElementById(id);
+      if (!table || !tables.includes(table)) return false;
       template.innerHTML = html;
       const row = template.content.firstElementChild;
-      if (old) { old.replaceWith(row); continue; }
-      const next = Array.from(body.children).find((tr) => tr.dataset.exporter && before(key, tr.dataset.exporter));
-      body.insertBefore(row, next || null);
+      const next = keyed(table).find((tr) => row.dataset.order < tr.dataset.order);
+      // (A row shown in its place before stays: an update of a cut table's last row.)
+      const stays = home === table && old.dataset.order === row.dataset.order;
+      if (!next && cut.has(table) && !stays) continue;
+      table.tBodies[0].insertBefore(row, next || null);
     }
-    const shown = document.getElementById("count");
-    if (shown) shown.textContent = String(count);
+    for (const table of tables) {
+      const shown = keyed(table);
+      const limit = table.dataset.limit ? Number(table.dataset.limit) : Infinity;
+      for (const extra of shown.splice(limit)) extra.remove();
+      const count = counts[table.dataset.count];
+      if (typeof count !== "number" || shown.length !== Math.min(count, limit)) return false;
+      const none = table.tBodies[0].querySelector("tr.none");
+      if (none) none.hidden = count > 0;
+      document.getElementById(table.dataset.count).textContent = String(count);
+    }
     return true;
   }
 
-  const source = new EventSource(rowsOf ? "/events?rows=" + rowsOf.dataset.rows : "/events");
+  // The page's own query (the leases page's filter) goes along: the server diffs the rows it shows.
+  const query = new URLSearchParams(location.search);
+  if (rowsOf) query.set("rows", rowsOf.dataset.rows);
+  const source = new EventSource("/events" + (rowsOf ? "?" + query : ""));
   let first = true;
   source.onopen = () => { if (dot) dot.className = "on"; };
   source.onerror = () => { if (dot) dot.className = "off"; };
@@ -74,7 +94,7 @@
     const whole = first || !data.rows || data.full;
     first = false;
     document.body.dataset.version = String(data.version);
-    if (!whole && patch(data.rows, data.count)) { stamp(); return; }
+    if (!whole && patch(data.rows, data.counts)) { stamp(); return; }
     refresh();
   };
 })();
