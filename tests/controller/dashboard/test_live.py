@@ -152,11 +152,16 @@ async def test_lease_rows_come_change_and_go_in_place_in_their_order(lab: LabCon
         assert await in_browser(lambda: browser.execute_script(KEPT))
 
         # Ended: the row moves to the ended table; the board goes to the next in line, whose row moves up.
+        # A keyboard user on a row that changes stays on its control (the End button of the new row).
+        end_third = f"tr[data-key='default/{third}'] button"
+        await in_browser(lambda: browser.execute_script(f"document.querySelector({end_third!r}).focus()"))
         await alice.delete_lease(first)
         await shows("active", second)
         await shows("pending", third)
         await shows("ended", first)
         assert "1st in line" in await in_browser(lambda: text_of(browser, f"tr[data-key='default/{third}']"))
+        focused = f"return document.activeElement === document.querySelector({end_third!r})"
+        assert await in_browser(lambda: browser.execute_script(focused))
         assert "Released" in await in_browser(lambda: text_of(browser, f"tr[data-key='default/{first}']"))
         assert await in_browser(lambda: counts(browser)) == ["1", "1", "1"]
         for name in (second, third, other):

@@ -35,6 +35,8 @@
   }
 
   function keyed(table) { return Array.from(table.tBodies[0].querySelectorAll("tr[data-key]")); }
+  // A control, as the same one in a row rendered again would be (its place may differ: a link comes or goes).
+  function control(el) { return `${el.tagName}.${el.className}:${el.textContent}`; }
   function countOf(table) { return Number(document.getElementById(table.dataset.count).textContent); }
 
   // Apply a row diff: `rows` maps a row's key to [its table's id, its html] or null (gone), `counts` each
@@ -51,6 +53,8 @@
     for (const [key, entry] of Object.entries(rows)) {
       const old = main.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
       const home = old ? old.closest("table") : null;
+      // A keyboard user on the row (its End button) stays on the same control of the new row.
+      const focused = old && old.contains(document.activeElement) ? control(document.activeElement) : null;
       if (old) old.remove();
       if (entry === null) continue;
       const [id, html] = entry;
@@ -63,6 +67,8 @@
       const stays = home === table && old.dataset.order === row.dataset.order;
       if (!next && cut.has(table) && !stays) continue;
       table.tBodies[0].insertBefore(row, next || null);
+      const again = focused && Array.from(row.querySelectorAll("a, button")).find((el) => control(el) === focused);
+      if (again) again.focus();
     }
     for (const table of tables) {
       const shown = keyed(table);
