@@ -93,9 +93,8 @@ def _path_broke(code: grpc.StatusCode, trailing: Any) -> bool:
     ConnectionError travels as UNAVAILABLE, its OSError as INTERNAL, and neither is the path.
     Unmarked, INTERNAL is gRPC's own: our exporter marks every INTERNAL it sends, and the
     original 0.9.0 exporter sends none (its drivers' errors are UNIMPLEMENTED, INVALID_ARGUMENT,
-    DEADLINE_EXCEEDED or UNKNOWN). Unmarked UNAVAILABLE is taken for the path too, although our
-    exporter refuses a call with it when its drivers cannot start: the status carries no sign of
-    where it was made, and the details (kept in the message) say that case.
+    DEADLINE_EXCEEDED or UNKNOWN). Unmarked UNAVAILABLE is the path's too: our exporter's own
+    refusals are other codes (drivers that cannot start: FAILED_PRECONDITION).
     """
     if any(key == ERROR_CLASS_METADATA_KEY for key, _ in trailing or ()):
         return False
