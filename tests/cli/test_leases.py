@@ -134,6 +134,16 @@ def test_each_lease_has_fresh_drivers_and_calls_between_leases_are_refused(lab: 
     assert lab.released == []
 
 
+def test_shell_and_j_at_an_exporter_between_leases_exit_1_with_its_reason(lab: Any, commands: Any) -> None:
+    # Reached, and it says why it takes no calls: 1 as for drivers that cannot start, not 3 (unreachable).
+    with lab() as lab:
+        shell = commands.run("jmp", "shell", "--host", lab.path, "--", "echo", "never")
+        j = commands.run("j", "power", "on", JUMPSTARTER_HOST=lab.path)
+    refused = f"the exporter at {lab.path}: the exporter is not ready (status: AVAILABLE): waiting for a lease"
+    assert (shell.returncode, shell.stdout, shell.stderr) == (1, "", f"jmp: error: {refused}\n"), shell
+    assert (j.returncode, j.stdout, j.stderr) == (1, "", f"j: error: {refused}\n"), j
+
+
 def test_get_status_reports_the_lease(lab: Any) -> None:
     with lab() as lab:
         for stub in lab.stub():

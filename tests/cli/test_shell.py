@@ -17,6 +17,8 @@ import psutil
 import pytest
 
 from jumpstarter.driver import Composite
+from jumpstarter.exporter import Exporter
+from jumpstarter.testing import serve_socket
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -281,6 +283,26 @@ def test_host_that_cannot_be_reached(commands: Any, tmp_path: Path) -> None:
     assert result.returncode == 3, result
     assert result.stderr.startswith(f"jmp: error: cannot reach the exporter at {tmp_path / 'nothing.sock'}")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_host_whose_drivers_cannot_start(commands: Any, test_drivers: Any, journal: Path) -> None:
+    """An exporter (`jmp exporter run`'s kind: a session per client) whose driver fails its reset: reached, and
+    it says why it takes no calls. Exit 1 with the driver's error (not 3, which says the exporter is unreachable)."""
+
+    def tree() -> Composite:
+        return Composite(children={"power": test_drivers.Power(journal=str(journal), broken=True)})
+
+    with serve_socket(Exporter(tree)) as socket:
+        refused = (
+            f"the exporter at {socket}: the exporter could not start its drivers: OSError: the relay does not answer"
+        )
+        shell = commands.run(
+            "jmp", "shell", "--host", socket, "--", "echo", "never", JMP_DRIVERS_ALLOW="jmpcli_drivers.*"
+        )
+        assert (shell.returncode, shell.stdout, shell.stderr) == (1, "", f"jmp: error: {refused}\n"), shell
+        j = commands.run("j", "power", "on", JUMPSTARTER_HOST=socket, JMP_DRIVERS_ALLOW="jmpcli_drivers.*")
+        assert (j.returncode, j.stdout, j.stderr) == (1, "", f"j: error: {refused}\n"), j
+    assert journal.read_text() == "reset\nclose\n" * 2  # each try reset the drivers, and closed them again
 
 
 def test_host_with_an_unreadable_token_file(commands: Any, tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Run with the original's python, with JUMPSTARTER_HOST naming the session's Unix 
 JMP_DRIVERS_ALLOW=UNSAFE. Reads a JSON list of operations on stdin, each with an "id", an
 "op" and its parameters; runs them in order through the original's `env()` client and
 prints one JSON object mapping each id to its outcome. A failing operation records its
-exception (see peer_io.describe_error) and the run goes on.
+exception (see peer_io.describe_error) and the run goes on. When `env()` itself fails (the
+exporter refused the connection), the object holds that failure alone, as "connect".
 
 Arguments are JSON values, except {"$sample": name}, which stands for one of the Python
 values of SAMPLES: the rich types the original encodes itself (bytes, tuples, models...).
@@ -20,6 +21,7 @@ import json
 import logging
 import lzma
 import sys
+from contextlib import ExitStack
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum, StrEnum
@@ -395,7 +397,12 @@ def main() -> None:
     answer = take_stdout()
     operations = json.load(sys.stdin)
     outcomes: dict[str, Any] = {}
-    with env() as root:
+    with ExitStack() as stack:
+        try:
+            root = stack.enter_context(env())
+        except Exception as error:
+            send(answer, {"connect": describe_error(error)})
+            return
         for spec in operations:
             # On a timeout, the test shows stderr's tail: the last operation named here is the one that hung.
             print(f"peer_client: {spec['id']}", file=sys.stderr, flush=True)

@@ -29,6 +29,8 @@ from interop_shared import Color, DigestStream, Pair, payload, sha256, typed
 from jumpstarter.common.exceptions import ExporterNotReady
 from jumpstarter.driver import Composite, Driver, export, exportstream
 from jumpstarter.driver.tree import walk_tree
+from jumpstarter.exporter import Exporter
+from jumpstarter.testing import serve_socket
 from jumpstarter.v1 import common_pb2
 
 pytestmark = pytest.mark.interop
@@ -465,11 +467,13 @@ class Run:
     outcomes: dict[str, Any]
 
     def result(self, operation: str) -> Any:
+        assert operation in self.outcomes, f"the original client did not connect: {self.outcomes.get('connect')}"
         outcome = self.outcomes[operation]
         assert outcome["ok"], f"{operation} failed in the original client: {outcome}"
         return outcome["result"]
 
     def error(self, operation: str) -> dict[str, Any]:
+        assert operation in self.outcomes, f"the original client did not connect: {self.outcomes.get('connect')}"
         outcome = self.outcomes[operation]
         assert not outcome["ok"], f"{operation} should have failed, but returned {outcome['result']!r}"
         return outcome
@@ -696,6 +700,31 @@ def test_exporter_not_ready_carries_the_raw_details(composite: Run) -> None:
     error = composite.error("error-ExporterNotReady")
     assert error["type"] == "ExporterNotReady"
     assert error["message"] == "ExporterNotReady from driver"
+
+
+class Unready(Driver):
+    """A driver whose reset fails: the exporter cannot start a session."""
+
+    @classmethod
+    def client(cls) -> str:
+        return DRIVER_CLIENT
+
+    def reset(self) -> None:
+        raise OSError("the relay does not answer")
+
+
+def test_drivers_that_cannot_start_are_refused_with_the_reason(upstream: Any) -> None:
+    # An exporter of `jmp exporter run`'s kind (a session per client). FAILED_PRECONDITION: the original
+    # client raises the status with its details; UNAVAILABLE would have become its ExporterUnreachableError
+    # ("Exporter did not respond to initial connection"), the reason hidden.
+    with serve_socket(Exporter(Unready)) as path:
+        outcomes = upstream.run(
+            "peer_client.py", [], env={"JUMPSTARTER_HOST": path, "JMP_DRIVERS_ALLOW": "UNSAFE"}, timeout=60
+        )
+    refused = outcomes["connect"]
+    assert refused["type"] == "AioRpcError"
+    assert "StatusCode.FAILED_PRECONDITION" in refused["text"]
+    assert 'details = "the exporter could not start its drivers: OSError: the relay does not answer"' in refused["text"]
 
 
 @pytest.mark.parametrize("name", CALL_ERRORS)

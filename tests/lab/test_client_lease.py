@@ -81,8 +81,10 @@ def test_lease_commands_tables_and_outputs(bench: LabBench) -> None:
     assert yaml.safe_load(bench.jmp("get", "leases", "-o", "yaml").stdout)[0]["name"] == name
     assert bench.jmp("get", "leases", "-o", "name").stdout == f"{name}\n"
     table = bench.jmp("get", "leases").stdout.splitlines()
-    assert table[0].split()[:5] == ["NAME", "SELECTOR", "CLIENT", "EXPORTER", "STATE"]
-    assert table[1].split()[:5] == [name, "board=rpi4", "alice", "board1", "Ready"]
+    assert table[0].split() == ["NAME", "SELECTOR", "CLIENT", "EXPORTER", "STATE", "DURATION", "ENDS"]
+    assert table[1].split()[:6] == [name, "board=rpi4", "alice", "board1", "Ready", "1h"]  # as --duration took it
+    # When it ends, and in how long: the time left as durations are written (59m58s, never 0h59m or 3598 s).
+    assert re.fullmatch(rf"{re.escape(name)} .*  \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \(in (59m\d+s|59m|1h)\)", table[1])
 
     exporters = bench.jmp("get", "exporters", "--with", "leases,status").stdout.splitlines()
     assert exporters[0].split() == ["NAME", "LABELS", "STATUS", "LEASED", "BY", "UNTIL", "WAITING"]
@@ -90,11 +92,13 @@ def test_lease_commands_tables_and_outputs(bench: LabBench) -> None:
     # Our exporter also registers the reserved jumpstarter.dev/name label, as later originals do.
     assert "board=rpi4" in row[1].split(","), exporters
     assert [row[0], *row[2:4]] == ["board1", "LEASE_READY", "alice"] and row[-1] == "0", exporters
+    assert re.search(r"  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(in (59m\d+s|59m|1h)\)  ", exporters[1]), exporters  # UNTIL
     assert [x["name"] for x in json.loads(bench.jmp("get", "exporters", "-o", "json").stdout)] == ["board1"]
 
     extended = bench.jmp("update", "lease", name, "--duration", "2h", "-o", "json")
     assert extended.returncode == 0, extended
     assert json.loads(extended.stdout)["duration"] == "7200s"
+    assert bench.jmp("get", "leases").stdout.splitlines()[1].split()[5] == "2h"
 
     # --lease uses the existing lease and keeps it.
     used = bench.jmp("shell", "--lease", name, "--", "j", "power", "on")
@@ -103,6 +107,8 @@ def test_lease_commands_tables_and_outputs(bench: LabBench) -> None:
 
     deleted = bench.jmp("delete", "lease", name)
     assert (deleted.returncode, deleted.stdout) == (0, f"lease {name} released\n"), deleted
+    ended = next(line for line in bench.jmp("get", "leases", "-a").stdout.splitlines() if line.startswith(name))
+    assert re.search(r" Ended +2h +\S+ \S+ \((\d+s|\d+m(\d+s)?) ago\)$", ended), ended
     assert "has already been released" in one_line_error(bench.jmp("delete", "lease", name), code=1)
     assert f"lease {name} has ended" in one_line_error(bench.jmp("shell", "--lease", name, "--", "true"), code=5)
 

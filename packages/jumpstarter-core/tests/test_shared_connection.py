@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from jumpstarter.client import connect
 from jumpstarter.client._shared_connection import shared_connection
 from jumpstarter.common.exceptions import DriverConnectionError, DriverError, ExporterConnectionLost
+from jumpstarter.common.loops import quiet_cancelled_wakeups
 from jumpstarter.driver import Driver, export
 from jumpstarter.streams.copy import splice
 from jumpstarter.testing import serve_socket_async
@@ -81,7 +83,11 @@ class Relay:
 
 @asynccontextmanager
 async def served(directory: Path, errors: list[Any]) -> AsyncIterator[tuple[str, Relay]]:
-    asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: errors.append(context))
+    # The relay's anyio Unix sockets, cancelled as bytes arrive (break_all, or on the way out), log a
+    # harmless error (see jumpstarter.common.loops): not something that went wrong.
+    quiet_cancelled_wakeups(loop)
     async with serve_socket_async(Counter()) as exporter, anyio.create_task_group() as tasks:
         relay = Relay(exporter)
         listener = await anyio.create_unix_listener(directory / "relay")
@@ -108,9 +114,6 @@ def next_value(path: str) -> int:
         return int(client.call("next"))
 
 
-# Known flake, cause not found yet (2 runs in 36 on a loaded machine): the relay counts a connection
-# more than expected (`relay.accepted`: 4 or 5 where 3), as if gRPC dialled again on its own.
-@pytest.mark.flaky(reruns=2)
 def test_clients_share_one_connection_and_a_broken_one_is_made_again() -> None:
     with lab_socket() as (path, relay, errors, portal):
         assert [next_value(path) for _ in range(3)] == [1, 2, 3]  # three clients, one session
@@ -130,9 +133,11 @@ def test_clients_share_one_connection_and_a_broken_one_is_made_again() -> None:
         relay.broken = False  # the path is back: the next client gets a new connection
         assert next_value(path) == 6  # the same session
         assert relay.accepted == 3
-        # Nothing went wrong behind the clients' backs. (Not checked on the way out: anyio 4.16's Unix socket
-        # streams may set a cancelled receive's future when data arrives as they are cancelled, in the relay.)
-        assert errors == []
+        # The channels replaced during the outage are closed: none dials in the background (gRPC retries a channel
+        # in TRANSIENT_FAILURE after its backoff, 200 ms at first here, for as long as something keeps it alive).
+        time.sleep(1)
+        assert relay.accepted == 3
+    assert errors == []  # nothing went wrong behind the clients' backs, on the way out included
 
 
 def test_a_drivers_connection_or_os_error_is_the_drivers_not_the_paths() -> None:

@@ -50,7 +50,7 @@ def _run(args: list[str], level: str, debug: bool) -> int:
         # `j --help`); the shell warned once already. No warning on every command.
         logging.getLogger("jumpstarter.client.tree").setLevel(logging.ERROR)
 
-    from jumpstarter.client import DriverConnectionError
+    from jumpstarter.client import DriverConnectionError, ExporterNotReady
     from jumpstarter.client.connect import connect
     from jumpstarter.config.errors import ConfigError  # not config.yaml: no yaml or pydantic to load
     from jumpstarter.utils.env import endpoint_from_environment
@@ -66,6 +66,8 @@ def _run(args: list[str], level: str, debug: bool) -> int:
             client = stack.enter_context(connect(endpoint, attach=False))
         except DriverConnectionError as error:
             return _fail(EXIT_UNREACHABLE, str(error), debug)
+        except ExporterNotReady as error:  # reached, and it says why it takes no calls (drivers that did not start)
+            return _fail(EXIT_FAILED, str(error), debug)
         except ConfigError as error:  # the client configuration (its allow-list) is wrong
             return _fail(EXIT_USAGE, str(error), debug)
         except Exception as error:

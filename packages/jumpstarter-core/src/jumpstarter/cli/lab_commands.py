@@ -23,7 +23,7 @@ from jumpstarter.cli.lab_options import (
     run_lab,
     selector_option,
 )
-from jumpstarter.config.durations import DURATION_HELP
+from jumpstarter.config.durations import DURATION_HELP, format_duration
 
 if TYPE_CHECKING:  # gRPC and the protocol load when a command runs, not when `jmp` starts
     from jumpstarter.client.lab import LabClient
@@ -90,16 +90,12 @@ def _emit(
 
 
 def _when(seconds: float | None) -> str:
+    """A time, and how far it is from now, in whole seconds: ``2026-12-03 13:22:43 (in 59m55s)``, ``(... 5m ago)``."""
     if seconds is None:
         return "-"
-    left = seconds - time.time()
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + f" ({_span(left)})"
-
-
-def _span(seconds: float) -> str:
-    sign, seconds = ("-" if seconds < 0 else ""), abs(int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{sign}{hours}h{rest // 60:02d}m" if hours else f"{sign}{rest // 60}m{rest % 60:02d}s"
+    left = round(seconds - time.time())
+    span = f"in {format_duration(left)}" if left >= 0 else f"{format_duration(-left)} ago"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + f" ({span})"
 
 
 def _state(lease: client_pb2.Lease) -> str:
@@ -129,7 +125,7 @@ def _lease_rows(leases: Sequence[client_pb2.Lease]) -> list[list[str]]:
         duration = lease.duration.ToTimedelta().total_seconds() if lease.HasField("duration") else 0
         rows.append([
             _bare(lease.name), lease.selector or "-", _bare(lease.client) or "-", _bare(lease.exporter) or "-",
-            _state(lease), _span(duration), _when(lease_end(lease)),
+            _state(lease), format_duration(duration) if duration else "-", _when(lease_end(lease)),
         ])  # fmt: skip
     return rows
 

@@ -24,10 +24,11 @@ straight from the drivers' loggers (so that what `reset()` and `close()` log sho
 with ``--host`` through the exporter's log stream.
 
 Exit codes: the command's (or the shell's); 128+N when it died of signal N; 1 when the
-drivers could not start; 2 for a bad configuration or usage; 3 when the exporter cannot be
-reached; 4 when the lease ended while the command ran (it was hung up); 5 when no lease was
-granted (refused, unsatisfiable, or not within the acquisition timeout); 126/127 when the
-command cannot be run or is not found.
+drivers could not start (here, or at ``--host``), or a lab's exporter at ``--host`` is between
+leases; 2 for a bad configuration or usage; 3 when the exporter cannot be reached; 4 when the
+lease ended while the command ran (it was hung up); 5 when no lease was granted (refused,
+unsatisfiable, or not within the acquisition timeout); 126/127 when the command cannot be run
+or is not found.
 
 Signals: SIGTERM and SIGHUP sent to ``jmp shell`` are passed on to the command (an
 interactive shell gets SIGHUP, the signal that ends it); SIGINT too, unless it came from
@@ -395,7 +396,7 @@ class _RemoteExporter(_Exporter):
     token: str | None = field(default=None, repr=False)
 
     def start(self, stack: ExitStack) -> None:
-        from jumpstarter.client import DriverConnectionError, DriverError
+        from jumpstarter.client import DriverConnectionError, DriverError, ExporterNotReady
         from jumpstarter.client.connect import connect
         from jumpstarter.client.endpoint import ExporterEndpoint, is_tcp_address
         from jumpstarter.common.tls import check_pem_certificates
@@ -434,6 +435,9 @@ class _RemoteExporter(_Exporter):
             stack.enter_context(connect(endpoint, attach=True))
         except DriverConnectionError as error:
             raise _ShellError(EXIT_UNREACHABLE, str(error)) from None
+        except ExporterNotReady as error:
+            # Reached, and it says why it takes no calls: its drivers did not start, or it is between leases.
+            raise _ShellError(EXIT_START_FAILED, str(error)) from None
         except ConfigError as error:  # the client configuration (its allow-list) is wrong
             raise _ShellError(EXIT_USAGE, str(error)) from None
         except DriverError as error:

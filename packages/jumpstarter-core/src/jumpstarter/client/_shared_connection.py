@@ -27,7 +27,7 @@ import grpc
 from anyio.abc import TaskGroup
 
 from jumpstarter.common.protocol import CHANNEL_OPTIONS, ERROR_CLASS_METADATA_KEY, KEEPALIVE_SECONDS, SERVER_OPTIONS
-from jumpstarter.common.wire import keepalive_supported
+from jumpstarter.common.wire import end_call, keepalive_supported
 from jumpstarter.v1 import jumpstarter_pb2
 
 __all__ = ["shared_connection"]
@@ -35,12 +35,13 @@ __all__ = ["shared_connection"]
 logger = logging.getLogger(__name__)
 
 # The shared connection is never closed for being idle (gRPC's default closes it after 30 min),
-# and a broken one is dialled again quickly: the controller may have come back meanwhile.
+# and a broken one is dialled again quickly: the controller may have come back meanwhile. (Not
+# grpc.min_reconnect_backoff_ms: despite its name, it is the least time gRPC gives a connection
+# attempt, the exporter's first HTTP/2 frame included; gRPC's 20 s suit a path through the router.)
 _UPSTREAM_OPTIONS: list[tuple[str, Any]] = [
     *CHANNEL_OPTIONS,
     ("grpc.client_idle_timeout_ms", 2**31 - 1),
     ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
     # A channel of its own subchannels: one that replaces a broken channel must not inherit its backoff.
     ("grpc.use_local_subchannel_pool", 1),
@@ -92,9 +93,8 @@ def _path_broke(code: grpc.StatusCode, trailing: Any) -> bool:
     ConnectionError travels as UNAVAILABLE, its OSError as INTERNAL, and neither is the path.
     Unmarked, INTERNAL is gRPC's own: our exporter marks every INTERNAL it sends, and the
     original 0.9.0 exporter sends none (its drivers' errors are UNIMPLEMENTED, INVALID_ARGUMENT,
-    DEADLINE_EXCEEDED or UNKNOWN). Unmarked UNAVAILABLE is taken for the path too, although our
-    exporter refuses a call with it when its drivers cannot start: the status carries no sign of
-    where it was made, and the details (kept in the message) say that case.
+    DEADLINE_EXCEEDED or UNKNOWN). Unmarked UNAVAILABLE is the path's too: our exporter's own
+    refusals are other codes (drivers that cannot start: FAILED_PRECONDITION).
     """
     if any(key == ERROR_CLASS_METADATA_KEY for key, _ in trailing or ()):
         return False
@@ -179,7 +179,7 @@ class _Forward(grpc.GenericRpcHandler):
                 if _path_broke(code, error.trailing_metadata()):  # say which path, and that it is the path
                     code = grpc.StatusCode.UNAVAILABLE
                     details = f"the leased exporter cannot be reached through the router ({_short(details)})"
-                await context.abort(code, details, tuple(_call_metadata(error.trailing_metadata())))
+                end_call(context, code, details, _call_metadata(error.trailing_metadata()))
             finally:
                 if not call.done():  # the client left first: the exporter stops too
                     call.cancel()

@@ -491,6 +491,25 @@ def status_for(error: BaseException) -> WireStatus:
     )
 
 
+def end_call(
+    context: grpc.aio.ServicerContext[Any, Any],
+    code: grpc.StatusCode,
+    details: str,
+    trailing_metadata: Sequence[tuple[str, str | bytes]] = (),
+) -> None:
+    """End a server-side call with this status when its handler returns.
+
+    Not `context.abort()`: the exception it raises is kept with its traceback, and with it the
+    handler's frame and everything that frame holds (the request; in a forwarding handler, the
+    call to the next hop and so that hop's channel, which then keeps dialling a connection that
+    is gone), past the call, until gRPC and the cyclic collector let go of it.
+    """
+    if trailing_metadata:
+        context.set_trailing_metadata(tuple(trailing_metadata))
+    context.set_code(code)
+    context.set_details(details)
+
+
 def _code(error: BaseException) -> grpc.StatusCode:
     """The status code of a driver's exception; the more specific classes come first."""
     if isinstance(error, ExporterNotReady):

@@ -55,6 +55,7 @@ from jumpstarter.common.wire import (
     DecodedCall,
     decode_call,
     encode_result,
+    end_call,
     item_encoder,
     parse_request,
     status_for,
@@ -357,14 +358,6 @@ def _text(value: str | bytes | None) -> str | None:
 
 def _fail(context: _Context, error: Exception) -> None:
     """End the RPC, once its handler returns, with the status `error` travels as (see
-    `jumpstarter.common.wire.status_for`).
-
-    Not `context.abort()`: gRPC keeps the exception that abort raises, whose traceback holds
-    the handler's frame and the request in it, in a reference cycle that only the cyclic
-    collector frees, maybe much later.
-    """
+    `jumpstarter.common.wire.status_for`)."""
     status = status_for(error)
-    if status.metadata:
-        context.set_trailing_metadata(status.metadata)
-    context.set_code(status.code)
-    context.set_details(status.details)
+    end_call(context, status.code, status.details, status.metadata)

@@ -95,9 +95,11 @@ class Exporter(anyio.AsyncContextManagerMixin):
                     await self._start_session()
                 except Exception as error:
                     # The driver's error, not the exporter's: one line in its log, the same for the client.
+                    # FAILED_PRECONDITION (ExporterNotReady): the exporter was reached and says why it takes
+                    # no calls; UNAVAILABLE would tell the client that the connection broke.
                     logger.error("starting a session failed: %s: %s", type(error).__name__, error)
                     raise CallRefused(
-                        grpc.StatusCode.UNAVAILABLE,
+                        grpc.StatusCode.FAILED_PRECONDITION,
                         f"the exporter could not start its drivers: {type(error).__name__}: {error}",
                     ) from None
             self._users += 1
