@@ -23,7 +23,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from jumpstarter.client import connect
 from jumpstarter.client._shared_connection import shared_connection
 from jumpstarter.common.exceptions import DriverConnectionError, DriverError, ExporterConnectionLost
-from jumpstarter.common.loops import quiet_cancelled_wakeups
+from jumpstarter.common.unix_sockets import connect_unix, create_unix_listener
 from jumpstarter.driver import Driver, export
 from jumpstarter.streams.copy import splice
 from jumpstarter.testing import serve_socket_async
@@ -68,7 +68,7 @@ class Relay:
             self.accepted += 1
             with anyio.CancelScope() as scope:
                 self._scopes.add(scope)
-                async with await anyio.connect_unix(self.target) as remote:
+                async with await connect_unix(self.target) as remote:
                     try:
                         await splice(local, remote)
                     except* anyio.BrokenResourceError:
@@ -85,12 +85,11 @@ class Relay:
 async def served(directory: Path, errors: list[Any]) -> AsyncIterator[tuple[str, Relay]]:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda loop, context: errors.append(context))
-    # The relay's anyio Unix sockets, cancelled as bytes arrive (break_all, or on the way out), log a
-    # harmless error (see jumpstarter.common.loops): not something that went wrong.
-    quiet_cancelled_wakeups(loop)
+    # The relay's Unix sockets are ours (jumpstarter.common.unix_sockets): cancelled as bytes arrive
+    # (break_all, or on the way out), they leave no error here.
     async with serve_socket_async(Counter()) as exporter, anyio.create_task_group() as tasks:
         relay = Relay(exporter)
-        listener = await anyio.create_unix_listener(directory / "relay")
+        listener = await create_unix_listener(directory / "relay")
         tasks.start_soon(listener.serve, relay.carry)
         async with shared_connection(f"unix:{directory / 'relay'}", str(directory / "socket")) as path:
             yield path, relay
