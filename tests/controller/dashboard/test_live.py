@@ -55,6 +55,23 @@ KEPT = "return window.kept === 1 && " + TABLES_KEPT.removeprefix("return ")
 DELAY = "return Number(document.body.dataset.shownAt) - Number(document.body.dataset.changedAt)"
 
 
+def configured_lab(
+    commands: Commands, tmp_path: Path, config: str, browser_factory: Callable[[LabController], Any]
+) -> tuple[LabController, Any, str]:
+    """A controller of its own, started with `config` (YAML), a browser for it and its dashboard's address."""
+    path = tmp_path / "controller.yaml"
+    path.write_text(config)
+    lab = LabController.start(commands, tmp_path / "state", "--config", str(path))
+    return lab, browser_factory(lab), dashboard_url(lab)
+
+
+def open_live(browser: Any, lab: LabController, page: str) -> None:
+    """Log in as the admin, open `page` and wait for its live updates."""
+    login_admin(browser, lab)
+    browser.get(page)
+    live(browser)
+
+
 def row_keys(browser: Any, table: str = "#exporters") -> list[str]:
     """The keys of the rows `table` shows, in the page's order."""
     keys = browser.execute_script(
@@ -70,9 +87,7 @@ async def test_rows_change_in_place_and_an_exporter_going_offline_shows_live(lab
     alice_config = lab.create("client", "alice")
     async with Peer.from_config(alice_config) as alice:
         await online(alice, "board1")
-        await in_browser(lambda: login_admin(browser, lab))
-        await in_browser(lambda: browser.get(url + "exporters"))
-        await in_browser(lambda: live(browser))
+        await in_browser(lambda: open_live(browser, lab, url + "exporters"))
         row = "tr[data-key='default/board1']"
         await in_browser(lambda: wait(browser, lambda b: "available" in text_of(b, row)))
         await in_browser(lambda: browser.execute_script(MARK))
@@ -121,10 +136,8 @@ async def test_lease_rows_come_change_and_go_in_place_in_their_order(lab: LabCon
     alice_config = lab.create("client", "alice")
     async with Peer.from_config(alice_config) as alice:
         await online(alice, "board1")
-        await in_browser(lambda: login_admin(browser, lab))
         # A filtered page: its change feed diffs the rows the filter shows.
-        await in_browser(lambda: browser.get(url + "leases?selector=board%3Drpi4"))
-        await in_browser(lambda: live(browser))
+        await in_browser(lambda: open_live(browser, lab, url + "leases?selector=board%3Drpi4"))
         await in_browser(lambda: browser.execute_script(MARK))
         assert await in_browser(lambda: counts(browser)) == ["0", "0", "0"]
         assert (await in_browser(lambda: text_of(browser, "#leases-active"))).endswith("None.")
@@ -176,19 +189,13 @@ async def test_lease_rows_come_change_and_go_in_place_in_their_order(lab: LabCon
 async def test_a_cut_leases_table_fetches_itself_again_when_a_row_must_move_in(
     commands: Commands, tmp_path: Path, browser_factory: Callable[[LabController], Any]
 ) -> None:
-    config = tmp_path / "controller.yaml"
-    config.write_text("limits:\n  leases_per_client: 300\n")
-    lab = LabController.start(commands, tmp_path / "many", "--config", str(config))
-    browser = browser_factory(lab)
-    url = dashboard_url(lab)
+    lab, browser, url = configured_lab(commands, tmp_path, "limits:\n  leases_per_client: 300\n", browser_factory)
     lab.create("exporter", "board1", {"board": "rpi4"})  # never runs: every lease waits
     alice_config = lab.create("client", "alice")
     async with Peer.from_config(alice_config) as alice:
         created = [bare((await alice.create_lease("board=rpi4", seconds=600)).name) for _ in range(LEASE_ROWS + 2)]
         newest = [f"default/{name}" for name in reversed(created)]
-        await in_browser(lambda: login_admin(browser, lab))
-        await in_browser(lambda: browser.get(url + "leases"))
-        await in_browser(lambda: live(browser))
+        await in_browser(lambda: open_live(browser, lab, url + "leases"))
         await in_browser(lambda: browser.execute_script(MARK))
         assert await in_browser(lambda: row_keys(browser, "#leases-pending")) == newest[:LEASE_ROWS]
         assert await in_browser(lambda: counts(browser)) == ["0", str(LEASE_ROWS + 2), "0"]
@@ -227,9 +234,7 @@ async def test_the_timeline_shows_hook_output_as_text(lab: LabController, browse
         await reported(alice, "board1", LEASE_READY)  # its beforeLease hook ran
         await alice.delete_lease(bare(lease.name))
         await reported(alice, "board1", AVAILABLE)  # its afterLease hook ran, and failed
-        await in_browser(lambda: login_admin(browser, lab))
-        await in_browser(lambda: browser.get(url + "exporters/default/board1"))
-        await in_browser(lambda: live(browser))
+        await in_browser(lambda: open_live(browser, lab, url + "exporters/default/board1"))
         runs = await in_browser(lambda: browser.execute_script(
             "return Array.from(document.querySelectorAll('#history tr.hook-run')).map(r => ["
             "r.querySelector('.hook-label').innerText, r.querySelector('pre.hook-output').textContent])"))  # fmt: skip
@@ -256,11 +261,7 @@ async def test_the_timeline_shows_hook_output_as_text(lab: LabController, browse
 async def test_a_session_expires_and_the_page_asks_to_log_in_again(
     commands: Commands, tmp_path: Path, browser_factory: Callable[[LabController], Any]
 ) -> None:
-    config = tmp_path / "controller.yaml"
-    config.write_text("dashboard:\n  session_lifetime: 3s\n")
-    lab = LabController.start(commands, tmp_path / "expiring", "--config", str(config))
-    browser = browser_factory(lab)
-    url = dashboard_url(lab)
+    lab, browser, url = configured_lab(commands, tmp_path, "dashboard:\n  session_lifetime: 3s\n", browser_factory)
     remote = commands.run(*JMP, "admin", "--endpoint", lab.endpoint, "--tls-ca", str(lab.state_dir / "ca.pem"),
                           "--token-file", str(lab.state_dir / "admin.token"), "dashboard-login")  # fmt: skip
     assert remote.returncode == 0, remote
