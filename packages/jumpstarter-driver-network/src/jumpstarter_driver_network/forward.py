@@ -24,8 +24,7 @@ import anyio
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 from anyio.abc import ByteStream, Listener, SocketAttribute, SocketListener, SocketStream, TaskGroup
 
-from jumpstarter.common import background_tasks
-from jumpstarter.common.unix_sockets import create_unix_listener
+from jumpstarter.common import background_tasks, create_unix_listener
 from jumpstarter_driver_network.addresses import join_host_port
 
 # Opens a new stream to the driver (the client's `stream_async("connect")`).

@@ -20,7 +20,7 @@ import anyio.lowlevel
 from anyio import BrokenResourceError
 from anyio.abc import ByteStream, ObjectStream
 
-from jumpstarter.common.unix_sockets import connect_unix
+from jumpstarter.common import connect_unix
 from jumpstarter_driver_network.addresses import join_host_port
 from jumpstarter_driver_network.framing import MAX_DATAGRAM, DatagramDecoder, encode_datagram
 

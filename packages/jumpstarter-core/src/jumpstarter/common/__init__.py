@@ -1,4 +1,5 @@
-"""What the driver side and the client side share: the errors of driver calls, and `background_tasks`.
+"""What the driver side and the client side share: the errors of driver calls, `background_tasks`,
+and Unix sockets (`connect_unix`, `create_unix_listener`).
 
     from jumpstarter.common import DriverMethodNotImplemented, background_tasks
 
@@ -26,6 +27,7 @@ from jumpstarter.common.exceptions import (
 
 if TYPE_CHECKING:
     from jumpstarter.common.tasks import background_tasks
+    from jumpstarter.common.unix_sockets import connect_unix, create_unix_listener
 
 __all__ = [
     "DriverClientUnavailable",
@@ -38,13 +40,19 @@ __all__ = [
     "ExporterNotReady",
     "JumpstarterException",
     "background_tasks",
+    "connect_unix",
+    "create_unix_listener",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # background_tasks loads anyio: a client that only calls from blocking code (`j`) does without.
+    # These load anyio: a client that only calls from blocking code (`j`) does without.
     if name == "background_tasks":
         from jumpstarter.common.tasks import background_tasks
 
         return background_tasks
+    if name in ("connect_unix", "create_unix_listener"):
+        from jumpstarter.common import unix_sockets
+
+        return getattr(unix_sockets, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
