@@ -7,6 +7,8 @@ simulated exporter that stops must say so, by name, rather than cancel the test'
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import pytest
 
@@ -20,10 +22,16 @@ async def test_a_cancel_scope_around_a_call_ends_its_block_only(lab: LabControll
     alice_config = lab.create("client", "alice")
     async with Peer.from_config(alice_config) as alice:
         lease = bare((await alice.create_lease("board=rpi4", seconds=600)).name)
+        # A call's length on this machine, to spread the deadlines over (a fixed spread missed the calls of a
+        # faster machine, which ended first).
+        started = time.perf_counter()
+        for _ in range(5):
+            await alice.get_lease(lease)
+        call = (time.perf_counter() - started) / 5
         cut_short = 0
         for attempt in range(60):
             # Deadlines from "already past" to about a call's length: most land inside the call.
-            with anyio.move_on_after((attempt % 20) * 0.0003) as scope:
+            with anyio.move_on_after((attempt % 20) / 20 * call) as scope:
                 await (alice.get_lease(lease) if attempt % 2 else alice.create_lease("board=rpi4", seconds=600))
             cut_short += scope.cancelled_caught
         assert cut_short >= 20, cut_short  # (a deadline already past always lands inside the call)
