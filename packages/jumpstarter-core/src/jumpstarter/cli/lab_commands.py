@@ -93,8 +93,8 @@ def _when(seconds: float | None) -> str:
     """A time, and how far it is from now, in whole seconds: ``2026-12-03 13:22:43 (in 59m55s)``, ``(... 5m ago)``."""
     if seconds is None:
         return "-"
-    left = round(seconds - time.time())
-    span = f"in {format_duration(left)}" if left >= 0 else f"{format_duration(-left)} ago"
+    left = seconds - time.time()  # rounded after its sign is known: a lease ended 0.3 s ago "ended 0s ago"
+    span = f"in {format_duration(round(left))}" if left >= 0 else f"{format_duration(round(-left))} ago"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + f" ({span})"
 
 
