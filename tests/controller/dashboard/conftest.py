@@ -124,8 +124,10 @@ def token_of(config: Path) -> str:
 
 
 def live(browser: Any) -> None:
-    """Wait until the page's change feed is connected (its dot turns green)."""
+    """Wait until the page's change feed is connected (its dot turns green) and the page is up to date with it
+    (a change between the page's making and the feed's first message fetches the page's main part again)."""
     wait(browser, lambda b: "on" in (b.find_element("id", "live").get_attribute("class") or ""))
+    wait(browser, lambda b: b.execute_script("return document.body.dataset.synced === '1'"))
 
 
 async def reported(peer: Peer, name: str, status: int) -> None:

@@ -11,10 +11,12 @@
   let again = false;
   let changedAt = 0;
 
-  // For the browser tests and the benchmark: when the change happened and when it showed.
+  // For the browser tests and the benchmark: when the change happened and when it showed, and that the
+  // page is up to date with its change feed (after the feed's first message).
   function stamp() {
     document.body.dataset.changedAt = String(changedAt);
     document.body.dataset.shownAt = String(Date.now());
+    document.body.dataset.synced = "1";
   }
 
   async function refresh() {
@@ -95,7 +97,7 @@
     const data = JSON.parse(message.data);
     changedAt = Math.round(data.at * 1000);
     const version = Number(document.body.dataset.version);
-    if (first && data.version === version) { first = false; return; }
+    if (first && data.version === version) { first = false; document.body.dataset.synced = "1"; return; }
     // The first message of a stream carries no rows: what changed since the page was made is unknown.
     const whole = first || !data.rows || data.full;
     first = false;
