@@ -322,7 +322,7 @@ class Lab:
     def leases_on(self, exporters: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """The leases that hold or name one of these exporters (their labels count in a filter)."""
         return {lease.key for lease in self._controller.model.leases.values()
-                if (lease.namespace, lease.exporter or lease.exporter_name) in exporters}  # fmt: skip
+                if _exporter_of(lease) in exporters}  # fmt: skip
 
     def _lease_filter(self, namespace: str | None, selector: str) -> Callable[[Lease], bool]:
         """Whether the leases page of `namespace` filtered by `selector` shows a lease (InvalidSelector if
@@ -336,7 +336,7 @@ class Lab:
             if not wanted:
                 return True
             labels = dict(parse(lease.selector).equalities())
-            exporter = model.exporters.get((lease.namespace, lease.exporter or lease.exporter_name))
+            exporter = model.exporters.get(_exporter_of(lease))
             if exporter is not None:
                 labels.update(exporter.labels)
             return wanted.matches(labels)
@@ -364,7 +364,7 @@ class Lab:
         return [
             _lease_row(lease)
             for lease in sorted(self._controller.model.leases.values(), key=_lease_order)
-            if lease.namespace == namespace and (lease.exporter or lease.exporter_name) == name
+            if _exporter_of(lease) == (namespace, name)
         ]
 
     async def events(self, namespace: str, exporter: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -425,6 +425,11 @@ def _state(lease: Lease) -> str:
     if lease.ended:
         return "ended"
     return "active" if lease.exporter is not None else "pending"
+
+
+def _exporter_of(lease: Lease) -> tuple[str, str]:
+    """The exporter a lease holds, or the one it asked for by name (its key)."""
+    return (lease.namespace, lease.exporter or lease.exporter_name)
 
 
 def _lease_order(lease: Lease) -> str:
