@@ -32,8 +32,10 @@ from jumpstarter.common.wire import (
     encode_call,
     encode_result,
     error_from_status,
+    holds_few_fields,
     item_encoder,
     parse_request,
+    parse_result,
     status_for,
     streaming_responses,
     typed_values_supported,
@@ -56,7 +58,7 @@ def test_our_exporters_advertise_typed_values() -> None:
 def test_typed_arguments_arrive_exactly(message_type: Any) -> None:
     args = (2**70, b"\x00\xff", 1.5, None, [1, (2, 3)], {(1, 2): "pair"})
     kwargs = {"count": -(2**63), "name": "relay"}
-    request = encode_call(message_type, UUID, "flash", args, kwargs, typed=True)
+    request = parse_request(message_type, encode_call(message_type, UUID, "flash", args, kwargs, typed=True))
     assert (request.uuid, request.method) == (UUID, "flash")
     call = decode_call(request)
     assert call.typed
@@ -66,7 +68,9 @@ def test_typed_arguments_arrive_exactly(message_type: Any) -> None:
 
 @pytest.mark.parametrize("message_type", REQUESTS)
 def test_json_arguments_arrive_as_json_would_carry_them(message_type: Any) -> None:
-    request = encode_call(message_type, UUID, "set", (5, "text", b"utf-8", [True]), {}, typed=False)
+    request = parse_request(
+        message_type, encode_call(message_type, UUID, "set", (5, "text", b"utf-8", [True]), {}, typed=False)
+    )
     assert not request.HasField("typed_args")
     call = decode_call(request)
     assert not call.typed
@@ -93,7 +97,7 @@ def test_arguments_that_cannot_travel_are_refused_before_sending(
 
 def test_typed_calls_may_carry_more_than_the_original_accepts() -> None:
     request = encode_call(jumpstarter_pb2.DriverCallRequest, UUID, "write", (b"\0" * (5 << 20),), {}, typed=True)
-    assert decode_call(request).args == [b"\0" * (5 << 20)]
+    assert decode_call(parse_request(jumpstarter_pb2.DriverCallRequest, request)).args == [b"\0" * (5 << 20)]
 
 
 # -- results -------------------------------------------------------------------------------
@@ -101,15 +105,26 @@ def test_typed_calls_may_carry_more_than_the_original_accepts() -> None:
 
 def test_results_arrive_in_the_encoding_of_the_request() -> None:
     value = {"big": 2**64, "raw": b"\x80", "items": (1, 2)}
-    assert decode_result(encode_result(value, typed=True, method="read")) == {
+    assert decode_result(parse_result(encode_result(value, typed=True, method="read"))) == {
         "big": 2**64,
         "raw": b"\x80",
         "items": [1, 2],
     }
-    assert decode_result(encode_result({"n": 3, "items": (1, 2)}, typed=False, method="read")) == {
+    assert decode_result(parse_result(encode_result({"n": 3, "items": (1, 2)}, typed=False, method="read"))) == {
         "n": 3.0,
         "items": [1.0, 2.0],
     }
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 128, 16_380, 16_381, 16_383, 16_384, (2 << 20) - 4, 2 << 20])
+def test_a_bytes_result_is_encoded_as_protobuf_encodes_it(size: int) -> None:
+    # Bytes results are encoded by hand (one copy of the value): the same bytes as the message
+    # filled and serialized by protobuf, at every size where a length takes one more byte.
+    value = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    message = jumpstarter_pb2.DriverCallResponse()
+    message.typed_result.bytes_value = value
+    assert encode_result(value, typed=True, method="read") == message.SerializeToString()
+    assert decode_result(parse_result(encode_result(value, typed=True, method="read"))) == value
 
 
 def test_results_that_cannot_travel_are_refused_by_the_exporter() -> None:
@@ -122,7 +137,7 @@ def test_results_that_cannot_travel_are_refused_by_the_exporter() -> None:
         encode_result("x" * (5 << 20), typed=False, method="read")
     assert large.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     # A typed client takes it.
-    assert len(decode_result(encode_result("x" * (5 << 20), typed=True, method="read"))) == 5 << 20
+    assert len(decode_result(parse_result(encode_result("x" * (5 << 20), typed=True, method="read")))) == 5 << 20
 
 
 # -- streamed items ------------------------------------------------------------------------
@@ -225,15 +240,26 @@ def test_a_request_with_more_values_than_a_call_may_carry_is_refused_unparsed() 
     # Nested values count too: one argument, a list of a million and one.
     nested = encode_call(jumpstarter_pb2.DriverCallRequest, UUID, "on", ([None] * 1_000_001,), {}, typed=True)
     with pytest.raises(CallRefused, match=r"more than 1,000,000 values"):
-        parse_request(jumpstarter_pb2.DriverCallRequest, nested.SerializeToString())
+        parse_request(jumpstarter_pb2.DriverCallRequest, nested)
 
 
 def test_large_requests_of_few_values_are_parsed() -> None:
     image = bytes(8 << 20)
     request = encode_call(jumpstarter_pb2.DriverCallRequest, UUID, "flash", (image,), {"retries": 3}, typed=True)
-    parsed = parse_request(jumpstarter_pb2.DriverCallRequest, request.SerializeToString())
+    parsed = parse_request(jumpstarter_pb2.DriverCallRequest, request)
     assert decode_call(parsed).args == [image] and decode_call(parsed).kwargs == {"retries": 3}
     assert len(decode_call(parse_request(jumpstarter_pb2.DriverCallRequest, _json_args(999_999))).args) == 999_999
+
+
+def test_requests_of_few_fields_are_told_apart_on_the_wire() -> None:
+    call = jumpstarter_pb2.DriverCallRequest
+    one_large_value = encode_call(call, UUID, "write", (bytes(1 << 20),), {"text": "x" * (1 << 20)}, typed=True)
+    assert holds_few_fields(call, one_large_value, 16)
+    assert not holds_few_fields(call, encode_call(call, UUID, "write", ([1, 2, 3] * 10,), {}, typed=True), 16)
+    # Fields that are no values count too (a parser reads each), and reading stops past the limit.
+    repeated = jumpstarter_pb2.DriverCallRequest(uuid=UUID).SerializeToString() * 1_000_000
+    assert not holds_few_fields(call, repeated, 16)
+    assert not holds_few_fields(call, b"\x0a\xff\xff", 16)  # no valid message
 
 
 def test_a_request_that_is_no_call_is_refused() -> None:
@@ -243,7 +269,7 @@ def test_a_request_that_is_no_call_is_refused() -> None:
     deep: list[Any] = []
     for _ in range(150):
         deep = [deep]
-    nested = encode_call(jumpstarter_pb2.DriverCallRequest, UUID, "on", (deep,), {}, typed=True).SerializeToString()
+    nested = encode_call(jumpstarter_pb2.DriverCallRequest, UUID, "on", (deep,), {}, typed=True)
     padded = nested + b"\x0a" + bytes([len(UUID)]) + UUID.encode() + b"\x12\x00" * (1_100_000)
     for data in (nested, padded):  # deeper than protobuf parses, short or long
         with pytest.raises(CallRefused, match="the request is no valid call"):

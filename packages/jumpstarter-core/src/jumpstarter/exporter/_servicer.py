@@ -4,9 +4,11 @@ The one place where gRPC meets the sessions: each RPC takes its session from the
 turns the request into a session call with `jumpstarter.common.wire`, and turns the
 outcome back into responses, or into a status when it fails (`_fail`).
 
-Driver calls arrive as bytes: a large request is counted and parsed in a thread, never on
-the event loop that serves every client. Each connection is a caller of its own for the
-session's worker threads (`context.peer()` tells connections apart, on TCP behind
+Driver calls arrive as bytes, and their responses leave as bytes (`jumpstarter.common.wire`
+encodes and parses them): a request that may take long to parse (a large one of many
+values) is counted and parsed in a thread, never on the event loop that serves every
+client. Each connection is a caller of its own for the session's worker threads
+(`context.peer()` tells connections apart, on TCP behind
 `jumpstarter.exporter.gate.ConnectionGate` too), and may hold a bounded number of log
 streams (each record is written to every stream).
 
@@ -39,6 +41,7 @@ from jumpstarter.common.handles import (
 )
 from jumpstarter.common.protocol import (
     BULK_FRAME_BYTES,
+    BULK_MIN_BYTES,
     CLIENT_LABEL,
     LOG_BARRIER_METADATA_KEY,
     LOG_CONSUMER_METADATA_KEY,
@@ -56,6 +59,7 @@ from jumpstarter.common.wire import (
     decode_call,
     encode_result,
     end_call,
+    holds_few_fields,
     item_encoder,
     parse_request,
     status_for,
@@ -76,8 +80,11 @@ _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 # Log streams one connection may hold open: every record is written to each of them.
 MAX_LOG_STREAMS_PER_CONNECTION = 16
-# Requests up to this size are parsed on the event loop (a few milliseconds at most), larger ones in a thread.
+# Requests are parsed on the event loop when that takes a millisecond or so: up to this size, or
+# up to BULK_MIN_BYTES when they hold few fields (parsing a large bytes or text value is a copy;
+# many small values take long, up to thirty times their bytes). Others are parsed in a thread.
 _PARSE_ON_LOOP_BYTES = 32 * 1024
+_PARSE_ON_LOOP_FIELDS = 256
 # gRPC's name of every peer of a Unix socket: its clients are the exporter's own user, not told apart.
 _UNIX_PEER = "unix:"
 
@@ -100,9 +107,8 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
                 request_deserializer=empty_pb2.Empty.FromString,
                 response_serializer=jumpstarter_pb2.GetReportResponse.SerializeToString,
             ),
-            "DriverCall": grpc.unary_unary_rpc_method_handler(
-                self.DriverCall, response_serializer=jumpstarter_pb2.DriverCallResponse.SerializeToString
-            ),
+            # DriverCall's responses leave as bytes too, encoded by `encode_result`.
+            "DriverCall": grpc.unary_unary_rpc_method_handler(self.DriverCall),
             "StreamingDriverCall": grpc.unary_stream_rpc_method_handler(
                 self.StreamingDriverCall,
                 response_serializer=jumpstarter_pb2.StreamingDriverCallResponse.SerializeToString,
@@ -134,13 +140,15 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer, router_pb2_
         router_pb2_grpc.add_RouterServiceServicer_to_server(self, server)
 
     async def _call_request(self, data: bytes, message_type: Any) -> tuple[str, str, DecodedCall]:
-        """The driver, method and arguments of a call's request (parsed in a thread when large)."""
-
-        if len(data) <= _PARSE_ON_LOOP_BYTES:
+        """The driver, method and arguments of a call's request (parsed in a thread when that may take long)."""
+        size = len(data)
+        if size <= _PARSE_ON_LOOP_BYTES or (
+            size <= BULK_MIN_BYTES and holds_few_fields(message_type, data, _PARSE_ON_LOOP_FIELDS)
+        ):
             return _parse_call(message_type, data, self.bulk.take)
         return await anyio.to_thread.run_sync(_parse_call, message_type, data, self.bulk.take, limiter=self._parsing)
 
-    def _encode_bulk_result(self, result: Any, method: str) -> jumpstarter_pb2.DriverCallResponse:
+    def _encode_bulk_result(self, result: Any, method: str) -> bytes:
         """The response for a client that downloads large bytes beside it; those wait in `bulk`."""
         bulk = BulkValues()
         response = encode_result(result, typed=True, method=method, bulk=bulk)

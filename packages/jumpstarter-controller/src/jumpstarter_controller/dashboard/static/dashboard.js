@@ -99,10 +99,12 @@
     const version = Number(document.body.dataset.version);
     if (first && data.version === version) { first = false; document.body.dataset.synced = "1"; return; }
     // The first message of a stream carries no rows: what changed since the page was made is unknown.
-    const whole = first || !data.rows || data.full;
+    const whole = first ? "a new change feed" : data.full ? "many changes" : !data.rows ? "a page without rows" : "";
     first = false;
     document.body.dataset.version = String(data.version);
     if (!whole && patch(data.rows, data.counts)) { stamp(); return; }
+    // Why, for the browser tests (a page that should have applied a row diff says what it did instead).
+    document.body.dataset.fetched = whole || "a row diff that does not apply";
     refresh();
   };
 })();
