@@ -11,13 +11,14 @@
   let again = false;
   let changedAt = 0;
 
-  // For the browser tests and the benchmark: when the change happened and when it showed, and that the
-  // page is up to date with its change feed (after the feed's first message).
+  // For the browser tests and the benchmark: when the change happened and when it showed.
   function stamp() {
     document.body.dataset.changedAt = String(changedAt);
     document.body.dataset.shownAt = String(Date.now());
-    document.body.dataset.synced = "1";
   }
+  // And that the page is up to date with its change feed: it applied the feed's messages so far and
+  // has nothing left to fetch.
+  function synced() { document.body.dataset.synced = "1"; }
 
   async function refresh() {
     if (busy) { again = true; return; }
@@ -32,6 +33,7 @@
         const focused = document.activeElement && main.contains(document.activeElement);
         if (!focused) main.innerHTML = html;
         stamp();
+        if (!again) synced();  // a message came during the fetch: the page fetches again first
       } while (again);
     } finally { busy = false; }
   }
@@ -97,12 +99,12 @@
     const data = JSON.parse(message.data);
     changedAt = Math.round(data.at * 1000);
     const version = Number(document.body.dataset.version);
-    if (first && data.version === version) { first = false; document.body.dataset.synced = "1"; return; }
+    if (first && data.version === version) { first = false; synced(); return; }
     // The first message of a stream carries no rows: what changed since the page was made is unknown.
     const whole = first ? "a new change feed" : data.full ? "many changes" : !data.rows ? "a page without rows" : "";
     first = false;
     document.body.dataset.version = String(data.version);
-    if (!whole && patch(data.rows, data.counts)) { stamp(); return; }
+    if (!whole && patch(data.rows, data.counts)) { stamp(); synced(); return; }
     // Why, for the browser tests (a page that should have applied a row diff says what it did instead).
     document.body.dataset.fetched = whole || "a row diff that does not apply";
     refresh();
