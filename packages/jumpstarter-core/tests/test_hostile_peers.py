@@ -265,8 +265,8 @@ def test_a_call_with_too_many_values_is_refused_before_it_is_parsed() -> None:
 
 
 def test_a_call_of_many_small_values_is_parsed_while_other_calls_go_on() -> None:
-    # Under 2 MB on the wire, so not counted, but decoded one by one: long enough that the
-    # exporter parses it in a thread, not on the event loop that serves every other call.
+    # Half a million values (2 MB): fewer than a call may carry, and decoded one by one, long
+    # enough that the exporter parses them in a thread, not on the loop that serves other calls.
     values = [None] * 500_000
     with serve(Bench()) as client, ThreadPoolExecutor(1) as pool:
         large = pool.submit(client.call, "size", values)
