@@ -289,11 +289,12 @@ def _count_messages(data: bytes, descriptor: Descriptor, limit: int, *, every_fi
         fields = _message_fields(message)
         while position < end:
             key, position = _varint(view, position)
-            if every_field:
+            wire_type = key & 7
+            inner = fields.get(key >> 3) if wire_type == 2 else None
+            if every_field or inner is not None:
                 count += 1
                 if count > limit:
                     return count
-            wire_type = key & 7
             if wire_type == 0:
                 _, position = _varint(view, position)
             elif wire_type == 1:
@@ -302,12 +303,7 @@ def _count_messages(data: bytes, descriptor: Descriptor, limit: int, *, every_fi
                 position += 4
             elif wire_type == 2:
                 length, position = _varint(view, position)
-                inner = fields.get(key >> 3)
                 if inner is not None:
-                    if not every_field:
-                        count += 1
-                        if count > limit:
-                            return count
                     if depth >= _MAX_DEPTH:
                         raise ValueError("nested too deep")
                     pending.append((position, position + length, inner, depth + 1))
